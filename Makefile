@@ -1,0 +1,39 @@
+# esc50-hf: `make app` (set up, then serve the demo) and `make test` (set up, then run the tests).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: setup system-deps test-deps test app train lint
+
+setup: system-deps $(VENV)/.installed
+
+# FFmpeg: shared libraries for torchcodec (datasets' Audio decoding), binary for the pipeline's file input.
+system-deps:
+	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip check
+	touch $@
+
+# Headless Chromium (Debian's) for the browser test of the web demo.
+test-deps: setup
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: test-deps
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+app: setup
+	$(PY) app.py
+
+train: setup
+	$(VENV)/bin/accelerate launch train.py --config configs/esc50.yaml $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

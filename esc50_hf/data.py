@@ -1,0 +1,188 @@
+"""ESC-50 as a `datasets.Dataset`: from a local folder in the official layout, or downloaded."""
+
+import csv
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import datasets
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+from huggingface_hub import constants as hub_constants
+from tqdm.auto import tqdm
+
+from .labels import ESC50_LABELS, SAMPLING_RATE
+
+ESC50_ARCHIVE_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
+META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+FOLDS = (1, 2, 3, 4, 5)
+_HOW_TO_PASS_DATA_DIR = (
+    "Pass a local copy instead: load_esc50(data_dir=...) / --data-dir DIR, where DIR holds "
+    "meta/esc50.csv and audio/*.wav (the official layout)."
+)
+
+
+class Esc50DataError(ValueError):
+    """The ESC-50 folder or archive is missing, incomplete or malformed."""
+
+
+def esc50_features(sampling_rate: int = SAMPLING_RATE) -> Features:
+    return Features(
+        {
+            "audio": Audio(sampling_rate=sampling_rate, num_channels=1),
+            "label": ClassLabel(names=list(ESC50_LABELS)),
+            "fold": Value("int8"),
+            "filename": Value("string"),
+            "esc10": Value("bool"),
+            "src_file": Value("string"),
+            "take": Value("string"),
+        }
+    )
+
+
+def load_esc50(data_dir: str | os.PathLike | None = None, sampling_rate: int = SAMPLING_RATE) -> Dataset:
+    """ESC-50 as one `Dataset` (2000 rows for the official data) with a `fold` column.
+
+    Args:
+        data_dir: A folder in the official layout (`meta/esc50.csv`, `audio/*.wav`) at any
+            sample rate. `None` downloads the official archive into the Hugging Face cache
+            (or reuses the cached copy, which also works offline).
+        sampling_rate: Rate the `audio` column decodes to (mono).
+    """
+    root = Path(data_dir) if data_dir is not None else download_esc50()
+    rows = read_metadata(root)
+    columns = {
+        "audio": [str(root / "audio" / row["filename"]) for row in rows],
+        "label": [int(row["target"]) for row in rows],
+        "fold": [int(row["fold"]) for row in rows],
+        "filename": [row["filename"] for row in rows],
+        "esc10": [row["esc10"].strip().lower() == "true" for row in rows],
+        "src_file": [row["src_file"] for row in rows],
+        "take": [row["take"] for row in rows],
+    }
+    return Dataset.from_dict(columns, features=esc50_features(sampling_rate))
+
+
+def split_folds(dataset: Dataset, validation_fold: int = 5) -> DatasetDict:
+    """`train` = every fold but `validation_fold`; `validation` = that fold."""
+    if validation_fold not in FOLDS:
+        raise ValueError(f"validation_fold must be one of {FOLDS}, got {validation_fold}")
+    folds = dataset["fold"]
+    validation = [index for index, fold in enumerate(folds) if fold == validation_fold]
+    train = [index for index, fold in enumerate(folds) if fold != validation_fold]
+    return DatasetDict(train=dataset.select(train), validation=dataset.select(validation))
+
+
+def read_metadata(root: Path) -> list[dict[str, str]]:
+    """Rows of `meta/esc50.csv`, after checking columns, labels, folds and that each clip exists."""
+    csv_path = root / "meta" / "esc50.csv"
+    if not root.is_dir():
+        raise Esc50DataError(f"ESC-50 folder {root} does not exist. {_HOW_TO_PASS_DATA_DIR}")
+    if not csv_path.is_file():
+        raise Esc50DataError(f"{root} is not an ESC-50 folder: {csv_path} is missing. {_HOW_TO_PASS_DATA_DIR}")
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing_columns = [column for column in META_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing_columns:
+            raise Esc50DataError(f"{csv_path} lacks the column(s) {missing_columns}; expected {list(META_COLUMNS)}.")
+        rows = list(reader)
+    if not rows:
+        raise Esc50DataError(f"{csv_path} lists no clips.")
+    for line, row in enumerate(rows, start=2):
+        _check_row(row, csv_path, line)
+    _check_clips_exist(root, rows)
+    return rows
+
+
+def _check_row(row: dict[str, str], csv_path: Path, line: int) -> None:
+    where = f"{csv_path}, line {line}"
+    try:
+        target, fold = int(row["target"]), int(row["fold"])
+    except ValueError as error:
+        raise Esc50DataError(f"{where}: target and fold must be integers ({error}).") from None
+    if fold not in FOLDS:
+        raise Esc50DataError(f"{where}: fold {fold} is not one of {FOLDS}.")
+    if not 0 <= target < len(ESC50_LABELS) or ESC50_LABELS[target] != row["category"]:
+        raise Esc50DataError(
+            f"{where}: target {target} / category {row['category']!r} do not match the ESC-50 label set."
+        )
+
+
+def _check_clips_exist(root: Path, rows: list[dict[str, str]]) -> None:
+    missing = [row["filename"] for row in rows if not (root / "audio" / row["filename"]).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise Esc50DataError(
+            f"{len(missing)} clip(s) listed in meta/esc50.csv are missing from {root / 'audio'}: {shown}"
+        )
+
+
+def default_cache_dir() -> Path:
+    return Path(datasets.config.HF_DATASETS_CACHE) / "esc50"
+
+
+def download_esc50(url: str = ESC50_ARCHIVE_URL, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Downloads and unpacks the official archive once; returns the folder in the official layout.
+
+    A complete cached copy is reused without touching the network, so it also works offline.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    marker = cache / ".complete"
+    if marker.is_file():
+        return Path(marker.read_text().strip())
+    if hub_constants.HF_HUB_OFFLINE or datasets.config.HF_DATASETS_OFFLINE:
+        raise Esc50DataError(
+            f"ESC-50 is not in the cache ({cache}) and offline mode is on (HF_HUB_OFFLINE / "
+            f"HF_DATASETS_OFFLINE), so it cannot be downloaded. {_HOW_TO_PASS_DATA_DIR}"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / "ESC-50-master.zip"
+    _download(url, archive)
+    root = _extract(archive, cache)
+    read_metadata(root)  # the archive must hold a complete, well-formed copy
+    marker.write_text(str(root))
+    archive.unlink()
+    return root
+
+
+def _download(url: str, destination: Path) -> None:
+    import requests
+
+    partial = destination.with_suffix(".part")
+    try:
+        with requests.get(url, stream=True, timeout=60) as response:
+            response.raise_for_status()
+            total = int(response.headers.get("content-length", 0)) or None
+            with (
+                partial.open("wb") as handle,
+                tqdm(total=total, unit="B", unit_scale=True, desc="Downloading ESC-50") as progress,
+            ):
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    handle.write(chunk)
+                    progress.update(len(chunk))
+    except requests.RequestException as error:
+        partial.unlink(missing_ok=True)
+        raise Esc50DataError(f"Could not download ESC-50 from {url}: {error}. {_HOW_TO_PASS_DATA_DIR}") from error
+    partial.replace(destination)
+
+
+def _extract(archive: Path, cache: Path) -> Path:
+    """Unpacks the archive (checking every member's CRC) and returns the folder holding meta/."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            csv_members = [name for name in bundle.namelist() if name.endswith("meta/esc50.csv")]
+            if not csv_members:
+                raise Esc50DataError(f"{archive} holds no meta/esc50.csv: not an ESC-50 archive.")
+            corrupt = bundle.testzip()
+            if corrupt is not None:
+                raise Esc50DataError(f"{archive} is corrupt (bad CRC in {corrupt}); delete it and try again.")
+            extracted = cache / "extracted"
+            shutil.rmtree(extracted, ignore_errors=True)
+            bundle.extractall(extracted)
+    except zipfile.BadZipFile as error:
+        archive.unlink(missing_ok=True)
+        raise Esc50DataError(f"The downloaded ESC-50 archive is not a valid zip file ({error}).") from error
+    return (extracted / csv_members[0]).parent.parent
+
+
+__all__ = ["ESC50_ARCHIVE_URL", "Esc50DataError", "download_esc50", "load_esc50", "read_metadata", "split_folds"]

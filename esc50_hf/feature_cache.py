@@ -1,0 +1,118 @@
+"""Log-mel features of a dataset split, computed once (with augmented variants) and cached on disk.
+
+Decoding and waveform augmentation dominate the cost on a 2-core machine, so they run once per
+(clip, variant) in DataLoader worker processes, through the same `Esc50FeatureExtractor.log_mel`
+that serves inference; training then only reads from memory.
+"""
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Audio, Dataset
+from tqdm.auto import tqdm
+
+from .feature_extraction_esc50 import Esc50FeatureExtractor
+
+WaveformAugmenter = Callable[..., np.ndarray]
+
+
+class _ClipFeaturizer(torch.utils.data.Dataset):
+    """Item i: the unnormalised log-mel of clip i and of `variants` augmented copies of it."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        feature_extractor: Esc50FeatureExtractor,
+        augmenter: WaveformAugmenter | None,
+        variants: int,
+        seed: int,
+    ) -> None:
+        self.dataset = dataset
+        self.feature_extractor = feature_extractor
+        self.augmenter = augmenter
+        self.variants = variants if augmenter is not None else 0
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        example = self.dataset[index]
+        waveform = decoded_mono(example["audio"])
+        # Seeded per clip, so the cache is the same whatever the number of workers.
+        random.seed(self.seed + index)
+        np.random.seed((self.seed + index) % 2**32)
+        rate = self.feature_extractor.sampling_rate
+        clips = [waveform] + [self.augmenter(waveform, sample_rate=rate) for _ in range(self.variants)]
+        batch = torch.cat([self.feature_extractor.fix_length(torch.from_numpy(clip)[None]) for clip in clips])
+        return self.feature_extractor.log_mel(batch).to(torch.float16), example["label"]
+
+
+def decoded_mono(audio: dict) -> np.ndarray:
+    """A `datasets.Audio` value (decoded with num_channels=1) as a 1-D float32 array."""
+    return np.asarray(audio["array"], dtype=np.float32).reshape(-1)
+
+
+def cached_log_mels(
+    dataset: Dataset,
+    feature_extractor: Esc50FeatureExtractor,
+    cache_dir: str | Path,
+    augmenter: WaveformAugmenter | None = None,
+    augmenter_description: dict | None = None,
+    variants: int = 0,
+    seed: int = 0,
+    workers: int = 2,
+    description: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns `(features, labels)`: float16 `(clips, 1 + variants, mels, frames)` and int64 `(clips,)`.
+
+    Variant 0 is the clean clip. The cache key covers the clips, the feature parameters and the
+    augmentation settings, so changing any of them recomputes.
+    """
+    key = _cache_key(dataset, feature_extractor, augmenter_description if augmenter else None, variants, seed)
+    path = Path(cache_dir) / f"{description}-{key}.pt"
+    if path.is_file():
+        cached = torch.load(path)
+        return cached["features"], cached["labels"]
+    featurizer = _ClipFeaturizer(dataset, feature_extractor, augmenter, variants, seed)
+    loader = torch.utils.data.DataLoader(
+        featurizer, batch_size=None, num_workers=workers, worker_init_fn=_single_threaded_worker
+    )
+    features, labels = [], []
+    for clip_features, label in tqdm(loader, total=len(featurizer), desc=f"Computing {description}"):
+        features.append(clip_features)
+        labels.append(label)
+    result = torch.stack(features), torch.tensor(labels, dtype=torch.long)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save({"features": result[0], "labels": result[1]}, temporary)
+    temporary.replace(path)  # atomic: another process never reads a half-written cache
+    return result
+
+
+def _single_threaded_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _cache_key(
+    dataset: Dataset,
+    feature_extractor: Esc50FeatureExtractor,
+    augmentation: dict | None,
+    variants: int,
+    seed: int,
+) -> str:
+    audio_paths = [item["path"] for item in dataset.cast_column("audio", Audio(decode=False))["audio"]]
+    fingerprint = {
+        "clips": [(path, Path(path).stat().st_mtime_ns, Path(path).stat().st_size) for path in audio_paths],
+        "labels": dataset["label"],
+        "features": {k: v for k, v in feature_extractor.to_dict().items() if k not in ("mean", "std")},
+        "augmentation": augmentation,
+        "variants": variants if augmentation is not None else 0,
+        "seed": seed,
+    }
+    return hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,26 @@
+"""`evaluate` metric modules shipped with the package, loaded by path (no Hub access)."""
+
+from functools import cache
+from pathlib import Path
+
+import evaluate
+import numpy as np
+
+from ..labels import ESC50_LABELS
+
+_HERE = Path(__file__).parent
+
+
+@cache
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """`load_metric("accuracy")` or `load_metric("f1")`, from the module folder next to this file."""
+    return evaluate.load(str(_HERE / name))
+
+
+def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 over all 50 ESC-50 classes."""
+    labels = list(range(len(ESC50_LABELS)))
+    return {
+        **load_metric("accuracy").compute(predictions=predictions, references=references),
+        **load_metric("f1").compute(predictions=predictions, references=references, average="macro", labels=labels),
+    }

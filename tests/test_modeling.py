@@ -1,0 +1,85 @@
+"""The CNN as a PreTrainedModel: outputs, losses, gradients, save/load and Auto-class registration."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from esc50_hf import ESC50_LABELS, Esc50CnnConfig, Esc50CnnForAudioClassification, Esc50FeatureExtractor
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return Esc50CnnForAudioClassification(Esc50CnnConfig(num_mel_bins=32, block_channels=[8, 16], label_smoothing=0.1))
+
+
+def test_config_carries_the_esc50_labels():
+    config = Esc50CnnConfig()
+    assert config.model_type == "esc50_cnn"
+    assert config.num_labels == 50
+    assert [config.id2label[i] for i in range(50)] == list(ESC50_LABELS)
+    assert config.label2id["dog"] == 0 and config.label2id["hand_saw"] == 49
+
+
+def test_forward_returns_logits_and_loss(model):
+    inputs = torch.randn(3, 32, 216)
+    output = model(input_values=inputs, labels=torch.tensor([0, 5, 49]))
+    assert isinstance(output, SequenceClassifierOutput)
+    assert output.logits.shape == (3, 50)
+    expected = torch.nn.functional.cross_entropy(output.logits, torch.tensor([0, 5, 49]), label_smoothing=0.1)
+    torch.testing.assert_close(output.loss, expected)
+    assert model(input_values=inputs).loss is None
+
+
+def test_soft_targets_match_hard_targets_when_one_hot(model):
+    model.eval()
+    inputs, labels = torch.randn(4, 32, 100), torch.tensor([1, 2, 3, 4])
+    hard = model(input_values=inputs, labels=labels).loss
+    soft = model(input_values=inputs, labels=torch.nn.functional.one_hot(labels, 50).float()).loss
+    torch.testing.assert_close(hard, soft)
+
+
+def test_backward_reaches_every_parameter(model):
+    model(input_values=torch.randn(2, 32, 216), labels=torch.tensor([7, 8])).loss.backward()
+    missing = [
+        name for name, parameter in model.named_parameters() if parameter.grad is None or not parameter.grad.abs().sum()
+    ]
+    assert not missing
+
+
+def test_any_clip_length_works(model):
+    model.eval()
+    assert model(input_values=torch.randn(1, 32, 64)).logits.shape == (1, 50)
+
+
+def test_wrong_input_shape_is_a_clear_error(model):
+    with pytest.raises(ValueError, match=r"\(batch, 32, frames\)"):
+        model(input_values=torch.randn(2, 64, 216))
+
+
+def test_save_and_load_give_identical_logits(model, tmp_path):
+    model.eval()
+    inputs = torch.randn(2, 32, 216)
+    expected = model(input_values=inputs).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = Esc50CnnForAudioClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(input_values=inputs).logits, expected, rtol=0, atol=0)
+
+
+def test_auto_classes_resolve_the_saved_folder(saved_model_dir):
+    assert isinstance(AutoConfig.from_pretrained(saved_model_dir), Esc50CnnConfig)
+    assert isinstance(AutoModelForAudioClassification.from_pretrained(saved_model_dir), Esc50CnnForAudioClassification)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(saved_model_dir), Esc50FeatureExtractor)
+
+
+def test_saved_folder_carries_code_and_auto_map(saved_model_dir):
+    import json
+
+    config = json.loads((saved_model_dir / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_esc50_cnn.Esc50CnnForAudioClassification"
+    preprocessor = json.loads((saved_model_dir / "preprocessor_config.json").read_text())
+    assert preprocessor["auto_map"]["AutoFeatureExtractor"] == "feature_extraction_esc50.Esc50FeatureExtractor"
+    for code in ("configuration_esc50_cnn.py", "modeling_esc50_cnn.py", "feature_extraction_esc50.py", "labels.py"):
+        assert (saved_model_dir / code).is_file(), code
