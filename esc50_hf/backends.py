@@ -1,0 +1,46 @@
+"""Inference backends: something that maps a batch of log-mel features to logits.
+
+Every backend receives the output of `Esc50FeatureExtractor` (`input_values`, float32
+`(batch, n_mels, frames)`) and returns float32 logits `(batch, num_labels)`, so the
+pre- and post-processing around it is the same code whatever runs the network.
+"""
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+BACKENDS = ("torch", "onnx")
+
+
+class LogitsBackend(Protocol):
+    def __call__(self, input_values: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """Eager PyTorch: the saved `Esc50CnnForAudioClassification`."""
+
+    def __init__(self, model_path: str | Path, num_threads: int | None = None) -> None:
+        from transformers import AutoModelForAudioClassification
+
+        import esc50_hf  # noqa: F401  (Auto-class registration)
+
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.model = AutoModelForAudioClassification.from_pretrained(model_path).eval()
+
+    @torch.inference_mode()
+    def __call__(self, input_values: np.ndarray) -> np.ndarray:
+        return self.model(input_values=torch.as_tensor(input_values)).logits.float().numpy()
+
+
+def load_backend(model_path: str | Path, backend: str = "torch", **kwargs) -> LogitsBackend:
+    """`backend="torch"` or `"onnx"` (ONNX Runtime on `<model_path>/model.onnx`)."""
+    if backend == "torch":
+        return TorchBackend(model_path, **kwargs)
+    if backend == "onnx":
+        from .onnx_backend import OnnxBackend
+
+        return OnnxBackend(model_path, **kwargs)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
