@@ -1,0 +1,60 @@
+"""`esc50-hf export-onnx`: the network as ONNX (log-mel features -> logits), optionally int8 as well."""
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-onnx", help="export a saved model to ONNX (model.onnx) and optionally int8 (model.int8.onnx)"
+    )
+    parser.add_argument("--model", required=True, help="saved model folder")
+    parser.add_argument("--output", default=None, help="ONNX file to write (default: <model>/model.onnx)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: 18)")
+    parser.add_argument(
+        "--dynamo", action="store_true", help="use the torch.export-based exporter (needs onnxscript installed)"
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="also write model.int8.onnx next to the output (static, calibrated)"
+    )
+    parser.add_argument("--data-dir", default=None, help="ESC-50 folder for int8 calibration (default: download)")
+    parser.add_argument("--fold", type=int, default=5, help="held-out fold: never used for calibration")
+    parser.add_argument("--calibration-clips", type=int, default=200, help="training clips to calibrate int8 on")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..onnx_export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx, parity_error
+
+    output = export_onnx(args.model, args.output, opset=args.opset or DEFAULT_OPSET, dynamo=args.dynamo)
+    print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")
+    # Features are standardised, so unit-normal inputs cover the range the model sees.
+    probe = np.random.default_rng(0).standard_normal((4, *_input_shape(args.model))).astype(np.float32)
+    error = parity_error(args.model, probe, output.resolve())
+    print(f"max |logit difference| PyTorch vs ONNX Runtime: {error:.2e} (tolerance {PARITY_TOLERANCE:.0e})")
+    if error > PARITY_TOLERANCE:
+        print("error: the exported model does not match the PyTorch model")
+        return 1
+    if args.int8:
+        print(f"wrote {_write_int8(args, output)}")
+    return 0
+
+
+def _input_shape(model_dir: str) -> tuple[int, int]:
+    from ..feature_extraction_esc50 import Esc50FeatureExtractor
+
+    extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
+    return extractor.n_mels, extractor.num_frames
+
+
+def _write_int8(args: argparse.Namespace, onnx_path: Path) -> Path:
+    from ..data import load_esc50, split_folds
+    from ..feature_extraction_esc50 import Esc50FeatureExtractor
+    from ..onnx_export import calibration_features, quantize_int8
+
+    extractor = Esc50FeatureExtractor.from_pretrained(args.model)
+    train = split_folds(load_esc50(args.data_dir, extractor.sampling_rate), args.fold)["train"]
+    int8_path = quantize_int8(onnx_path, calibration_features(train, extractor, args.calibration_clips))
+    return int8_path
