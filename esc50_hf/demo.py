@@ -36,8 +36,7 @@ def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) 
     with gr.Blocks(title="ESC-50 sound classifier") as demo:
         gr.Markdown(
             "# ESC-50 environmental-sound classifier\n"
-            "Upload or record a sound (up to "
-            f"{classifier.limits.max_seconds / 60:g} min). Clips longer than "
+            f"Upload or record a sound (up to {_duration_text(classifier.limits.max_seconds)}). Clips longer than "
             f"{classifier.extractor.clip_seconds:g} s are classified in overlapping windows; "
             "the scores are their average. 50 classes: animals, nature, people, household, urban noise."
         )
@@ -45,14 +44,14 @@ def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) 
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
                 button = gr.Button("Classify", variant="primary")
+                if examples:
+                    gr.Examples(examples=[[str(path)] for path in examples], inputs=[audio], label="Synthetic examples")
             with gr.Column():
                 label = gr.Label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
         timeline = gr.Dataframe(
             headers=TIMELINE_COLUMNS, label="Timeline: best class per 5-s window", interactive=False
         )
-        if examples:
-            gr.Examples(examples=[[str(path)] for path in examples], inputs=[audio], label="Synthetic examples")
 
         def predict(audio_file: str | None) -> tuple[dict[str, float], pd.DataFrame]:
             return classify(classifier, audio_file)
@@ -114,6 +113,10 @@ def _run(function, path: str | None):
         return function(path)
     except AudioInputError as error:
         raise gr.Error(str(error), print_exception=False) from error
+
+
+def _duration_text(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def write_example_clips(folder: Path, sampling_rate: int) -> list[Path]:

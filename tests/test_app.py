@@ -1,0 +1,266 @@
+"""The real web app (`python app.py`) on 127.0.0.1: gradio_client, raw REST, bad input, 20 clients, a browser.
+
+The server is started once for the module, as a subprocess of the real entry point, with the
+small random model of `saved_model_dir`; every answer is checked against an in-process
+`SoundClassifier` on the same model, so a wrong file, mixed-up requests or a broken
+pre-processing step show up as wrong labels, not just as HTTP 200.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from esc50_hf.demo import NO_AUDIO_MESSAGE, main
+from esc50_hf.inference import SoundClassifier
+
+from .conftest import synthetic_clip
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_SECONDS = 30  # the test server's limits: small, so that the "too long/large" files stay small
+MAX_MB = 1
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(saved_model_dir, tmp_path_factory):
+    """`python app.py --model <random model>` on a free port; yields `(url, process)`."""
+    folder = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    command = [sys.executable, str(REPO / "app.py"), "--model", str(saved_model_dir), "--port", str(port)]
+    command += ["--max-seconds", str(MAX_SECONDS), "--max-mb", str(MAX_MB), "--concurrency", "2"]
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio-tmp")}
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, folder / "server.log")
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/gradio_api/info", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the app did not answer within {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def local(saved_model_dir) -> SoundClassifier:
+    return SoundClassifier(saved_model_dir)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    """Distinct WAVs: different classes' tones, rates, lengths and channel counts (one 12-s stereo)."""
+    folder = tmp_path_factory.mktemp("clips")
+    paths = []
+    for index in range(20):
+        rate = (16000, 22050, 44100, 48000)[index % 4]
+        seconds = 12.0 if index == 0 else 1.0 + index % 5
+        samples = synthetic_clip(target=(index * 7) % 50, seed=index, rate=rate, seconds=seconds)
+        if index % 3 == 0:
+            samples = np.stack([samples, 0.5 * samples[::-1]], axis=1)
+        paths.append(folder / f"clip{index:02d}.wav")
+        sf.write(paths[-1], samples, rate, subtype="PCM_16")
+    return paths
+
+
+def _expected(local: SoundClassifier, path: Path) -> tuple[str, dict[str, float], list[list]]:
+    prediction = local.predict(path, top_k=5)
+    rows = [[w.start, w.end, w.label, round(w.score, 4)] for w in prediction.windows]
+    return prediction.label, prediction.confidences(), rows
+
+
+def _check_label_output(label_output: dict, confidences: dict[str, float]) -> None:
+    assert label_output["label"] == next(iter(confidences))
+    got = {item["label"]: item["confidence"] for item in label_output["confidences"]}
+    assert list(got) == list(confidences)
+    assert list(got.values()) == pytest.approx(list(confidences.values()), abs=1e-5)
+
+
+def _rest_predict(url: str, path: Path | None) -> tuple[str, object]:
+    """The README's curl recipe: upload, call, read the event stream; returns `(event, data)`."""
+    api = f"{url}/gradio_api"
+    payload = None
+    if path is not None:
+        with path.open("rb") as handle:
+            upload = requests.post(f"{api}/upload", files={"files": (path.name, handle)}, timeout=30)
+        if upload.status_code != 200:
+            return f"upload {upload.status_code}", upload.text
+        payload = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}
+    call = requests.post(f"{api}/call/predict", json={"data": [payload]}, timeout=30)
+    call.raise_for_status()
+    stream = requests.get(f"{api}/call/predict/{call.json()['event_id']}", timeout=60)
+    event, data = None, None
+    for line in stream.text.splitlines():  # SSE: "event: <name>" then "data: <json>"
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            data = json.loads(line.split(":", 1)[1])
+    return event, data
+
+
+def test_gradio_client(server, local, clips):
+    url, _ = server
+    client = Client(url, verbose=False, analytics_enabled=False)
+    for path in clips[:2]:  # clip 0: 12 s stereo -> 4 windows
+        label_output, table = client.predict(handle_file(str(path)), api_name="/predict")
+        _, confidences, rows = _expected(local, path)
+        _check_label_output(label_output, confidences)
+        assert table["headers"] == ["start_s", "end_s", "label", "score"]
+        assert [row[:3] for row in table["data"]] == [row[:3] for row in rows]
+        assert [row[3] for row in table["data"]] == pytest.approx([row[3] for row in rows], abs=2e-4)
+
+
+def test_rest_two_step_protocol(server, local, clips):
+    url, _ = server
+    event, data = _rest_predict(url, clips[0])
+    assert event == "complete", data
+    label_output, table = data
+    _, confidences, rows = _expected(local, clips[0])
+    _check_label_output(label_output, confidences)
+    assert [row[:3] for row in table["data"]] == [row[:3] for row in rows]
+    assert [row[0] for row in table["data"]] == [0.0, 2.5, 5.0, 7.5]
+
+
+def _write(folder: Path, name: str, content: bytes | tuple[np.ndarray, int, str]) -> Path:
+    path = folder / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        samples, rate, subtype = content
+        sf.write(path, samples, rate, subtype=subtype)
+    return path
+
+
+BAD_FILES = {
+    "empty file": ("empty.wav", b"", "empty (0 bytes)"),
+    "corrupt bytes": ("corrupt.wav", np.random.default_rng(1).bytes(20000), "could not be decoded as audio"),
+    "text renamed .wav": ("notes.wav", b"shopping list: milk, eggs\n" * 50, "could not be decoded as audio"),
+    "truncated wav": ("cut.wav", None, "could not be decoded as audio"),
+    "nan samples": ("nan.wav", (np.full(8000, np.nan, np.float32), 8000, "FLOAT"), "NaN or infinite"),
+    "too long": ("long.wav", (np.zeros(8000 * (MAX_SECONDS + 5), np.int16), 8000, "PCM_16"), "too long: 35.0 s"),
+    "too short": ("blip.wav", (np.zeros(400, np.int16), 22050, "PCM_16"), "too short"),
+    "rate too low": ("low.wav", (np.zeros(4000, np.int16), 4000, "PCM_16"), "Unsupported sampling rate 4000 Hz"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_bad_input_gives_its_error_and_the_server_goes_on(server, local, clips, tmp_path, kind):
+    url, process = server
+    name, content, message = BAD_FILES[kind]
+    if content is None:  # a valid header promising more data than there is
+        sf.write(tmp_path / "full.wav", np.zeros(22050, np.int16), 22050)
+        content = (tmp_path / "full.wav").read_bytes()[:40]
+    event, data = _rest_predict(url, _write(tmp_path, name, content))
+    assert event == "error" and message in data["error"], data
+    good_event, good = _rest_predict(url, clips[1])
+    assert good_event == "complete" and good[0]["label"] == _expected(local, clips[1])[0]
+    assert process.poll() is None
+
+
+def test_bad_input_through_gradio_client(server, tmp_path):
+    client = Client(server[0], verbose=False, analytics_enabled=False)
+    with pytest.raises(AppError, match="could not be decoded as audio"):
+        client.predict(handle_file(str(_write(tmp_path, "junk.mp3", b"\x00\x01junk" * 100))), api_name="/predict")
+
+
+def test_no_audio(server):
+    event, data = _rest_predict(server[0], None)
+    assert event == "error" and data["error"] == NO_AUDIO_MESSAGE
+
+
+def test_too_large_upload_is_refused(server, tmp_path):
+    path = _write(tmp_path, "big.wav", (np.zeros(int(MAX_MB * 2**20), np.int16), 44100, "PCM_16"))
+    event, text = _rest_predict(server[0], path)
+    assert event == "upload 413", text
+
+
+def test_twenty_concurrent_clients(server, local, clips):
+    url, process = server
+    expected = {path: _expected(local, path)[1] for path in clips}
+
+    def one_client(path: Path) -> tuple[Path, dict]:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        return path, client.predict(handle_file(str(path)), api_name="/predict")[0]
+
+    with ThreadPoolExecutor(len(clips)) as pool:
+        answers = list(pool.map(one_client, clips))
+    assert len(answers) == 20
+    for path, label_output in answers:
+        _check_label_output(label_output, expected[path])
+    assert process.poll() is None
+
+
+def test_browser_upload_shows_a_label(server, local, clips):
+    """Headless Chromium uploads a WAV on the page and sees the label the model gives it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    top_label = _expected(local, clips[0])[0]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        try:
+            page.goto(server[0], wait_until="networkidle")
+            page.locator("input[type=file]").first.set_input_files(str(clips[0]))  # the upload event runs /predict
+            expect(page.get_by_test_id("label-output-value")).to_have_text(top_label, timeout=60_000)
+            expect(page.get_by_test_id("matplotlib")).to_be_visible(timeout=30_000)
+            expect(page.get_by_test_id("cell-3-0")).to_have_text("7.5")  # 12 s: the 4th window starts at 7.5 s
+        finally:
+            page.screenshot(path=str(artifacts / "demo.png"), full_page=True)  # also when it failed: to look at
+            browser.close()
+
+
+def test_missing_default_model_says_to_pass_model(tmp_path):
+    with pytest.raises(SystemExit, match="pass --model"):
+        main([], default_model=tmp_path / "models" / "esc50-mel-cnn")
+
+
+def test_unloadable_model_is_reported(tmp_path):
+    with pytest.raises(SystemExit, match="Cannot load the model"):
+        main(["--model", str(tmp_path / "nowhere")])
