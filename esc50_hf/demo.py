@@ -12,8 +12,14 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import argparse  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -24,7 +30,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .audio_io import AudioInputError, AudioLimits  # noqa: E402
 from .backends import BACKENDS  # noqa: E402
-from .inference import DEFAULT_MODEL_DIR, Prediction, SoundClassifier  # noqa: E402
+from .inference import DEFAULT_MODEL_DIR, REPO_ROOT, Prediction, SoundClassifier  # noqa: E402
 
 TOP_K = 5
 TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
@@ -180,4 +186,53 @@ def main(argv: list[str] | None = None, default_model: Path = DEFAULT_MODEL_DIR)
     return 0
 
 
-__all__ = ["build_demo", "build_parser", "classify", "main", "spectrogram_figure", "write_example_clips"]
+@contextmanager
+def app_subprocess(
+    app_args: list[str], log_path: Path, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Runs the real `python app.py <app_args>` on a free local port until the block exits; yields `(url, process)`.
+
+    For the tests and the load benchmark: the server under test is the entry point users start.
+    `env` adds to this process's environment.
+    """
+    with socket.socket() as sock:  # a free port; the tiny race until the server binds it is acceptable here
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, str(REPO_ROOT / "app.py"), *app_args, "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            _wait_until_serving(url, process, log_path, timeout)
+            yield url, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with status {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/gradio_api/info", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # not listening yet
+            time.sleep(0.5)
+    raise RuntimeError(f"the app did not answer within {timeout:g} s:\n{log_path.read_text()}")
+
+
+__all__ = [
+    "app_subprocess",
+    "build_demo",
+    "build_parser",
+    "classify",
+    "main",
+    "spectrogram_figure",
+    "write_example_clips",
+]

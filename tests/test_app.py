@@ -7,11 +7,6 @@ pre-processing step show up as wrong labels, not just as HTTP 200.
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +17,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from esc50_hf.demo import NO_AUDIO_MESSAGE, main
+from esc50_hf.demo import NO_AUDIO_MESSAGE, app_subprocess, main
 from esc50_hf.inference import SoundClassifier
 
 from .conftest import synthetic_clip
@@ -44,47 +39,14 @@ BROWSER_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(saved_model_dir, tmp_path_factory):
     """`python app.py --model <random model>` on a free port; yields `(url, process)`."""
     folder = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    command = [sys.executable, str(REPO / "app.py"), "--model", str(saved_model_dir), "--port", str(port)]
-    command += ["--max-seconds", str(MAX_SECONDS), "--max-mb", str(MAX_MB), "--concurrency", "2"]
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio-tmp")}
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, folder / "server.log")
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/gradio_api/info", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the app did not answer within {timeout} s:\n{log.read_text()}")
+    args = ["--model", str(saved_model_dir), "--max-seconds", str(MAX_SECONDS), "--max-mb", str(MAX_MB)]
+    env = {"GRADIO_TEMP_DIR": str(folder / "gradio-tmp")}  # uploads land here, not in /tmp/gradio
+    with app_subprocess([*args, "--concurrency", "2"], folder / "server.log", env) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
