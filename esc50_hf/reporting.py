@@ -49,6 +49,7 @@ def write_model_folder_reports(
         ],
     }
     (folder / "metrics.json").write_text(json.dumps(results, indent=2))
+    (folder / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png")
     plot_training_curves(log_history, folder / "training_curves.png")

@@ -1,0 +1,233 @@
+"""Training end to end on the fixtures: the three launchers, resume, outputs, publishing, CV, config."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from huggingface_hub import ModelCard
+
+from esc50_hf.train_config import TrainConfig, parse_overrides
+
+from .local_hub import TOKEN, LocalHub
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+LAUNCHERS = {
+    "python": [sys.executable, str(REPO / "train.py")],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(REPO / "train.py")],
+    "accelerate-ddp": [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", str(REPO / "train.py"),
+    ],
+}  # fmt: skip
+
+
+def run_training(launcher: str, data_dir: Path, output_dir: Path, *extra: str, env: dict | None = None):
+    command = [
+        *LAUNCHERS[launcher],
+        "--config",
+        str(SMOKE),
+        "--data_dir",
+        str(data_dir),
+        "--output_dir",
+        str(output_dir),
+    ]
+    return subprocess.run(
+        [*command, *extra], capture_output=True, text=True, timeout=600, check=False, env=env or os.environ.copy()
+    )
+
+
+def assert_succeeded(completed: subprocess.CompletedProcess) -> None:
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
+
+
+def log_history(output_dir: Path) -> list[dict]:
+    """The Trainer's log of the whole run, from the last checkpoint's trainer state."""
+    checkpoint = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1]
+    return json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+
+
+def first_training_loss(output_dir: Path) -> float:
+    return next(entry["loss"] for entry in log_history(output_dir) if "loss" in entry)
+
+
+def final_evaluation(output_dir: Path) -> tuple[float, float, float]:
+    last = [entry for entry in log_history(output_dir) if "eval_loss" in entry][-1]
+    return last["eval_loss"], last["eval_accuracy"], last["eval_f1"]
+
+
+@pytest.fixture(scope="module")
+def hub_storage(tmp_path_factory):
+    return tmp_path_factory.mktemp("hub-storage")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(esc50_dir, tmp_path_factory, hub_storage) -> Path:
+    """`python train.py` on the fixtures, publishing to a local server that stands in for the Hub."""
+    output_dir = tmp_path_factory.mktemp("smoke") / "model"
+    with LocalHub(hub_storage) as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0"}
+        completed = run_training(
+            "python", esc50_dir, output_dir, "--push_to_hub", "true", "--hub_model_id", "tester/esc50-smoke", env=env
+        )
+    assert_succeeded(completed)
+    return output_dir
+
+
+def test_outputs_form_a_hub_ready_model_folder(smoke_run):
+    for name in (
+        "config.json", "model.safetensors", "preprocessor_config.json", "README.md", "metrics.json",
+        "per_class_report.csv", "confusion_matrix.png", "training_curves.png",
+        "configuration_esc50_cnn.py", "modeling_esc50_cnn.py", "feature_extraction_esc50.py", "labels.py",
+    ):  # fmt: skip
+        assert (smoke_run / name).is_file(), name
+    assert "AutoModelForAudioClassification" in json.loads((smoke_run / "config.json").read_text())["auto_map"]
+    preprocessor = json.loads((smoke_run / "preprocessor_config.json").read_text())
+    assert preprocessor["std"] != 1.0 and preprocessor["mean"] != 0.0  # statistics of the training folds
+    assert list(smoke_run.glob("runs/*/events.out.tfevents.*"))  # TensorBoard
+    assert len((smoke_run / "per_class_report.csv").read_text().splitlines()) == 51
+    for plot in ("confusion_matrix.png", "training_curves.png"):
+        assert matplotlib.image.imread(smoke_run / plot).shape[0] > 300
+
+
+def test_model_card_carries_the_measured_results(smoke_run):
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    card = ModelCard.load(smoke_run / "README.md")
+    assert card.data.license == "cc-by-nc-3.0"
+    assert "audio-classification" in card.data.tags
+    results = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
+    assert card.data.eval_results[0].dataset_split == "fold 5"
+    assert f"{metrics['accuracy']:.4f}" in card.text and "{{" not in card.text
+
+
+def test_reported_metrics_are_those_of_the_final_model(smoke_run, tmp_path):
+    """`esc50-hf evaluate` on the saved folder reproduces metrics.json (no best-epoch picking)."""
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    output = tmp_path / "scores.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "esc50_hf.cli", "evaluate", "--model", str(smoke_run), "--fold", "5",
+         "--data-dir", str(Path(metrics_data_dir(smoke_run))), "--output", str(output)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert_succeeded(completed)
+    scores = json.loads(output.read_text())
+    assert scores["accuracy"] == pytest.approx(metrics["accuracy"]) and scores["f1"] == pytest.approx(metrics["f1"])
+    assert "macro-F1" in completed.stdout and "dog" in completed.stdout
+
+
+def metrics_data_dir(model_dir: Path) -> str:
+    return json.loads((model_dir / "training_config.json").read_text())["data_dir"]
+
+
+def test_push_uploads_exactly_the_model_folder(smoke_run, hub_storage):
+    uploaded = {
+        path.relative_to(hub_storage / "tester" / "esc50-smoke") for path in hub_storage.rglob("*") if path.is_file()
+    }
+    local = {
+        path.relative_to(smoke_run)
+        for path in smoke_run.rglob("*")
+        if path.is_file() and not path.relative_to(smoke_run).parts[0].startswith(("checkpoint-", "feature_cache"))
+    }
+    assert uploaded == local
+    assert (hub_storage / "tester" / "esc50-smoke" / "model.safetensors").read_bytes() == (
+        smoke_run / "model.safetensors"
+    ).read_bytes()
+
+
+def test_push_without_token_fails_before_training(esc50_dir, tmp_path):
+    output_dir = tmp_path / "model"
+    output_dir.mkdir()
+    (output_dir / "keep.txt").write_text("earlier work")
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"} | {"HF_HOME": str(tmp_path / "home")}
+    started = time.perf_counter()
+    completed = run_training("python", esc50_dir, output_dir, "--push_to_hub", "true", "--hub_model_id", "a/b", env=env)
+    assert completed.returncode != 0
+    assert "needs a Hugging Face token" in completed.stderr
+    assert time.perf_counter() - started < 60
+    assert sorted(path.name for path in output_dir.iterdir()) == ["keep.txt"]
+
+
+def test_accelerate_launch_single_process(esc50_dir, tmp_path, smoke_run):
+    completed = run_training("accelerate", esc50_dir, tmp_path / "model")
+    assert_succeeded(completed)
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["processes"] == 1
+    same_seed_run = json.loads((smoke_run / "metrics.json").read_text())
+    timings = {"train_seconds": metrics["train_seconds"], "seconds_per_epoch": metrics["seconds_per_epoch"]}
+    assert metrics == same_seed_run | timings
+
+
+def test_two_process_ddp_on_cpu(esc50_dir, tmp_path, smoke_run):
+    """Real DDP (gloo, 2 processes); the loss is a per-batch mean, not multiplied by the world size."""
+    completed = run_training("accelerate-ddp", esc50_dir, tmp_path / "model")
+    assert_succeeded(completed)
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    assert metrics["num_clips"] == 50 and 0.0 <= metrics["accuracy"] <= 1.0
+    single, ddp = first_training_loss(smoke_run), first_training_loss(tmp_path / "model")
+    assert abs(ddp - single) < 1.0, (single, ddp)
+
+
+def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_path, smoke_run):
+    """An output folder holding only the epoch-1 checkpoint (what an interrupted run leaves) resumes to the end."""
+    first_checkpoint = sorted(smoke_run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[0]
+    interrupted = tmp_path / "model"
+    shutil.copytree(first_checkpoint, interrupted / first_checkpoint.name)
+    completed = run_training("python", esc50_dir, interrupted, "--resume_from_checkpoint", "latest")
+    assert_succeeded(completed)
+    resumed = json.loads((interrupted / "metrics.json").read_text())
+    original = json.loads((smoke_run / "metrics.json").read_text())
+    assert (resumed["accuracy"], resumed["f1"]) == (original["accuracy"], original["f1"])
+    assert final_evaluation(interrupted) == final_evaluation(smoke_run)  # full-precision eval loss of the last epoch
+    assert (interrupted / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
+
+
+def test_cross_validation_trains_every_fold(esc50_dir, tmp_path):
+    from esc50_hf.training import cross_validate
+
+    config = TrainConfig.from_yaml(
+        SMOKE, {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "num_train_epochs": 1, "report_to": "none"}
+    )
+    summary = cross_validate(config)
+    assert sorted(summary["folds"]) == ["1", "2", "3", "4", "5"]
+    for fold, result in summary["folds"].items():
+        assert result["validation_fold"] == int(fold)
+        assert (tmp_path / f"fold-{fold}" / "model.safetensors").is_file()
+    accuracies = [result["accuracy"] for result in summary["folds"].values()]
+    assert summary["summary"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 5)
+    assert json.loads((tmp_path / "cv_results.json").read_text()) == summary
+
+
+def test_config_reads_yaml_and_overrides(tmp_path):
+    overrides = parse_overrides(
+        ["--num_train_epochs", "3", "--block-channels", "[4, 8]", "--f_max=null", "--bf16", "true"]
+    )
+    config = TrainConfig.from_yaml(SMOKE, overrides)
+    assert (config.num_train_epochs, config.block_channels, config.f_max, config.bf16) == (3.0, [4, 8], None, True)
+    assert config.learning_rate == 0.003 and isinstance(config.learning_rate, float)
+    assert TrainConfig.from_dict({"learning_rate": "1e-3"}).learning_rate == 0.001  # YAML 1.1 reads 1e-3 as text
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"learning_rat": 0.1}, "Unknown training option"),
+        ({"bf16": "maybe"}, "true or false"),
+        ({"seed": None}, "null"),
+    ],
+)
+def test_config_errors_are_clear(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_override_without_value_is_an_error():
+    with pytest.raises(ValueError, match="needs a value"):
+        parse_overrides(["--seed"])
