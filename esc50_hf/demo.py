@@ -18,9 +18,10 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TypeVar  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -32,13 +33,14 @@ from .audio_io import AudioInputError, AudioLimits  # noqa: E402
 from .backends import BACKENDS  # noqa: E402
 from .inference import DEFAULT_MODEL_DIR, REPO_ROOT, Prediction, SoundClassifier  # noqa: E402
 
+T = TypeVar("T")
 TOP_K = 5
 TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
 
 
 def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) -> gr.Blocks:
-    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `serve`)."""
+    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`)."""
     with gr.Blocks(title="ESC-50 sound classifier") as demo:
         gr.Markdown(
             "# ESC-50 environmental-sound classifier\n"
@@ -56,7 +58,9 @@ def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) 
                 label = gr.Label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
         timeline = gr.Dataframe(
-            headers=TIMELINE_COLUMNS, label="Timeline: best class per 5-s window", interactive=False
+            headers=TIMELINE_COLUMNS,
+            label=f"Timeline: best class per {classifier.extractor.clip_seconds:g}-s window",
+            interactive=False,
         )
 
         def predict(audio_file: str | None) -> tuple[dict[str, float], pd.DataFrame]:
@@ -111,7 +115,7 @@ def spectrogram_figure(classifier: SoundClassifier, path: str | None) -> Figure:
     return figure
 
 
-def _run(function, path: str | None):
+def _run(function: Callable[[str], T], path: str | None) -> T:
     """Calls `function(path)`, turning missing or bad input into a message for the user."""
     if not path:
         raise gr.Error(NO_AUDIO_MESSAGE, print_exception=False)

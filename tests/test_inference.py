@@ -98,3 +98,19 @@ def test_bad_input_raises_the_audio_error(classifier):
 def test_bad_hop_is_refused(saved_model_dir):
     with pytest.raises(ValueError, match="hop_seconds"):
         SoundClassifier(saved_model_dir, hop_seconds=6.0)
+
+
+def test_onnx_backend_gives_the_same_prediction(saved_model_dir, classifier, tmp_path):
+    """The backend name is passed through: ONNX Runtime on the exported graph, same windows and scores."""
+    import shutil
+
+    from esc50_hf.onnx_export import export_onnx
+
+    folder = shutil.copytree(saved_model_dir, tmp_path / "model")
+    export_onnx(folder)
+    onnx_classifier = SoundClassifier(folder, "onnx")
+    clip = (SAMPLING_RATE, synthetic_clip(target=11, seed=5, rate=SAMPLING_RATE, seconds=8.0))
+    expected, got = classifier.predict(clip), onnx_classifier.predict(clip)
+    assert [w.label for w in got.windows] == [w.label for w in expected.windows]
+    assert [x.label for x in got.labels] == [x.label for x in expected.labels]
+    assert [x.score for x in got.labels] == pytest.approx([x.score for x in expected.labels], abs=1e-5)
