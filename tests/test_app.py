@@ -226,3 +226,26 @@ def test_missing_default_model_says_to_pass_model(tmp_path):
 def test_unloadable_model_is_reported(tmp_path):
     with pytest.raises(SystemExit, match="Cannot load the model"):
         main(["--model", str(tmp_path / "nowhere")])
+
+
+def test_browser_microphone_recording(server):
+    """Chromium's fake microphone (a beep): record 2.5 s, stop; the recording is classified and drawn."""
+    from playwright.sync_api import expect, sync_playwright
+
+    fake_microphone = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS + fake_microphone)
+        page = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 1000}).new_page()
+        try:
+            page.goto(server[0], wait_until="networkidle")
+            page.get_by_role("button", name="Record audio").click()  # the microphone source
+            page.get_by_role("button", name="Record", exact=True).click()
+            page.wait_for_timeout(2500)
+            page.get_by_role("button", name="Stop", exact=True).first.click()  # stop_recording runs /predict
+            expect(page.get_by_test_id("label-output-value")).not_to_be_empty(timeout=60_000)
+            expect(page.get_by_test_id("matplotlib")).to_be_visible(timeout=30_000)
+            end = float(page.get_by_test_id("cell-0-1").inner_text())
+            assert 1.5 < end < 5.0, end  # one window, as long as the recording
+        finally:
+            page.screenshot(path=str(REPO / "test-artifacts" / "microphone.png"), full_page=True)
+            browser.close()
