@@ -65,6 +65,7 @@ def export_onnx(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # The TorchScript exporter is chosen on purpose (no onnxscript dependency): silence its deprecation notes.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
         torch.onnx.export(
             wrapper,
             (example,),
