@@ -1,5 +1,6 @@
 """ONNX export, the ONNX Runtime backend and int8 quantization, on the fixture model and clips."""
 
+import importlib.util
 import shutil
 
 import numpy as np
@@ -78,3 +79,11 @@ def test_missing_onnx_file_says_how_to_export(saved_model_dir):
         load_backend(saved_model_dir, "onnx")
     with pytest.raises(FileNotFoundError, match=r"model\.int8\.onnx does not exist.*--int8"):
         OnnxBackend(saved_model_dir, quantized=True)
+
+
+def test_dynamo_exporter_without_onnxscript_is_a_clear_error(saved_model_dir, capsys):
+    if importlib.util.find_spec("onnxscript") is not None:
+        pytest.skip("onnxscript is installed: the dynamo exporter is available")
+    assert main(["export-onnx", "--model", str(saved_model_dir), "--dynamo"]) == 2
+    assert "pip install onnxscript" in capsys.readouterr().err
+    assert not (saved_model_dir / ONNX_FILE).exists()

@@ -1,6 +1,7 @@
 """`esc50-hf export-onnx`: the network as ONNX (log-mel features -> logits), optionally int8 as well."""
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -28,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..onnx_export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx, parity_error
 
-    output = export_onnx(args.model, args.output, opset=args.opset or DEFAULT_OPSET, dynamo=args.dynamo)
+    try:
+        output = export_onnx(args.model, args.output, opset=args.opset or DEFAULT_OPSET, dynamo=args.dynamo)
+    except ImportError as error:  # --dynamo without onnxscript: a setup problem, not a crash
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")
     # Features are standardised, so unit-normal inputs cover the range the model sees.
     probe = np.random.default_rng(0).standard_normal((4, *_input_shape(args.model))).astype(np.float32)
