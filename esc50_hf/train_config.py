@@ -56,6 +56,7 @@ class TrainConfig:
     per_device_eval_batch_size: int = 64
     bf16: bool = False  # CPU bf16 autocast: ~2x faster on AVX512-BF16/AMX processors
     seed: int = 42
+    torch_threads: int | None = None  # None: the machine's cores divided among the local processes
     # Output, checkpoints and logging
     output_dir: str = "outputs/esc50-mel-cnn"
     save_total_limit: int = 2

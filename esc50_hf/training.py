@@ -134,6 +134,14 @@ def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def _set_torch_threads(config: TrainConfig) -> int:
+    """`accelerate launch` pins OMP_NUM_THREADS=1 for a single CPU process; give each process its share of cores."""
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    threads = config.torch_threads or max(1, (os.cpu_count() or 1) // local_processes)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def _optimizer(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[str, Any]] | None:
     if config.optimizer == "adamw":
         return None  # the Trainer's default AdamW
@@ -178,6 +186,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.push_to_hub:
         check_can_push(config.hub_model_id)  # fail before hours of training, not after
     set_seed(config.seed)
+    _set_torch_threads(config)
     args = training_arguments(config)  # first: it sets up the (DDP) process group
     extractor = build_feature_extractor(config)
     splits, (train_mels, train_labels), (val_mels, val_labels) = prepare_features(config, extractor, args)

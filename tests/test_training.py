@@ -231,3 +231,20 @@ def test_config_errors_are_clear(values, message):
 def test_override_without_value_is_an_error():
     with pytest.raises(ValueError, match="needs a value"):
         parse_overrides(["--seed"])
+
+
+def test_each_process_gets_its_share_of_cores(monkeypatch):
+    """`accelerate launch` sets OMP_NUM_THREADS=1 for one CPU process; training uses every core anyway."""
+    import torch
+
+    from esc50_hf.training import _set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert _set_torch_threads(TrainConfig()) == os.cpu_count() == torch.get_num_threads()
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(os.cpu_count() * 2))
+        assert _set_torch_threads(TrainConfig()) == 1
+        assert _set_torch_threads(TrainConfig(torch_threads=3)) == 3
+    finally:
+        torch.set_num_threads(before)
