@@ -27,8 +27,7 @@ def write_model_folder_reports(
     validation: Dataset,
     config: TrainConfig,
     log_history: list[dict[str, Any]],
-    train_seconds: float,
-    world_size: int,
+    timing: dict[str, Any],
 ) -> dict[str, Any]:
     """Evaluates the final model on the validation fold and writes the reports and the model card."""
     scores = evaluate_model(model, extractor, validation)
@@ -38,10 +37,8 @@ def write_model_folder_reports(
         "accuracy": scores["accuracy"],
         "f1": scores["f1"],
         "num_clips": scores["num_clips"],
-        "train_seconds": round(train_seconds, 1),
         "epochs": config.num_train_epochs,
-        "seconds_per_epoch": round(train_seconds / max(config.num_train_epochs, 1e-9), 2),
-        "processes": world_size,
+        **timing,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "most_confused_pairs": scores["most_confused_pairs"],
         "per_epoch_validation": [

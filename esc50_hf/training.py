@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import PartialState
-from transformers import EvalPrediction, Trainer, TrainingArguments, set_seed
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .augmentation import build_waveform_augmenter, mixup, spec_augment
@@ -61,6 +61,20 @@ class AugmentedFeatures(torch.utils.data.Dataset):
         else:
             targets = torch.nn.functional.one_hot(torch.tensor(label), self.num_labels).float()
         return {"input_values": features, "labels": targets}
+
+
+class EpochTimer(TrainerCallback):
+    """Wall time of each training epoch run in this process (evaluation and checkpointing excluded)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, args, state, control, **kwargs) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        self.durations.append(time.perf_counter() - self._started)
 
 
 class CleanFeatures(torch.utils.data.Dataset):
@@ -202,15 +216,25 @@ def train(config: TrainConfig) -> dict[str, Any]:
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=_optimizer(config),
     )
+    epoch_timer = EpochTimer()
+    trainer.add_callback(epoch_timer)
+    resume_point = _resume_point(config)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=_resume_point(config))
-    train_seconds = time.perf_counter() - started
+    trainer.train(resume_from_checkpoint=resume_point)
+    timing = {
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "epochs_in_this_process": len(epoch_timer.durations),
+        "seconds_per_epoch": round(float(np.mean(epoch_timer.durations)), 2) if epoch_timer.durations else None,
+        "resumed_from": Path(resume_point).name if resume_point else None,
+        "processes": trainer.args.world_size,
+        "torch_threads_per_process": torch.get_num_threads(),
+    }
     trainer.save_model(config.output_dir)
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         results = write_model_folder_reports(
             Path(config.output_dir), trainer.model, extractor, splits["validation"], config,
-            trainer.state.log_history, train_seconds, trainer.args.world_size,
+            trainer.state.log_history, timing,
         )  # fmt: skip
         if config.push_to_hub:
             push_folder(Path(config.output_dir), config.hub_model_id, private=config.hub_private)
