@@ -5,9 +5,11 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from esc50_hf import SAMPLING_RATE
 from esc50_hf.audio_io import AudioInputError, AudioLimits, load_audio
+from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
 
 from .conftest import synthetic_clip
 
@@ -81,12 +83,27 @@ def test_files_and_bytes_of_every_format(audio_files, reference, extension):
     from_path = load_audio(audio_files[extension])
     from_bytes = load_audio(audio_files[extension].read_bytes())
     np.testing.assert_array_equal(from_path, from_bytes)
-    # Lossy codecs add encoder delay/padding and change the waveform: compare length and level only.
+    # Lossy codecs add encoder delay/padding and change the waveform and its level (libsndfile's MP3
+    # encoder, joint stereo, loses ~20 % RMS here): compare length and spectral content instead.
     assert abs(from_path.size - reference.size) < 0.1 * SAMPLING_RATE
     if extension in ("wav", "flac"):  # lossless: the very same samples
         np.testing.assert_allclose(from_path, reference, atol=1e-6)
     else:
-        assert np.sqrt(np.mean(from_path**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.2)
+        assert _spectral_similarity(from_path, reference) > 0.9  # unrelated sounds: < 0.3
+        assert 0.5 < np.sqrt(np.mean(from_path**2)) / np.sqrt(np.mean(reference**2)) < 1.5
+
+
+def _spectral_similarity(first: np.ndarray, second: np.ndarray) -> float:
+    """Cosine similarity of the time-averaged mel power profiles: 1.0 for the same sound, ~0 for unrelated ones.
+
+    Mel bands, not FFT bins, so that a codec's small frequency smearing does not count as a difference.
+    """
+    extractor = Esc50FeatureExtractor(n_mels=64)
+    profiles = [
+        (10 ** (extractor.log_mel(torch.from_numpy(signal)[None])[0] / 10)).mean(dim=1).numpy()
+        for signal in (first, second)
+    ]
+    return float(profiles[0] @ profiles[1] / (np.linalg.norm(profiles[0]) * np.linalg.norm(profiles[1])))
 
 
 def _wav_bytes(samples: np.ndarray, rate: int = RATE) -> bytes:
