@@ -1,0 +1,42 @@
+"""Configuration of the ESC-50 log-mel CNN."""
+
+from transformers import PreTrainedConfig
+
+from .labels import ID2LABEL, LABEL2ID
+
+
+class Esc50CnnConfig(PreTrainedConfig):
+    r"""Hyper-parameters of [`Esc50CnnForAudioClassification`].
+
+    The network is a stack of convolution blocks over a log-mel spectrogram
+    (`num_mel_bins` x time). Each block is two 3x3 convolutions with batch norm and ReLU,
+    followed by 2x2 average pooling; a global pooling head (mean over frequency, then mean + max
+    over time) makes the model independent of clip length.
+
+    Args:
+        num_mel_bins: Mel bands of the input; must match the feature extractor's `n_mels`.
+        block_channels: Output channels of each convolution block.
+        dropout: Dropout before the classifier.
+        label_smoothing: Label smoothing of the cross-entropy loss used in training.
+    """
+
+    model_type = "esc50_cnn"
+
+    def __init__(
+        self,
+        num_mel_bins: int = 64,
+        block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
+        dropout: float = 0.3,
+        label_smoothing: float = 0.0,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("id2label", dict(ID2LABEL))
+        kwargs.setdefault("label2id", dict(LABEL2ID))
+        self.num_mel_bins = num_mel_bins
+        self.block_channels = list(block_channels)
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+        super().__init__(**kwargs)
+
+
+__all__ = ["Esc50CnnConfig"]

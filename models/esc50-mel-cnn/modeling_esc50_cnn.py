@@ -1,0 +1,106 @@
+"""The ESC-50 log-mel CNN as a `transformers` model."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_esc50_cnn import Esc50CnnConfig
+
+
+class Esc50ConvBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and ReLU, then 2x2 average pooling."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = F.relu(self.norm1(self.conv1(hidden)))
+        hidden = F.relu(self.norm2(self.conv2(hidden)))
+        return F.avg_pool2d(hidden, kernel_size=2)
+
+
+class Esc50CnnPreTrainedModel(PreTrainedModel):
+    config_class = Esc50CnnConfig
+    base_model_prefix = "esc50_cnn"
+    main_input_name = "input_values"
+    # The loss is a per-batch mean: DDP must not rescale it by the number of processes.
+    accepts_loss_kwargs = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.num_batches_tracked.zero_()
+
+
+class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
+    """Log-mel CNN with a global pooling head.
+
+    Input: `input_values` of shape `(batch, num_mel_bins, frames)` from `Esc50FeatureExtractor`.
+    Output: `SequenceClassifierOutput` with 50 logits; `loss` when `labels` are given, either
+    class indices `(batch,)` or class probabilities `(batch, num_labels)` (mixup targets).
+    """
+
+    def __init__(self, config: Esc50CnnConfig) -> None:
+        super().__init__(config)
+        channels = [1, *config.block_channels]
+        self.input_norm = nn.BatchNorm1d(config.num_mel_bins)  # per-mel-band standardisation
+        self.blocks = nn.ModuleList(
+            Esc50ConvBlock(in_channels, out_channels) for in_channels, out_channels in zip(channels[:-1], channels[1:])
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(channels[-1], config.num_labels)
+        self.post_init()
+
+    def pooled_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        """`(batch, mels, frames)` -> `(batch, channels)` clip embedding."""
+        if input_values.ndim != 3 or input_values.shape[1] != self.config.num_mel_bins:
+            raise ValueError(
+                f"input_values must have shape (batch, {self.config.num_mel_bins}, frames), "
+                f"got {tuple(input_values.shape)}"
+            )
+        hidden = self.input_norm(input_values).unsqueeze(1)  # (batch, 1, mels, frames)
+        for block in self.blocks:
+            hidden = block(hidden)
+        hidden = hidden.mean(dim=2)  # average over frequency
+        return hidden.mean(dim=-1) + hidden.amax(dim=-1)  # mean + max over time
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        logits = self.classifier(self.dropout(self.pooled_embedding(input_values)))
+        loss = None if labels is None else self.loss(logits, labels)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if not return_dict:
+            return (logits,) if loss is None else (loss, logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class indices or class probabilities, with label smoothing."""
+        if labels.is_floating_point() and labels.ndim == 2:
+            smoothing = self.config.label_smoothing
+            labels = labels * (1.0 - smoothing) + smoothing / self.config.num_labels
+            return torch.sum(-labels * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        return F.cross_entropy(logits.float(), labels.long(), label_smoothing=self.config.label_smoothing)
+
+
+__all__ = ["Esc50CnnForAudioClassification", "Esc50CnnPreTrainedModel"]
