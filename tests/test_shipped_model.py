@@ -1,0 +1,45 @@
+"""The model shipped in `models/esc50-mel-cnn`: complete, in step with the package's code, and loadable."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+from transformers import pipeline
+
+import esc50_hf
+from esc50_hf import ESC50_LABELS, SAMPLING_RATE
+
+from .conftest import synthetic_clip
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "esc50-mel-cnn"
+CODE_FILES = ("configuration_esc50_cnn.py", "modeling_esc50_cnn.py", "feature_extraction_esc50.py", "labels.py")
+
+
+@pytest.mark.parametrize("name", CODE_FILES)
+def test_shipped_code_is_the_package_code(name):
+    """The folder's remote code (used with trust_remote_code) must match the package; re-save it if not."""
+    assert (SHIPPED / name).read_text() == (Path(esc50_hf.__file__).parent / name).read_text()
+
+
+def test_shipped_folder_is_small_and_complete():
+    files = {path.name for path in SHIPPED.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "metrics.json"} <= files
+    assert not any(name.startswith("checkpoint-") for name in files)
+    size = sum(path.stat().st_size for path in SHIPPED.rglob("*") if path.is_file())
+    assert size <= 5 * 2**20  # 5 MiB: the issue's size aim
+
+
+def test_shipped_card_states_the_shipped_metrics():
+    metrics = json.loads((SHIPPED / "metrics.json").read_text())
+    card = ModelCard.load(SHIPPED / "README.md")
+    results = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
+
+
+def test_shipped_model_classifies_through_the_pipeline():
+    classifier = pipeline("audio-classification", model=str(SHIPPED))
+    result = classifier(synthetic_clip(target=0, seed=0, rate=SAMPLING_RATE, seconds=5.0), top_k=5)
+    assert [item["label"] in ESC50_LABELS for item in result] == [True] * 5
+    assert np.isclose(sum(item["score"] for item in classifier(np.zeros(SAMPLING_RATE), top_k=50)), 1.0, atol=1e-4)
