@@ -19,6 +19,7 @@ from .data import FOLDS, load_esc50, split_folds
 from .feature_cache import cached_log_mels
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .hub import check_can_push, push_folder
+from .labels import NUM_LABELS
 from .metrics import classification_metrics
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .reporting import write_model_folder_reports
@@ -36,7 +37,7 @@ class AugmentedFeatures(torch.utils.data.Dataset):
         self, log_mels: torch.Tensor, labels: torch.Tensor, extractor: Esc50FeatureExtractor, config: TrainConfig
     ):
         self.log_mels, self.labels, self.extractor, self.config = log_mels, labels, extractor, config
-        self.num_labels = len(Esc50CnnConfig().id2label)
+        self.num_labels = NUM_LABELS
 
     def __len__(self) -> int:
         return len(self.labels)
