@@ -17,7 +17,11 @@ from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .labels import ESC50_LABELS
 from .train_config import TrainConfig
 
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
+# The project's top-level model_card.md, reached through a symlink so that wheels carry it too.
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
+# Results measured outside the training run, stored beside the weights so the card can be re-rendered.
+BASELINE_FILE = "baseline_metrics.json"
+CROSS_VALIDATION_FILE = "cv_results.json"
 
 
 def write_model_folder_reports(
@@ -76,7 +80,7 @@ def plot_confusion_matrix(matrix: np.ndarray, path: Path) -> None:
         axes.text(column, row, matrix[row, column], ha="center", va="center", fontsize=5, color=colour)
     figure.colorbar(image, fraction=0.046, pad=0.04)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100, pil_kwargs={"optimize": True})
     plt.close(figure)
 
 
@@ -106,7 +110,11 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> None:
 
 
 def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig) -> ModelCard:
-    """Fills `model_card.md` (a Jinja template) with measured results; writes `folder/README.md`."""
+    """Fills `model_card.md` (a Jinja template) with measured results; writes `folder/README.md`.
+
+    The baseline and cross-validation sections appear when `folder` holds their JSON files
+    (see `attach_companion_results`).
+    """
     fold = results["validation_fold"]
     model_name = Path(config.hub_model_id or folder.name).name
     card_data = ModelCardData(
@@ -138,6 +146,43 @@ def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig
         results=results,
         config=config.to_dict(),
         labels=ESC50_LABELS,
+        weights_megabytes=_megabytes(folder / "model.safetensors"),
+        tensorboard_logs=(folder / "runs").is_dir(),
+        baseline=_read_json(folder / BASELINE_FILE),
+        cross_validation=_read_json(folder / CROSS_VALIDATION_FILE),
     )
     card.save(folder / "README.md")
     return card
+
+
+def attach_companion_results(
+    folder: Path, baseline: dict[str, Any] | None = None, cross_validation: dict[str, Any] | None = None
+) -> None:
+    """Stores the baseline's and the cross-validation's headline numbers in a model folder (a few kB)."""
+    if baseline is not None:
+        kept = ("model", "fold", "num_clips", "num_train_clips", "accuracy", "f1", "wall_seconds")
+        (folder / BASELINE_FILE).write_text(json.dumps({k: baseline[k] for k in kept if k in baseline}, indent=2))
+    if cross_validation is not None:
+        kept = ("accuracy", "f1", "epochs", "seconds_per_epoch", "train_seconds", "hardware")
+        compact = {
+            "summary": cross_validation["summary"],
+            "folds": {
+                fold: {k: result[k] for k in kept if k in result} for fold, result in cross_validation["folds"].items()
+            },
+        }
+        (folder / CROSS_VALIDATION_FILE).write_text(json.dumps(compact, indent=2))
+
+
+def rerender_model_card(folder: Path) -> ModelCard:
+    """The card of a finished model folder, from its `metrics.json`, `training_config.json` and companions."""
+    results = json.loads((folder / "metrics.json").read_text())
+    config = TrainConfig.from_dict(json.loads((folder / "training_config.json").read_text()))
+    return render_model_card(folder, results, config)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _megabytes(path: Path) -> float | None:
+    return round(path.stat().st_size / 1e6, 2) if path.is_file() else None

@@ -14,6 +14,7 @@ class TrainConfig:
     # Data
     data_dir: str | None = None  # official layout; None downloads the archive into the HF cache
     validation_fold: int = 5
+    cv_folds: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5])  # folds `--cv` runs
     feature_cache_dir: str | None = None  # None: <output_dir>/feature_cache
     feature_workers: int = 2  # processes decoding and augmenting clips while the cache is built
     # Features (saved in preprocessor_config.json)

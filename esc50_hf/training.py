@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -165,6 +166,19 @@ def _optimizer(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[s
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
 
 
+def hardware_description() -> str:
+    """The processor (and GPU, if any) a run used, for the model card."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
+    description = f"{cpu}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        description += f", {torch.cuda.get_device_name()}"
+    return description
+
+
 def _resume_point(config: TrainConfig) -> str | None:
     if config.resume_from_checkpoint in (None, "", "false", "False"):
         return None
@@ -179,20 +193,22 @@ def _resume_point(config: TrainConfig) -> str | None:
 def prepare_features(config: TrainConfig, extractor: Esc50FeatureExtractor, args: TrainingArguments):
     """Loads the split and returns cached (features, labels) for train and validation.
 
-    The main process computes the cache first; other DDP processes then read it.
+    The cache covers all clips (augmented variants included), so the five cross-validation
+    runs share one. The main process computes it first; other DDP processes then read it.
     """
-    splits = split_folds(load_esc50(config.data_dir, config.sampling_rate), config.validation_fold)
+    dataset = load_esc50(config.data_dir, config.sampling_rate)
+    splits = split_folds(dataset, config.validation_fold)
     cache_dir = config.feature_cache_dir or str(Path(config.output_dir) / "feature_cache")
     augmenter = build_waveform_augmenter(config) if config.augmented_variants > 0 else None
     augmentation = {k: v for k, v in config.to_dict().items() if k.endswith(("_p", "_semitones", "_range", "_db"))}
     with args.main_process_first(desc="feature cache"):
-        train = cached_log_mels(
-            splits["train"], extractor, cache_dir, augmenter, augmentation,
-            config.augmented_variants, config.seed, config.feature_workers, "train",
+        log_mels, labels = cached_log_mels(
+            dataset, extractor, cache_dir, augmenter, augmentation,
+            config.augmented_variants, config.seed, config.feature_workers, "esc50",
         )  # fmt: skip
-        validation = cached_log_mels(
-            splits["validation"], extractor, cache_dir, workers=config.feature_workers, description="validation"
-        )
+    in_validation = torch.tensor(dataset["fold"]) == config.validation_fold  # same order as split_folds
+    train = log_mels[~in_validation], labels[~in_validation]
+    validation = log_mels[in_validation, :1], labels[in_validation]  # the clean clips only
     return splits, train, validation
 
 
@@ -208,8 +224,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     clean = train_mels[:, 0].float()
     extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
 
+    # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
+    model = build_model(config).to(memory_format=torch.channels_last)
     trainer = Trainer(
-        model=build_model(config),
+        model=model,
         args=args,
         train_dataset=AugmentedFeatures(train_mels, train_labels, extractor, config),
         eval_dataset=CleanFeatures(val_mels, val_labels, extractor),
@@ -229,6 +247,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "resumed_from": Path(resume_point).name if resume_point else None,
         "processes": trainer.args.world_size,
         "torch_threads_per_process": torch.get_num_threads(),
+        "hardware": hardware_description(),
     }
     trainer.save_model(config.output_dir)
     results: dict[str, Any] = {}
@@ -244,25 +263,46 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def cross_validate(config: TrainConfig) -> dict[str, Any]:
-    """The literature's protocol: train five times, each fold once as validation; mean ± std."""
-    per_fold = {}
-    for fold in FOLDS:
+    """The literature's protocol: train five times, each fold once as validation; mean ± std.
+
+    Runs the folds in `config.cv_folds` under `<output_dir>/fold-<k>`: a fold with a
+    `metrics.json` is done and kept, one with checkpoints resumes from the latest, so an
+    interrupted CV picks up where it stopped and disjoint fold lists can run side by side.
+    The summary covers every finished fold in `output_dir`.
+    """
+    root = Path(config.output_dir)
+    for fold in config.cv_folds:
+        fold_dir = root / f"fold-{fold}"
+        if (fold_dir / "metrics.json").is_file():
+            continue
+        has_checkpoint = fold_dir.is_dir() and get_last_checkpoint(str(fold_dir)) is not None
         fold_config = replace(
-            config, validation_fold=fold, output_dir=str(Path(config.output_dir) / f"fold-{fold}"), push_to_hub=False
+            config,
+            validation_fold=fold,
+            output_dir=str(fold_dir),
+            feature_cache_dir=config.feature_cache_dir or str(root / "feature_cache"),
+            resume_from_checkpoint="latest" if has_checkpoint else None,
+            push_to_hub=False,
         )
-        per_fold[fold] = train(fold_config)
+        train(fold_config)
     summary: dict[str, Any] = {}
     if PartialState().is_main_process:
+        per_fold = {
+            fold: json.loads((root / f"fold-{fold}" / "metrics.json").read_text())
+            for fold in FOLDS
+            if (root / f"fold-{fold}" / "metrics.json").is_file()
+        }
         summary = summarize_cross_validation(per_fold)
-        path = Path(config.output_dir) / "cv_results.json"
-        path.write_text(json.dumps(summary, indent=2))
+        (root / "cv_results.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary["summary"], indent=2))
+    PartialState().wait_for_everyone()
     return summary
 
 
 def summarize_cross_validation(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    summary = {}
+    """Mean ± std (population) of accuracy and macro-F1 over the finished folds, and which are missing."""
+    summary: dict[str, Any] = {"folds_done": sorted(per_fold), "folds_missing": sorted(set(FOLDS) - set(per_fold))}
     for metric in ("accuracy", "f1"):
         values = np.array([result[metric] for result in per_fold.values()])
-        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=0))}
-    return {"summary": summary, "folds": {str(fold): result for fold, result in per_fold.items()}}
+        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=0))} if len(values) else None
+    return {"summary": summary, "folds": {str(fold): result for fold, result in sorted(per_fold.items())}}

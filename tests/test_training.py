@@ -107,6 +107,36 @@ def test_model_card_carries_the_measured_results(smoke_run):
     assert f"{metrics['accuracy']:.4f}" in card.text and "{{" not in card.text
 
 
+def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
+    from esc50_hf.cli import main
+    from esc50_hf.training import summarize_cross_validation
+
+    folder = tmp_path / "model"
+    shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache"))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    baseline = {"model": "mlp", "fold": 5, "num_clips": 20, "accuracy": 0.125, "f1": 0.0625, "per_class": {}}
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+    cv = summarize_cross_validation({5: metrics, 2: {**metrics, "accuracy": 0.5, "f1": 0.25}})
+    (tmp_path / "cv.json").write_text(json.dumps(cv))
+
+    assert main(["card", "--model", str(folder), "--baseline", str(tmp_path / "baseline.json"),
+                 "--cv", str(tmp_path / "cv.json")]) == 0  # fmt: skip
+    card = ModelCard.load(folder / "README.md")
+    assert "| 0.1250 | 0.0625 |" in card.text  # the baseline row
+    mean_accuracy = (0.5 + metrics["accuracy"]) / 2
+    assert f"accuracy **{mean_accuracy:.4f} ± {abs(0.5 - metrics['accuracy']) / 2:.4f}**" in card.text
+    assert "folds 1, 3, 4 not finished yet" in card.text and "{{" not in card.text
+    assert "per_class" not in json.loads((folder / "baseline_metrics.json").read_text())  # headline numbers only
+    results = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
+
+
+def test_saved_training_config_is_a_complete_recipe(smoke_run):
+    """The card's reproduction command passes the folder's training_config.json back to train.py."""
+    saved = json.loads((smoke_run / "training_config.json").read_text())
+    assert TrainConfig.from_yaml(smoke_run / "training_config.json").to_dict() == saved
+
+
 def test_reported_metrics_are_those_of_the_final_model(smoke_run, tmp_path):
     """`esc50-hf evaluate` on the saved folder reproduces metrics.json (no best-epoch picking)."""
     metrics = json.loads((smoke_run / "metrics.json").read_text())
@@ -189,17 +219,21 @@ def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_p
     assert (interrupted / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
 
 
-def test_cross_validation_trains_every_fold(esc50_dir, tmp_path):
+def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, tmp_path):
     from esc50_hf.training import cross_validate
 
-    config = TrainConfig.from_yaml(
-        SMOKE, {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "num_train_epochs": 1, "report_to": "none"}
-    )
-    summary = cross_validate(config)
-    assert sorted(summary["folds"]) == ["1", "2", "3", "4", "5"]
+    options = {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "num_train_epochs": 1, "report_to": "none"}
+    partial = cross_validate(TrainConfig.from_yaml(SMOKE, {**options, "cv_folds": [2]}))
+    assert partial["summary"]["folds_done"] == [2] and partial["summary"]["folds_missing"] == [1, 3, 4, 5]
+    fold_2_weights = (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns
+
+    summary = cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    assert (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns == fold_2_weights  # not trained again
+    assert sorted(summary["folds"]) == ["1", "2", "3", "4", "5"] and summary["summary"]["folds_missing"] == []
     for fold, result in summary["folds"].items():
         assert result["validation_fold"] == int(fold)
         assert (tmp_path / f"fold-{fold}" / "model.safetensors").is_file()
+    assert len(list((tmp_path / "feature_cache").iterdir())) == 1  # one cache serves every fold
     accuracies = [result["accuracy"] for result in summary["folds"].values()]
     assert summary["summary"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 5)
     assert json.loads((tmp_path / "cv_results.json").read_text()) == summary
