@@ -1,9 +1,11 @@
-"""The installed package: importing it stays off the network, and the console script exists."""
+"""The installed package: importing it stays off the network, the console script exists, wheels are complete."""
 
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 # Any attempt to open a network connection during the import fails loudly.
 NO_NETWORK_IMPORT = """
@@ -34,5 +36,18 @@ def test_console_script_lists_every_subcommand():
     script = shutil.which("esc50-hf", path=os.path.dirname(sys.executable))
     assert script is not None
     completed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120, check=True)
-    for command in ("evaluate", "predict", "baseline", "export-onnx"):
+    for command in ("evaluate", "predict", "baseline", "export-onnx", "card"):
         assert command in completed.stdout
+
+
+def test_wheel_carries_the_metric_modules_and_the_model_card_template(tmp_path):
+    """Outside a checkout, training still needs the `evaluate` metric scripts and the card template."""
+    repo = Path(__file__).resolve().parents[1]
+    build = [sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(tmp_path)], check=True, timeout=300, capture_output=True)
+    (wheel,) = tmp_path.glob("esc50_hf-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        template = archive.read("esc50_hf/model_card.md").decode()
+    assert {"esc50_hf/metrics/accuracy/accuracy.py", "esc50_hf/metrics/f1/f1.py"} <= names
+    assert template == (repo / "model_card.md").read_text()  # the file itself, not a dangling link
