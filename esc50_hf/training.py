@@ -268,7 +268,8 @@ def cross_validate(config: TrainConfig) -> dict[str, Any]:
     Runs the folds in `config.cv_folds` under `<output_dir>/fold-<k>`: a fold with a
     `metrics.json` is done and kept, one with checkpoints resumes from the latest, so an
     interrupted CV picks up where it stopped and disjoint fold lists can run side by side.
-    The summary covers every finished fold in `output_dir`.
+    `cv_results.json` summarises every finished fold in `output_dir`, rewritten after each fold
+    (`--cv_folds "[]"` only rewrites it).
     """
     root = Path(config.output_dir)
     for fold in config.cv_folds:
@@ -285,16 +286,22 @@ def cross_validate(config: TrainConfig) -> dict[str, Any]:
             push_to_hub=False,
         )
         train(fold_config)
+        write_cross_validation_summary(root)
+    summary = write_cross_validation_summary(root)
+    if summary:
+        print(json.dumps(summary["summary"], indent=2))
+    return summary
+
+
+def write_cross_validation_summary(root: Path) -> dict[str, Any]:
+    """Summarises the finished folds under `root` into `root/cv_results.json` (main process; others get {})."""
     summary: dict[str, Any] = {}
     if PartialState().is_main_process:
-        per_fold = {
-            fold: json.loads((root / f"fold-{fold}" / "metrics.json").read_text())
-            for fold in FOLDS
-            if (root / f"fold-{fold}" / "metrics.json").is_file()
-        }
+        finished = {fold: root / f"fold-{fold}" / "metrics.json" for fold in FOLDS}
+        per_fold = {fold: json.loads(path.read_text()) for fold, path in finished.items() if path.is_file()}
         summary = summarize_cross_validation(per_fold)
+        root.mkdir(parents=True, exist_ok=True)
         (root / "cv_results.json").write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary["summary"], indent=2))
     PartialState().wait_for_everyone()
     return summary
 

@@ -226,6 +226,9 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
     partial = cross_validate(TrainConfig.from_yaml(SMOKE, {**options, "cv_folds": [2]}))
     assert partial["summary"]["folds_done"] == [2] and partial["summary"]["folds_missing"] == [1, 3, 4, 5]
     fold_2_weights = (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns
+    (tmp_path / "cv_results.json").unlink()
+    assert cross_validate(TrainConfig.from_yaml(SMOKE, {**options, "cv_folds": []})) == partial  # summary only
+    assert json.loads((tmp_path / "cv_results.json").read_text()) == partial
 
     summary = cross_validate(TrainConfig.from_yaml(SMOKE, options))
     assert (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns == fold_2_weights  # not trained again
