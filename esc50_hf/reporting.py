@@ -163,7 +163,7 @@ def attach_companion_results(
         kept = ("model", "fold", "num_clips", "num_train_clips", "accuracy", "f1", "wall_seconds")
         (folder / BASELINE_FILE).write_text(json.dumps({k: baseline[k] for k in kept if k in baseline}, indent=2))
     if cross_validation is not None:
-        kept = ("accuracy", "f1", "epochs", "seconds_per_epoch", "train_seconds", "hardware")
+        kept = ("accuracy", "f1", "epochs", "seconds_per_epoch", "torch_threads_per_process", "processes", "hardware")
         compact = {
             "summary": cross_validation["summary"],
             "folds": {
