@@ -242,6 +242,24 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
     assert json.loads((tmp_path / "cv_results.json").read_text()) == summary
 
 
+def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
+    from esc50_hf.training import cross_validate
+
+    options = {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "report_to": "none", "cv_folds": [3]}
+    cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    fold_dir = tmp_path / "fold-3"
+    first, *later = sorted(fold_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert later, "the smoke recipe saves a checkpoint per epoch"
+    for path in later:
+        shutil.rmtree(path)
+    (fold_dir / "metrics.json").unlink()  # as if the run had stopped after its first epoch
+
+    summary = cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    resumed = json.loads((fold_dir / "metrics.json").read_text())
+    assert resumed["resumed_from"] == first.name and resumed["epochs_in_this_process"] == 1
+    assert summary["summary"]["folds_done"] == [3]
+
+
 def test_config_reads_yaml_and_overrides(tmp_path):
     overrides = parse_overrides(
         ["--num_train_epochs", "3", "--block-channels", "[4, 8]", "--f_max=null", "--bf16", "true"]
