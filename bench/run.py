@@ -257,6 +257,9 @@ def measure_training(config_path: str, train_clips: int, steps: int) -> dict[str
         "input_shape": [batch, config.n_mels, frames],
         "bf16_autocast": config.bf16,
         "optimizer": "AdamW (fused)",
+        "channels_last": all(
+            p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4
+        ),
         "threads": torch.get_num_threads(),
         "timed_steps": steps,
         "seconds_per_step": seconds_per_step,
@@ -455,7 +458,8 @@ def _training_table(training: dict[str, Any]) -> list[str]:
     return [
         "## Training step",
         "",
-        f"Forward + backward + fused AdamW step (bf16 autocast: {training['bf16_autocast']}, grad-norm clipping) on "
+        f"Forward + backward + fused AdamW step (bf16 autocast: {training['bf16_autocast']}, channels-last: "
+        f"{training.get('channels_last', False)}, grad-norm clipping) on "
         f"random inputs of the cached size {training['input_shape']}, {training['threads']} threads, "
         f"{training['timed_steps']} timed steps after 2 warm-up steps. Data loading, SpecAugment/mixup, evaluation "
         "and checkpoints are not included.",

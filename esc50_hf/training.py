@@ -111,7 +111,8 @@ def build_model(config: TrainConfig) -> Esc50CnnForAudioClassification:
         dropout=config.dropout,
         label_smoothing=config.label_smoothing,
     )
-    return Esc50CnnForAudioClassification(model_config)
+    # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
+    return Esc50CnnForAudioClassification(model_config).to(memory_format=torch.channels_last)
 
 
 def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -224,8 +225,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     clean = train_mels[:, 0].float()
     extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
 
-    # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
-    model = build_model(config).to(memory_format=torch.channels_last)
+    model = build_model(config)
     trainer = Trainer(
         model=model,
         args=args,
