@@ -15,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .evaluation import evaluate_model
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .labels import ESC50_LABELS
+from .metrics import spread
 from .train_config import TrainConfig
 
 # The project's top-level model_card.md, reached through a symlink so that wheels carry it too.
@@ -22,6 +23,11 @@ MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 # Results measured outside the training run, stored beside the weights so the card can be re-rendered.
 BASELINE_FILE = "baseline_metrics.json"
 CROSS_VALIDATION_FILE = "cv_results.json"
+REPEATED_RUNS_FILE = "repeated_runs.json"
+# Headline numbers kept from a training run's metrics.json when it is attached to another folder's card.
+RUN_SUMMARY_KEYS = (
+    "accuracy", "f1", "epochs", "seconds_per_epoch", "torch_threads_per_process", "processes", "hardware"
+)  # fmt: skip
 
 
 def write_model_folder_reports(
@@ -150,33 +156,74 @@ def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig
         tensorboard_logs=(folder / "runs").is_dir(),
         baseline=_read_json(folder / BASELINE_FILE),
         cross_validation=_read_json(folder / CROSS_VALIDATION_FILE),
+        repeated_runs=_repeated_runs_with_spread(folder, results),
     )
     card.save(folder / "README.md")
     return card
 
 
 def attach_companion_results(
-    folder: Path, baseline: dict[str, Any] | None = None, cross_validation: dict[str, Any] | None = None
+    folder: Path,
+    baseline: dict[str, Any] | None = None,
+    cross_validation: dict[str, Any] | None = None,
+    repeated_runs: list[Path] | None = None,
 ) -> None:
-    """Stores the baseline's and the cross-validation's headline numbers in a model folder (a few kB)."""
+    """Stores headline numbers measured outside the folder's own run beside it (a few kB).
+
+    `repeated_runs` are other training folders of the same recipe and validation fold: their scores
+    show how much one fold's score moves from one training to the next.
+    """
     if baseline is not None:
         kept = ("model", "fold", "num_clips", "num_train_clips", "accuracy", "f1", "wall_seconds")
         (folder / BASELINE_FILE).write_text(json.dumps({k: baseline[k] for k in kept if k in baseline}, indent=2))
     if cross_validation is not None:
-        kept = ("accuracy", "f1", "epochs", "seconds_per_epoch", "torch_threads_per_process", "processes", "hardware")
         compact = {
             "summary": cross_validation["summary"],
-            "folds": {
-                fold: {k: result[k] for k in kept if k in result} for fold, result in cross_validation["folds"].items()
-            },
+            "folds": {fold: _run_summary(result) for fold, result in cross_validation["folds"].items()},
         }
         (folder / CROSS_VALIDATION_FILE).write_text(json.dumps(compact, indent=2))
+    if repeated_runs is not None:
+        runs = [_repeated_run(folder, other) for other in repeated_runs]
+        (folder / REPEATED_RUNS_FILE).write_text(json.dumps({"runs": runs}, indent=2))
+
+
+def _repeated_run(folder: Path, other: Path) -> dict[str, Any]:
+    """The headline numbers of `other`, after checking that it trained the same recipe on the same split."""
+    config, results = _config_and_metrics(folder)
+    other_config, other_results = _config_and_metrics(other)
+    differences = config.recipe_differences(other_config)
+    if differences:
+        raise ValueError(f"{other} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}")
+    if other_results["validation_fold"] != results["validation_fold"]:
+        raise ValueError(
+            f"{other} was validated on fold {other_results['validation_fold']}, {folder} on fold "
+            f"{results['validation_fold']}: their scores are not comparable"
+        )
+    return {"run": other.name, "seed": other_config.seed, **_run_summary(other_results)}
+
+
+def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
+    return {key: results[key] for key in RUN_SUMMARY_KEYS if key in results}
+
+
+def _repeated_runs_with_spread(folder: Path, results: dict[str, Any]) -> dict[str, Any] | None:
+    stored = _read_json(folder / REPEATED_RUNS_FILE)
+    if stored is None:
+        return None
+    return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
+
+
+def _config_and_metrics(folder: Path) -> tuple[TrainConfig, dict[str, Any]]:
+    for name in ("training_config.json", "metrics.json"):
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder} has no {name}: pass a model folder written by train.py")
+    config = TrainConfig.from_dict(json.loads((folder / "training_config.json").read_text()))
+    return config, json.loads((folder / "metrics.json").read_text())
 
 
 def rerender_model_card(folder: Path) -> ModelCard:
     """The card of a finished model folder, from its `metrics.json`, `training_config.json` and companions."""
-    results = json.loads((folder / "metrics.json").read_text())
-    config = TrainConfig.from_dict(json.loads((folder / "training_config.json").read_text()))
+    config, results = _config_and_metrics(folder)
     return render_model_card(folder, results, config)
 
 

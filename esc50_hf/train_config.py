@@ -89,6 +89,19 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def recipe_differences(self, other: "TrainConfig") -> list[str]:
+        """The options that make `other` a different recipe: where it runs, its seed or logging do not."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(name for name in mine if name not in RUN_SETTINGS and mine[name] != theirs[name])
+
+
+# Options that change where or how a run executes, not what it learns (the seed draws a new run of a recipe).
+RUN_SETTINGS = frozenset({
+    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "torch_threads", "seed", "output_dir",
+    "save_total_limit", "logging_steps", "report_to", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
+    "hub_private", "per_device_eval_batch_size",
+})  # fmt: skip
+
 
 def parse_overrides(arguments: list[str]) -> dict[str, Any]:
     """`["--num_train_epochs", "1", "--bf16", "true"]` -> `{"num_train_epochs": 1, "bf16": True}`.

@@ -21,7 +21,7 @@ from .feature_cache import cached_log_mels
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .hub import check_can_push, push_folder
 from .labels import NUM_LABELS
-from .metrics import classification_metrics
+from .metrics import classification_metrics, spread
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .reporting import write_model_folder_reports
 from .train_config import TrainConfig
@@ -309,7 +309,5 @@ def write_cross_validation_summary(root: Path) -> dict[str, Any]:
 def summarize_cross_validation(per_fold: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std (population) of accuracy and macro-F1 over the finished folds, and which are missing."""
     summary: dict[str, Any] = {"folds_done": sorted(per_fold), "folds_missing": sorted(set(FOLDS) - set(per_fold))}
-    for metric in ("accuracy", "f1"):
-        values = np.array([result[metric] for result in per_fold.values()])
-        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=0))} if len(values) else None
+    summary.update(spread(per_fold.values()))
     return {"summary": summary, "folds": {str(fold): result for fold, result in sorted(per_fold.items())}}

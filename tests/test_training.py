@@ -131,6 +131,30 @@ def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
     assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
 
 
+def test_card_command_adds_repeated_runs_of_the_same_recipe_only(smoke_run, tmp_path):
+    from esc50_hf.cli import main
+
+    folder, again, other_recipe = tmp_path / "model", tmp_path / "again", tmp_path / "other"
+    for copy in (folder, again, other_recipe):
+        shutil.copytree(smoke_run, copy, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    _edit_json(again / "training_config.json", seed=7, output_dir="elsewhere", torch_threads=1)
+    _edit_json(again / "metrics.json", accuracy=metrics["accuracy"] + 0.1, f1=0.5)
+    _edit_json(other_recipe / "training_config.json", learning_rate=0.5)
+
+    with pytest.raises(SystemExit, match="differs in learning_rate"):
+        main(["card", "--model", str(folder), "--repeated-runs", str(other_recipe)])
+    assert main(["card", "--model", str(folder), "--repeated-runs", str(again)]) == 0
+    card = ModelCard.load(folder / "README.md")
+    assert f"| again | 7 | {metrics['accuracy'] + 0.1:.4f} | 0.5000 |" in card.text
+    assert f"Over all 2 runs: accuracy {metrics['accuracy'] + 0.05:.4f} ± 0.0500" in card.text
+    assert "{{" not in card.text
+
+
+def _edit_json(path, **changes):
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def test_saved_training_config_is_a_complete_recipe(smoke_run):
     """The card's reproduction command passes the folder's training_config.json back to train.py."""
     saved = json.loads((smoke_run / "training_config.json").read_text())

@@ -1,5 +1,6 @@
 """`evaluate` metric modules shipped with the package, loaded by path (no Hub access)."""
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -24,3 +25,13 @@ def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> d
         **load_metric("accuracy").compute(predictions=predictions, references=references),
         **load_metric("f1").compute(predictions=predictions, references=references, average="macro", labels=labels),
     }
+
+
+def spread(runs: Iterable[dict[str, float]]) -> dict[str, dict[str, float] | None]:
+    """Mean and population std of accuracy and macro-F1 over several runs (folds or repeated trainings)."""
+    runs = list(runs)
+    summary: dict[str, dict[str, float] | None] = {}
+    for metric in ("accuracy", "f1"):
+        values = np.array([run[metric] for run in runs])
+        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=0))} if len(values) else None
+    return summary
