@@ -183,13 +183,14 @@ def attach_companion_results(
         }
         (folder / CROSS_VALIDATION_FILE).write_text(json.dumps(compact, indent=2))
     if repeated_runs is not None:
-        runs = [_repeated_run(folder, other) for other in repeated_runs]
+        reference = _config_and_metrics(folder)
+        runs = [_repeated_run(folder, reference, other) for other in repeated_runs]
         (folder / REPEATED_RUNS_FILE).write_text(json.dumps({"runs": runs}, indent=2))
 
 
-def _repeated_run(folder: Path, other: Path) -> dict[str, Any]:
-    """The headline numbers of `other`, after checking that it trained the same recipe on the same split."""
-    config, results = _config_and_metrics(folder)
+def _repeated_run(folder: Path, reference: tuple[TrainConfig, dict[str, Any]], other: Path) -> dict[str, Any]:
+    """The headline numbers of `other`, after checking that it trained the recipe of `folder` on the same split."""
+    config, results = reference
     other_config, other_results = _config_and_metrics(other)
     differences = config.recipe_differences(other_config)
     if differences:
