@@ -1,10 +1,11 @@
 """One path from any user input to the model's waveform: mono float32 at `SAMPLING_RATE`.
 
-The web demo, its REST API, the CLI and `SoundClassifier` all call `load_audio`, so every
-entry point accepts the same inputs and rejects bad ones with the same `AudioInputError`:
+The web demo, its REST API, the CLI, `SoundClassifier` and the pipeline all call
+`load_audio` (or `stream_audio`, its block-by-block form), so every entry point accepts the
+same inputs and rejects bad ones with the same `AudioInputError`:
 
 * a file path or the file's bytes: WAV, FLAC, OGG, MP3, AIFF... through libsndfile, then
-  anything FFmpeg reads (M4A/AAC, Opus/WebM, ...) through torchcodec;
+  anything FFmpeg reads (M4A/AAC, Opus/WebM, ...) through torchcodec, both in-process;
 * a `(rate, array)` tuple as Gradio's `gr.Audio(type="numpy")` gives it, or a
   `{"array"|"raw": array, "sampling_rate": rate}` dict as `transformers` pipelines take it.
   Integer PCM (int8/uint8/int16/int32) is scaled to [-1, 1); floats are taken as they are.
@@ -12,23 +13,35 @@ entry point accepts the same inputs and rejects bad ones with the same `AudioInp
   the channel axis is the short one (at most `MAX_CHANNELS`), the other must be longer.
   Channels are averaged to mono.
 
+Memory is bounded by the output, not by the input. A file's header (channels, rate, length)
+is read first and anything over the limits is refused before a sample is decoded; then the
+file is decoded in blocks of at most `BLOCK_BYTES`, each block mixed to mono and resampled
+as it arrives (`StreamingResampler` gives the same samples as resampling the whole signal at
+once). A header that understates the length cannot get past the limit either: the decoded
+length is counted as it grows. So a 27-KB file that claims 16 channels at 96 kHz costs what
+its 22.05 kHz mono output costs, never channels x rate x duration.
+
 What is rejected, and why (the limits are `AudioLimits` fields):
 
-* empty input, undecodable bytes (corrupt, truncated, text renamed .wav), 0-sample audio;
+* empty input, undecodable bytes (corrupt, truncated, an image or text renamed .wav), 0 samples;
 * NaN or infinite samples (they would turn every log-mel value into NaN);
 * float samples with a peak above `max_float_peak` (integer PCM passed as float: the
   loudness would be ~90 dB off and the prediction meaningless);
 * a sample rate outside 8-96 kHz (below 8 kHz the model's mel bands up to 11 kHz are empty;
   above 96 kHz is unusual enough to be a unit mistake, e.g. samples passed as the rate);
+* more than `MAX_CHANNELS` (32) channels;
 * shorter than `min_seconds` (0.1 s: too little for a single analysis frame to mean anything;
   shorter clips are otherwise padded with silence to 5 s, like ESC-50's own short clips);
 * longer than `max_seconds` (10 min) or larger than `max_bytes` (128 MiB), so that one
-  request cannot take the server's memory or CPU: checked on the header before decoding.
+  request cannot take the server's memory or CPU. `max_seconds=None` lifts the length limit
+  (local files classified block by block, see `stream_audio`).
 """
 
+import functools
 import io
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +49,13 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional
+import torchaudio.transforms
 
 from .labels import SAMPLING_RATE
 
-MAX_CHANNELS = 8
+MAX_CHANNELS = 32
+# Decoded samples held at once per request (all channels, float32, at the file's own rate).
+BLOCK_BYTES = 8 * 2**20
 
 
 class AudioInputError(ValueError):
@@ -49,9 +64,18 @@ class AudioInputError(ValueError):
 
 @dataclass(frozen=True)
 class AudioLimits:
-    """What one request may be; every check raises `AudioInputError`."""
+    """What one input may be; every check raises `AudioInputError`.
 
-    max_seconds: float = 600.0
+    Args:
+        max_seconds (`float` or `None`, *optional*, defaults to 600.0): Longest input; `None` for no limit.
+        max_bytes (`int`, *optional*, defaults to 128 MiB): Largest encoded file.
+        min_seconds (`float`, *optional*, defaults to 0.1): Shortest input.
+        min_rate (`int`, *optional*, defaults to 8000): Lowest sampling rate, Hz.
+        max_rate (`int`, *optional*, defaults to 96000): Highest sampling rate, Hz.
+        max_float_peak (`float`, *optional*, defaults to 16.0): Largest float sample magnitude.
+    """
+
+    max_seconds: float | None = 600.0
     max_bytes: int = 128 * 2**20
     min_seconds: float = 0.1
     min_rate: int = 8_000
@@ -68,81 +92,268 @@ def load_audio(
     source: AudioSource, sampling_rate: int = SAMPLING_RATE, limits: AudioLimits = DEFAULT_LIMITS
 ) -> np.ndarray:
     """Any supported input -> 1-D float32 waveform at `sampling_rate` Hz; `AudioInputError` otherwise."""
-    if isinstance(source, tuple):
-        rate, samples = _unpack_pair(source)
-    elif isinstance(source, dict):
-        rate, samples = _unpack_dict(source)
-    elif isinstance(source, bytes | bytearray | memoryview):
-        rate, samples = decode_bytes(bytes(source), limits=limits)
-    elif isinstance(source, str | os.PathLike):
-        rate, samples = decode_file(source, limits=limits)
-    else:
-        raise AudioInputError(
-            f"Unsupported audio input of type {type(source).__name__}: pass a file path, the file's bytes, "
-            "a (sampling_rate, array) tuple or a {'array': ..., 'sampling_rate': ...} dict."
-        )
-    return to_model_waveform(samples, rate, sampling_rate, limits)
+    if isinstance(source, tuple | dict):
+        rate, samples = _unpack_pair(source) if isinstance(source, tuple) else _unpack_dict(source)
+        return to_model_waveform(samples, rate, sampling_rate, limits)
+    blocks = list(stream_audio(source, sampling_rate, limits))
+    waveform = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    _check_duration(waveform.size / sampling_rate, limits)
+    return waveform
+
+
+def stream_audio(
+    source: str | os.PathLike | bytes | bytearray | memoryview,
+    sampling_rate: int = SAMPLING_RATE,
+    limits: AudioLimits = DEFAULT_LIMITS,
+) -> Iterator[np.ndarray]:
+    """A file path or encoded bytes -> consecutive mono float32 blocks at `sampling_rate`.
+
+    The header is checked when the first block is asked for; NaN/inf samples and a length past
+    `limits.max_seconds` raise `AudioInputError` as soon as a block shows them. Together the
+    blocks equal `load_audio(source)` (the minimum length is checked there, at the end).
+    """
+    reader = open_audio(source, limits)
+    resampler = StreamingResampler(reader.sample_rate, sampling_rate)
+    decoded = 0
+    produced = False
+    for block in reader.blocks():
+        decoded += block.shape[0]
+        if limits.max_seconds is not None and decoded / reader.sample_rate > limits.max_seconds:
+            raise AudioInputError(
+                f"The audio is too long: more than {_format_seconds(limits.max_seconds)} were decoded although "
+                f"its header says {_format_seconds(reader.duration or 0.0)}; the limit is "
+                f"{_format_seconds(limits.max_seconds)}."
+            )
+        mono = to_float32(block, limits).mean(axis=1, dtype=np.float32)  # blocks are (frames, channels)
+        if not np.isfinite(mono).all():
+            raise AudioInputError("The audio contains NaN or infinite sample values.")
+        out = resampler.push(mono)
+        if out.size:
+            produced = True
+            yield out
+    tail = resampler.flush()
+    if tail.size or not produced:
+        if decoded == 0:
+            raise AudioInputError("The audio is empty (0 samples).")
+        yield tail
 
 
 def to_model_waveform(samples: Any, rate: int, sampling_rate: int, limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """Validates a decoded or user-supplied array, mixes it to mono and resamples it."""
+    """Validates an in-memory array, mixes it to mono and resamples it."""
     rate = _check_rate(rate, limits)
     mono = to_mono(to_float32(samples, limits))
     _check_duration(mono.size / rate, limits)
     if not np.isfinite(mono).all():
         raise AudioInputError("The audio contains NaN or infinite sample values.")
     if rate != sampling_rate:
-        mono = torchaudio.functional.resample(torch.from_numpy(mono), rate, sampling_rate).numpy()
+        mono = resampler(rate, sampling_rate)(torch.from_numpy(mono)).numpy()
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def decode_file(path: str | os.PathLike, limits: AudioLimits = DEFAULT_LIMITS) -> tuple[int, np.ndarray]:
-    """Reads a file (size-checked first) and decodes it; returns `(rate, samples)`."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioInputError(f"No such audio file: {path}")
-    _check_size(path.stat().st_size, limits, what=f"The file {path.name}")
-    return decode_bytes(path.read_bytes(), limits=limits, name=path.name)
+@functools.cache
+def resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
+    """torchaudio's resampler with its sinc kernel computed once per pair of rates (stateless, thread-safe)."""
+    return torchaudio.transforms.Resample(orig_freq, new_freq)
 
 
-def decode_bytes(data: bytes, limits: AudioLimits = DEFAULT_LIMITS, name: str = "The input") -> tuple[int, np.ndarray]:
-    """Encoded audio -> `(rate, samples)` with samples `(frames, channels)` float32.
+class StreamingResampler:
+    """torchaudio's resampler fed block by block, with the same output as one call on the whole signal.
 
-    libsndfile first (exact, fast, covers WAV/FLAC/OGG/MP3/AIFF), then FFmpeg via torchcodec
-    for the rest. The duration is checked from the header before decoding the samples.
+    torchaudio's resampler reduces the rates by their gcd to `orig : new` and computes each
+    group of `new` output samples from the input around one group of `orig` input samples
+    (a sinc kernel reaching `width` samples either side). So whole groups whose input has
+    fully arrived can be computed from a segment that starts a few groups earlier (at a
+    group boundary, so that the phases line up) and cut out of its output: exactly what the
+    single call would give, up to float rounding.
+
+    Args:
+        orig_freq (`int`): Rate of the input blocks, Hz.
+        new_freq (`int`): Rate of the output, Hz.
     """
-    _check_size(len(data), limits, what=name)
-    errors = []
-    for decoder in (_decode_with_soundfile, _decode_with_ffmpeg):
-        try:
-            return decoder(data, limits)
-        except AudioInputError:
-            raise
-        except Exception as error:  # each decoder has its own error types; both failing is what matters
-            errors.append(f"{decoder.__name__.removeprefix('_decode_with_')}: {_short_reason(error)}")
+
+    LOWPASS_FILTER_WIDTH = 6  # torchaudio's defaults, which `resampler` uses too
+    ROLLOFF = 0.99
+
+    def __init__(self, orig_freq: int, new_freq: int) -> None:
+        self.orig_freq, self.new_freq = int(orig_freq), int(new_freq)
+        gcd = math.gcd(self.orig_freq, self.new_freq)
+        self.group_in, self.group_out = self.orig_freq // gcd, self.new_freq // gcd
+        base = min(self.group_in, self.group_out) * self.ROLLOFF
+        width = math.ceil(self.LOWPASS_FILTER_WIDTH * self.group_in / base)
+        self.reach = width + self.group_in  # input samples a group needs past its own start
+        self.context_groups = math.ceil(width / self.group_in) + 1  # groups of history kept before the next one
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # input index of _buffer[0], a group boundary
+        self._groups_done = 0
+        self._received = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Takes the next input block; returns the output samples that are now final."""
+        if self.orig_freq == self.new_freq:
+            return samples.astype(np.float32, copy=False)
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        self._received += samples.size
+        ready = max(0, (self._received - self.reach) // self.group_in + 1)
+        return self._emit(ready * self.group_out, ready)
+
+    def flush(self) -> np.ndarray:
+        """The rest of the output, once the input has ended."""
+        if self.orig_freq == self.new_freq:
+            return np.zeros(0, np.float32)
+        total = math.ceil(self.group_out * self._received / self.group_in)
+        return self._emit(total, math.ceil(total / self.group_out))
+
+    def _emit(self, stop: int, groups: int) -> np.ndarray:
+        start = self._groups_done * self.group_out
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        first_group = max(0, self._groups_done - self.context_groups)
+        offset = first_group * self.group_in - self._buffer_start
+        segment = torch.from_numpy(self._buffer[offset:])
+        with torch.inference_mode():
+            out = resampler(self.orig_freq, self.new_freq)(segment).numpy()
+        shift = first_group * self.group_out
+        result = np.ascontiguousarray(out[start - shift : stop - shift])
+        self._groups_done = groups
+        keep_from = max(0, self._groups_done - self.context_groups) * self.group_in
+        self._buffer = self._buffer[keep_from - self._buffer_start :]
+        self._buffer_start = keep_from
+        return result
+
+
+class AudioReader:
+    """An opened, header-checked audio file: `sample_rate`, `num_channels`, `duration` (header; may be None)
+    and `blocks()`, which yields `(frames, channels)` float32 arrays of at most `BLOCK_BYTES`."""
+
+    sample_rate: int
+    num_channels: int
+    duration: float | None
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def _check_header(self, limits: AudioLimits) -> None:
+        _check_rate(self.sample_rate, limits)
+        if not 1 <= self.num_channels <= MAX_CHANNELS:
+            raise AudioInputError(
+                f"The audio has {self.num_channels} channels; at most {MAX_CHANNELS} are supported (they are mixed "
+                "to mono)."
+            )
+        if self.duration:  # 0 or unknown: the decoded length is checked instead
+            _check_duration(self.duration, limits)
+
+    @property
+    def block_frames(self) -> int:
+        return max(1024, BLOCK_BYTES // (4 * self.num_channels))
+
+
+class _SoundfileReader(AudioReader):
+    """libsndfile: exact and fast for WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF; frames known from the header."""
+
+    def __init__(self, source: str | Path | io.BytesIO, limits: AudioLimits) -> None:
+        self._sound = sf.SoundFile(source)
+        self.sample_rate, self.num_channels = self._sound.samplerate, self._sound.channels
+        self.duration = self._sound.frames / self.sample_rate if self.sample_rate else None
+        self._check_header(limits)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        with self._sound:
+            while True:
+                block = self._sound.read(self.block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+
+
+class _FfmpegReader(AudioReader):
+    """FFmpeg through torchcodec, in-process: M4A/AAC, Opus/WebM, WMA and the rest, decoded in time ranges."""
+
+    def __init__(self, source: str | bytes, limits: AudioLimits) -> None:
+        from torchcodec.decoders import AudioDecoder
+
+        self._decoder = AudioDecoder(source)
+        metadata = self._decoder.metadata
+        self.sample_rate, self.num_channels = int(metadata.sample_rate or 0), int(metadata.num_channels or 0)
+        self.duration = metadata.duration_seconds_from_header
+        self._check_header(limits)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        # Ranges [t, t + step) one after another; the last frame can reach past the last full range, so the
+        # range before the end is decoded again up to the end once the next one finds no frames.
+        step = self.block_frames / self.sample_rate
+        start, pending = 0.0, None
+        while True:
+            try:
+                block = self._decoder.get_samples_played_in_range(start, start + step).data.numpy().T
+            except RuntimeError:  # "No audio frames were decoded": past the end
+                block = None
+            if block is None or not len(block):
+                if pending is not None:
+                    last = self._decoder.get_samples_played_in_range(start - step).data.numpy().T
+                    yield last[: len(pending) + self.block_frames]
+                return
+            if pending is not None:
+                yield pending
+            pending = block
+            start += step
+
+
+def open_audio(source: str | os.PathLike | bytes | bytearray | memoryview, limits: AudioLimits) -> AudioReader:
+    """Opens a file path or encoded bytes and checks its header against `limits` (nothing decoded yet)."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioInputError(f"No such audio file: {path}")
+        name, size = path.name, path.stat().st_size
+    elif isinstance(source, bytes | bytearray | memoryview):
+        path, source = None, bytes(source)
+        name, size = "The input", len(source)
+    else:
+        raise AudioInputError(
+            f"Unsupported audio input of type {type(source).__name__}: pass a file path, the file's bytes, "
+            "a (sampling_rate, array) tuple or a {'array': ..., 'sampling_rate': ...} dict."
+        )
+    _check_size(size, limits, what=name if path is None else f"The file {name}")
+    try:
+        return _SoundfileReader(str(path) if path else io.BytesIO(source), limits)
+    except AudioInputError:
+        raise
+    except Exception:  # not libsndfile's format: FFmpeg's turn
+        pass
+    try:
+        return _FfmpegReader(str(path) if path else source, limits)
+    except AudioInputError:
+        raise
+    except Exception:  # the library's own reason (often a bug-report URL) means nothing to the user
+        pass
+    with path.open("rb") if path else io.BytesIO(source) as handle:
+        what = _sniff_non_audio(handle.read(16))
     raise AudioInputError(
-        f"{name} could not be decoded as audio: not a supported audio format (WAV, FLAC, OGG, MP3, M4A, ...) "
-        f"or a corrupt file ({len(data)} bytes; {'; '.join(errors)})."
+        f"{'The input' if path is None else f'The file {name}'} could not be decoded as audio: "
+        + (f"it looks like {what}, not a sound. " if what else "")
+        + "Upload a sound file (WAV, FLAC, OGG, MP3, M4A, ...); this one is in no supported audio format "
+        f"or is corrupt or truncated ({size} bytes)."
     )
 
 
-def _decode_with_soundfile(data: bytes, limits: AudioLimits) -> tuple[int, np.ndarray]:
-    with sf.SoundFile(io.BytesIO(data)) as sound:
-        if sound.frames > 0:  # 0 frames: let the empty-audio check below say so
-            _check_duration(sound.frames / sound.samplerate, limits)
-        samples = sound.read(dtype="float32", always_2d=True)
-        return sound.samplerate, samples
+# Leading bytes of common files people upload by mistake.
+_NON_AUDIO_SIGNATURES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (or an Office document)",
+    b"\x1f\x8b": "a gzip archive",
+}
 
 
-def _decode_with_ffmpeg(data: bytes, limits: AudioLimits) -> tuple[int, np.ndarray]:
-    from torchcodec.decoders import AudioDecoder
-
-    decoder = AudioDecoder(data)
-    duration = decoder.metadata.duration_seconds_from_header
-    if duration:
-        _check_duration(duration, limits)
-    decoded = decoder.get_all_samples()  # (channels, samples) float32
-    return decoded.sample_rate, decoded.data.numpy().T
+def _sniff_non_audio(head: bytes) -> str | None:
+    for signature, what in _NON_AUDIO_SIGNATURES.items():
+        if head.startswith(signature):
+            return what
+    if head.lstrip().startswith((b"<", b"{", b"[")):
+        return "a text document (HTML, XML or JSON)"
+    return None
 
 
 def to_float32(samples: Any, limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray:
@@ -157,9 +368,8 @@ def to_float32(samples: Any, limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray
         return (array.astype(np.float64) / 2 ** (8 * array.dtype.itemsize - 1)).astype(np.float32)
     if array.dtype.kind != "f":
         raise AudioInputError(f"Audio samples must be integers or floats, got dtype {array.dtype}.")
-    array = array.astype(np.float32)
-    finite = array[np.isfinite(array)]
-    peak = float(np.abs(finite).max()) if finite.size else 0.0
+    array = array.astype(np.float32, copy=False)
+    peak = float(np.max(np.abs(array), initial=0.0, where=np.isfinite(array)))
     if peak > limits.max_float_peak:
         raise AudioInputError(
             f"Float audio must be scaled to [-1, 1] (full scale = 1.0), but its peak is {peak:g}. "
@@ -180,10 +390,15 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     if samples.ndim != 2:
         raise AudioInputError(f"Audio must be 1-D (mono) or 2-D (multi-channel), got shape {samples.shape}.")
     rows, columns = samples.shape
-    if columns <= MAX_CHANNELS and rows > columns:
-        return samples.mean(axis=1)  # (samples, channels): soundfile, Gradio
-    if rows <= MAX_CHANNELS and columns > rows:
-        return samples.mean(axis=0)  # (channels, samples): torchaudio, torchcodec, librosa
+    if columns == 1 or (columns <= MAX_CHANNELS and rows > columns):
+        return samples.mean(axis=1, dtype=np.float32)  # (samples, channels): soundfile, Gradio
+    if rows == 1 or (rows <= MAX_CHANNELS and columns > rows):
+        return samples.mean(axis=0, dtype=np.float32)  # (channels, samples): torchaudio, torchcodec, librosa
+    if min(rows, columns) > MAX_CHANNELS and max(rows, columns) > 1000:
+        raise AudioInputError(
+            f"The audio array of shape {samples.shape} has {min(rows, columns)} channels; at most {MAX_CHANNELS} "
+            "are supported (they are mixed to mono)."
+        )
     raise AudioInputError(
         f"Cannot tell channels from samples in an array of shape {samples.shape}: expected "
         f"(channels, samples) or (samples, channels) with at most {MAX_CHANNELS} channels "
@@ -204,6 +419,8 @@ def _unpack_dict(source: dict[str, Any]) -> tuple[int, Any]:
     samples = source.get("array", source.get("raw"))
     if samples is None or "sampling_rate" not in source:
         raise AudioInputError("An audio dict needs an 'array' (or 'raw') and a 'sampling_rate'.")
+    if isinstance(samples, torch.Tensor):  # what a `datasets` Audio column gives with the torch format
+        samples = samples.detach().cpu().numpy()
     return source["sampling_rate"], samples
 
 
@@ -219,7 +436,7 @@ def _check_rate(rate: Any, limits: AudioLimits) -> int:
 
 
 def _check_duration(seconds: float, limits: AudioLimits) -> None:
-    if seconds > limits.max_seconds:
+    if limits.max_seconds is not None and seconds > limits.max_seconds:
         raise AudioInputError(
             f"The audio is too long: {_format_seconds(seconds)}; the limit is {_format_seconds(limits.max_seconds)}."
         )
@@ -241,20 +458,17 @@ def _format_seconds(seconds: float) -> str:
     return f"{int(minutes)} min {rest:.1f} s" if minutes else f"{rest:.1f} s"
 
 
-def _short_reason(error: Exception) -> str:
-    """The decoder's own reason, without the buffer repr or C++ source location it prefixes."""
-    lines = str(error).strip().splitlines()
-    return (lines[-1].rsplit(": ", 1)[-1] if lines else type(error).__name__)[:200]
-
-
 __all__ = [
+    "BLOCK_BYTES",
     "DEFAULT_LIMITS",
     "MAX_CHANNELS",
     "AudioInputError",
     "AudioLimits",
-    "decode_bytes",
-    "decode_file",
+    "AudioReader",
+    "StreamingResampler",
     "load_audio",
+    "open_audio",
+    "stream_audio",
     "to_float32",
     "to_mono",
     "to_model_waveform",

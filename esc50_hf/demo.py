@@ -1,10 +1,22 @@
 """The Gradio web demo and its REST API: `build_demo(classifier)` and the `app.py` entry point `main`.
 
-One endpoint does the work, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`)
-and the per-window timeline (a table) out. The UI also draws the input's log-mel
-spectrogram (a second, undocumented event run after a successful prediction). Every input
-goes through `esc50_hf.audio_io.load_audio`, and each `AudioInputError` becomes a
-`gr.Error` with its message: the request fails, the server goes on serving.
+One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
+the per-window timeline (a table) out. The page also draws the input's log-mel spectrogram
+and loads example clips, through events that are private: the UI calls them, the API does
+not list or accept them. Every input goes through `esc50_hf.audio_io` (header checked, then
+decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
+the request fails, the server goes on serving.
+
+What a public deployment gets (see README: Serve):
+- requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
+  `--concurrency` of them are decoded at once, and their windows share forward passes of the
+  network (`SoundClassifier(dynamic_batching=True)`), so throughput rises with load;
+- uploads are deleted `--keep-uploads` seconds after they arrive (Gradio's `delete_cache`),
+  whether or not they were classified, and all of them when the server stops;
+- optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
+  binds to a non-local address without it;
+- `--host`/`--port` default to Gradio's `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`
+  (what a Hugging Face Space sets), then to 127.0.0.1:7860.
 """
 
 import os
@@ -12,11 +24,14 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
+import ipaddress  # noqa: E402
+import logging  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
+import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -24,27 +39,44 @@ from pathlib import Path  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import soundfile as sf  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .audio_io import AudioInputError, AudioLimits  # noqa: E402
 from .backends import BACKENDS  # noqa: E402
-from .inference import DEFAULT_MODEL_DIR, REPO_ROOT, Prediction, SoundClassifier  # noqa: E402
+from .inference import REPO_ROOT, ModelLoadError, Prediction, SoundClassifier, resolve_model  # noqa: E402
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
 TOP_K = 5
 TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
+EXAMPLES_DIR = REPO_ROOT / "examples"  # real ESC-50 fold-5 clips with their attribution.csv
+AUTH_ENV = "ESC50_AUTH"  # "user:password", the same as --auth
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_QUEUE = 1000
+DEFAULT_KEEP_UPLOADS = 600.0
+LOCAL_HOSTS = ("localhost",)
 
 
-def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) -> gr.Blocks:
-    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`)."""
-    with gr.Blocks(title="ESC-50 sound classifier") as demo:
+def build_demo(
+    classifier: SoundClassifier, examples_dir: Path | None = None, keep_uploads: float = DEFAULT_KEEP_UPLOADS
+) -> gr.Blocks:
+    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`).
+
+    Args:
+        classifier (`SoundClassifier`): What classifies; its `limits` are the server's.
+        examples_dir (`Path`, *optional*): A folder with example clips and their `attribution.csv`.
+        keep_uploads (`float`, *optional*, defaults to 600): Seconds an upload is kept; checked every
+            `keep_uploads / 4` seconds (at least 1, at most 60).
+    """
+    frequency = int(min(60, max(1, keep_uploads / 4)))
+    with gr.Blocks(title="ESC-50 sound classifier", delete_cache=(frequency, max(1, int(keep_uploads)))) as demo:
+        limit = classifier.limits.max_seconds
         gr.Markdown(
             "# ESC-50 environmental-sound classifier\n"
-            f"Upload or record a sound (up to {_duration_text(classifier.limits.max_seconds)}). Clips longer than "
+            f"Upload or record a sound{f' (up to {_duration_text(limit)})' if limit else ''}. Clips longer than "
             f"{classifier.extractor.clip_seconds:g} s are classified in overlapping windows; "
             "the scores are their average. 50 classes: animals, nature, people, household, urban noise."
         )
@@ -52,8 +84,16 @@ def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) 
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
                 button = gr.Button("Classify", variant="primary")
+                examples = read_examples(examples_dir) if examples_dir else []
                 if examples:
-                    gr.Examples(examples=[[str(path)] for path in examples], inputs=[audio], label="Synthetic examples")
+                    gr.Examples(
+                        examples=[[str(example["path"])] for example in examples],
+                        inputs=[audio],
+                        example_labels=[example["category"] for example in examples],
+                        label="Real ESC-50 clips (fold 5, the test fold)",
+                        api_visibility="private",
+                    )
+                    gr.Markdown(_attribution_markdown(examples))
             with gr.Column():
                 label = gr.Label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
@@ -77,14 +117,18 @@ def build_demo(classifier: SoundClassifier, examples: list[Path] | None = None) 
             api_name="predict",
             api_description="Top-5 ESC-50 classes of an audio file, and the best class of each 5-s window.",
         )
-        event.success(
-            fn=draw,
-            inputs=[audio],
-            outputs=[spectrogram],
-            api_name="spectrogram",
-            api_visibility="undocumented",
-        )
+        event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+    _only_predict_in_the_api(demo)
     return demo
+
+
+def _only_predict_in_the_api(demo: gr.Blocks) -> None:
+    """Unnames every event but `/predict` (the spectrogram, the examples' loaders): the page still calls
+    them by index, but `/gradio_api/call/<name>` and `gradio_client` find only `predict`."""
+    for function in demo.fns.values():
+        if function.api_name != "predict":
+            function.api_name = None
+            function.api_visibility = "private"
 
 
 def classify(classifier: SoundClassifier, path: str | None) -> tuple[dict[str, float], pd.DataFrame]:
@@ -115,6 +159,28 @@ def spectrogram_figure(classifier: SoundClassifier, path: str | None) -> Figure:
     return figure
 
 
+def read_examples(folder: Path) -> list[dict[str, str | Path]]:
+    """The clips listed in `folder/attribution.csv` that exist, with their attribution fields and `path`."""
+    table = folder / "attribution.csv"
+    if not table.is_file():
+        return []
+    with table.open(newline="") as handle:
+        rows = [{**row, "path": folder / row["file"]} for row in csv.DictReader(handle)]
+    return [row for row in rows if row["path"].is_file()]
+
+
+def _attribution_markdown(examples: list[dict]) -> str:
+    credits = "; ".join(
+        f"{row['category']}: [{row['source_title']}]({row['source_url']}) by {row['author']} ({row['source_license']})"
+        for row in examples
+    )
+    return (
+        "Clips from [ESC-50](https://github.com/karolpiczak/ESC-50) (K. J. Piczak, 2015), licensed "
+        "[CC BY-NC 3.0](https://creativecommons.org/licenses/by-nc/3.0/), derived from Freesound recordings: "
+        f"{credits}."
+    )
+
+
 def _run(function: Callable[[str], T], path: str | None) -> T:
     """Calls `function(path)`, turning missing or bad input into a message for the user."""
     if not path:
@@ -123,89 +189,135 @@ def _run(function: Callable[[str], T], path: str | None) -> T:
         return function(path)
     except AudioInputError as error:
         raise gr.Error(str(error), print_exception=False) from error
+    except Exception as error:  # a bug, not the user's input: logged here, not shown (launch shows errors)
+        logger.exception("Failed on %s", path)
+        raise gr.Error("The server failed on this input; the error is in its log.", print_exception=False) from error
 
 
 def _duration_text(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-def write_example_clips(folder: Path, sampling_rate: int) -> list[Path]:
-    """Synthetic clips (no dataset audio in the repository): a tone, noise bursts, and a 12-s sweep."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    time = np.arange(5 * sampling_rate) / sampling_rate
-    long_time = np.arange(12 * sampling_rate) / sampling_rate
-    clips = {
-        "tone_880hz_5s.wav": 0.3 * np.sin(2 * np.pi * 880 * time),
-        "noise_bursts_5s.wav": 0.3 * rng.standard_normal(time.size) * (np.sin(2 * np.pi * 2 * time) > 0.5),
-        "sweep_12s.wav": 0.3 * np.sin(2 * np.pi * (100 * long_time + 400 * long_time**2 / 12)),
-    }
-    paths = []
-    for name, samples in clips.items():
-        paths.append(folder / name)
-        sf.write(paths[-1], samples.astype(np.float32), sampling_rate, subtype="PCM_16")
-    return paths
-
-
-def build_parser(default_model: Path = DEFAULT_MODEL_DIR) -> argparse.ArgumentParser:
+def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Serve the ESC-50 classifier as a Gradio web demo and REST API.")
     parser.add_argument("--model", default=None, help=f"model folder or Hub id (default: {default_model})")
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: local only)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--concurrency", type=int, default=2, help="requests computed at once (default: 2)")
-    parser.add_argument("--max-queue", type=int, default=32, help="requests waiting at most; more get HTTP 503")
+    parser.add_argument(
+        "--host", default=None, help="interface to bind (default: $GRADIO_SERVER_NAME, else 127.0.0.1: local only)"
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT, else 7860)")
+    parser.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASSWORD",
+        help=f"require this login (default: ${AUTH_ENV}; none). Use it on any non-local address.",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests decoded at once; their windows share forward passes (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=DEFAULT_MAX_QUEUE,
+        help=f"requests waiting at most; more get HTTP 503 (default: {DEFAULT_MAX_QUEUE})",
+    )
+    parser.add_argument("--max-batch", type=int, default=64, help="most windows per forward pass (default: 64)")
+    parser.add_argument(
+        "--keep-uploads",
+        type=float,
+        default=DEFAULT_KEEP_UPLOADS,
+        help=f"seconds an upload is kept before it is deleted (default: {DEFAULT_KEEP_UPLOADS:g})",
+    )
     parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
     parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
-    parser.add_argument("--no-examples", action="store_true", help="do not generate the synthetic example clips")
+    parser.add_argument("--no-examples", action="store_true", help="do not show the example clips")
     return parser
 
 
-def resolve_model(model: str | None, default_model: Path = DEFAULT_MODEL_DIR) -> str:
-    """The model to load; exits with a message when the default folder is missing."""
-    if model is not None:
-        return model
-    if not (default_model / "config.json").is_file():
-        sys.exit(
-            f"No trained model at {default_model}. Train one (see README: Train) or pass "
-            "--model <model folder or Hub id>, e.g. --model outputs/esc50-mel-cnn"
-        )
-    return str(default_model)
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """`"user:password"` -> `("user", "password")`; `None`/empty -> no auth; anything else exits with a message."""
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not (user and colon and password):
+        sys.exit(f"--auth / ${AUTH_ENV} must be USER:PASSWORD with both parts non-empty.")
+    return user, password
 
 
-def main(argv: list[str] | None = None, default_model: Path = DEFAULT_MODEL_DIR) -> int:
+def is_local_address(host: str) -> bool:
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to be local
+        return False
+
+
+def main(
+    argv: list[str] | None = None, default_model: str | Path | None = None, examples_dir: Path | None = EXAMPLES_DIR
+) -> int:
     args = build_parser(default_model).parse_args(argv)
-    model = resolve_model(args.model, default_model)
+    try:
+        model = resolve_model(args.model, default_model)
+    except ModelLoadError as error:
+        sys.exit(str(error))
     limits = AudioLimits(max_seconds=args.max_seconds, max_bytes=int(args.max_mb * 2**20))
     try:
-        classifier = SoundClassifier(model, args.backend, limits=limits)
-    except (OSError, ValueError, ImportError) as error:
-        sys.exit(f"Cannot load the model {model!r} with the {args.backend} backend: {error}")
-    examples = None
-    if not args.no_examples:
-        examples = write_example_clips(Path(tempfile.mkdtemp(prefix="esc50-demo-examples-")), classifier.sampling_rate)
-    demo = build_demo(classifier, examples)
+        classifier = SoundClassifier.load_or_explain(
+            model, args.backend, limits=limits, dynamic_batching=True, max_batch_size=args.max_batch
+        )
+    except ModelLoadError as error:
+        sys.exit(str(error))
+    auth = parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV))
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    if auth is None and not is_local_address(host):
+        logger.warning(
+            "Serving on %s without a login: anyone who reaches this address can use the app. "
+            "Pass --auth USER:PASSWORD (or set %s) unless that is what you want.",
+            host,
+            AUTH_ENV,
+        )
+    demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=limits.max_bytes, show_error=False)
+    demo.launch(
+        server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1
+        server_port=args.port,  # None: GRADIO_SERVER_PORT, else 7860
+        auth=auth,
+        max_file_size=limits.max_bytes,
+        show_error=True,  # Gradio's own refusals (e.g. a path that was not uploaded) say why; ours are gr.Error
+        allowed_paths=[str(examples_dir)] if examples_dir and not args.no_examples else None,
+    )
     return 0
 
 
 @contextmanager
 def app_subprocess(
-    app_args: list[str], log_path: Path, env: dict[str, str] | None = None, timeout: float = 120.0
+    app_args: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    app_path: Path = REPO_ROOT / "app.py",
+    host: str | None = "127.0.0.1",
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Runs the real `python app.py <app_args>` on a free local port until the block exits; yields `(url, process)`.
 
     For the tests and the load benchmark: the server under test is the entry point users start.
-    `env` adds to this process's environment.
+    `env` adds to this process's environment; `host=None` leaves the address to the environment
+    (`GRADIO_SERVER_NAME` in `env`), which the yielded URL then uses.
     """
     with socket.socket() as sock:  # a free port; the tiny race until the server binds it is acceptable here
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, str(REPO_ROOT / "app.py"), *app_args, "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **(env or {})}
+    command = [sys.executable, str(app_path), *app_args, "--port", str(port)]
+    if host is not None:
+        command += ["--host", host]
+    url = f"http://{host or env.get('GRADIO_SERVER_NAME', '127.0.0.1')}:{port}"
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=app_path.parent)
         try:
             _wait_until_serving(url, process, log_path, timeout)
             yield url, process
@@ -226,6 +338,8 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, tim
             with urllib.request.urlopen(f"{url}/gradio_api/info", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:  # it answers, but wants a login (--auth)
+            return
         except OSError:  # not listening yet
             time.sleep(0.5)
     raise RuntimeError(f"the app did not answer within {timeout:g} s:\n{log_path.read_text()}")
@@ -237,6 +351,6 @@ __all__ = [
     "build_parser",
     "classify",
     "main",
+    "read_examples",
     "spectrogram_figure",
-    "write_example_clips",
 ]

@@ -1,28 +1,62 @@
 """`SoundClassifier`: new audio of any length -> clip-level top-k labels and a per-window timeline.
 
 The model sees 5-s clips. Shorter input is padded by the feature extractor (as ESC-50's own
-short clips are). Longer input is cut into 5-s windows every `hop_seconds` (the last one
-padded), each window is classified, and the clip-level scores are the mean of the windows'
-probabilities: a sound heard in any part of a recording still shows up, in proportion to how
-much of the recording it fills.
+short clips are). Longer input is cut into 5-s windows every `hop_seconds`, the last one
+aligned to the end of the recording (never padded), each window is classified, and the
+clip-level scores are the mean of the windows' probabilities, each window weighted by its
+share of real, unpadded samples: a sound heard in any part of a recording still shows up, in
+proportion to how much of the recording it fills, and a few extra samples at the end (an
+encoder's priming, a recording stopped a moment late) do not add a window of silence.
+
+Files are decoded block by block (`esc50_hf.audio_io.stream_audio`) and classified window by
+window, so memory stays flat whatever the length; with `AudioLimits(max_seconds=None)` a
+local recording of hours goes through in constant memory.
 
 One instance serves many threads: it holds only read-only state (the backend's weights, the
-feature extractor's parameters), and each call works on its own arrays.
+feature extractor's parameters), and each call works on its own arrays. With
+`dynamic_batching=True` the windows of concurrent calls share forward passes (see
+`WindowBatcher`), which is what the web demo uses under load.
 """
 
-from dataclasses import asdict, dataclass
+import queue
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio_io import DEFAULT_LIMITS, AudioLimits, AudioSource, load_audio
-from .backends import load_backend
+from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, load_audio, stream_audio
+from .backends import LogitsBackend, load_backend
 from .labels import ESC50_LABELS
 
-# Where the trained model lives in a checkout; the app and the CLI default to it.
+# Where the trained model lives in a checkout; the app, the CLI and the benchmarks default to it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be found or loaded; the message is one line that says what to do."""
+
+
+def resolve_model(model: str | Path | None, default: str | Path | None = None) -> str:
+    """The model to load: `model` if given, else `default` (else the checkout's `models/esc50-mel-cnn`).
+
+    A default folder that does not hold a model raises `ModelLoadError` saying how to get one;
+    a model named explicitly (a folder or a Hub id) is left for the loader to judge.
+    """
+    if model is not None:
+        return str(model)
+    default = DEFAULT_MODEL_DIR if default is None else default
+    if isinstance(default, Path) and not (default / "config.json").is_file():
+        raise ModelLoadError(
+            f"No trained model at {default}. Train one (see README: Train) or pass "
+            "--model <model folder or Hub id>, e.g. --model outputs/esc50-mel-cnn"
+        )
+    return str(default)
 
 
 @dataclass(frozen=True)
@@ -65,11 +99,14 @@ class SoundClassifier:
     """A saved ESC-50 model (folder or Hub id) behind any backend, for audio of any length.
 
     Args:
-        model: Model folder or Hub id, with `preprocessor_config.json` (and `model.onnx` for onnx).
-        backend: `"torch"` or `"onnx"`, see `esc50_hf.backends.load_backend`.
-        hop_seconds: Step between windows of long input (default: half a clip, 2.5 s).
-        batch_size: Windows per forward pass; bounds memory for 10-minute input.
-        limits: Input validation limits, see `esc50_hf.audio_io.AudioLimits`.
+        model (`str` or `Path`): Model folder or Hub id, with `preprocessor_config.json` (and `model.onnx` for onnx).
+        backend (`str`, *optional*, defaults to `"torch"`): `"torch"` or `"onnx"`, see `esc50_hf.backends`.
+        hop_seconds (`float`, *optional*): Step between windows of long input (default: half a clip, 2.5 s).
+        batch_size (`int`, *optional*, defaults to 16): Windows per forward pass; bounds memory for long input.
+        limits (`AudioLimits`, *optional*): Input validation limits, see `esc50_hf.audio_io.AudioLimits`.
+        dynamic_batching (`bool`, *optional*, defaults to `False`): Let concurrent calls share forward passes
+            (up to `max_batch_size` windows each), for servers.
+        max_batch_size (`int`, *optional*, defaults to 64): Largest shared forward pass with `dynamic_batching`.
         backend_kwargs: Passed to the backend (e.g. `num_threads`).
     """
 
@@ -81,6 +118,8 @@ class SoundClassifier:
         hop_seconds: float | None = None,
         batch_size: int = 16,
         limits: AudioLimits = DEFAULT_LIMITS,
+        dynamic_batching: bool = False,
+        max_batch_size: int = 64,
         **backend_kwargs: Any,
     ) -> None:
         from transformers import AutoFeatureExtractor
@@ -96,9 +135,30 @@ class SoundClassifier:
         self.hop_samples = int(round(hop_seconds * self.sampling_rate))
         if not 0 < self.hop_samples <= self.clip_samples:
             raise ValueError(f"hop_seconds must be in (0, {self.extractor.clip_seconds}], got {hop_seconds}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.limits = limits
         self.extractor.mel_filters()  # built now, so that threads never race to build the lazy cache
+        self._batcher = WindowBatcher(self.backend, max_batch_size) if dynamic_batching else None
+
+    @classmethod
+    def load_or_explain(cls, model: str | Path, backend: str = "torch", **kwargs: Any) -> "SoundClassifier":
+        """`SoundClassifier(...)`, with any failure to load (missing folder, unknown Hub id, damaged or
+        truncated weights, missing `model.onnx`) turned into one `ModelLoadError` line instead of a traceback."""
+        name = str(model)
+        looks_like_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith(".")
+        if not Path(name).is_dir() and not looks_like_hub_id:
+            raise ModelLoadError(
+                f"No model folder at {name}: pass a folder written by train.py or a Hub model id (OWNER/NAME)."
+            )
+        try:
+            return cls(model, backend, **kwargs)
+        except Exception as error:  # loaders raise OSError, ValueError, safetensors' and onnxruntime's own errors
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise ModelLoadError(
+                f"Cannot load the model {str(model)!r} with the {backend} backend: {reason[:300]}"
+            ) from error
 
     @property
     def sampling_rate(self) -> int:
@@ -109,54 +169,187 @@ class SoundClassifier:
         return load_audio(audio, self.sampling_rate, self.limits)
 
     def predict(self, audio: AudioSource, top_k: int = 5) -> Prediction:
-        """Classifies a file path, file bytes, `(rate, array)` tuple or `{"array", "sampling_rate"}` dict."""
-        return self.predict_waveform(self.load(audio), top_k=top_k)
+        """Classifies a file path, file bytes, `(rate, array)` tuple or `{"array", "sampling_rate"}` dict.
+
+        Files and bytes are decoded and classified block by block; arrays are checked and resampled first.
+        """
+        if isinstance(audio, tuple | dict):
+            return self.predict_waveform(self.load(audio), top_k=top_k)
+        return self._predict_blocks(stream_audio(audio, self.sampling_rate, self.limits), top_k)
 
     def predict_waveform(self, waveform: np.ndarray, top_k: int = 5) -> Prediction:
         """Classifies a mono float waveform already at `sampling_rate`."""
-        starts = window_starts(len(waveform), self.clip_samples, self.hop_samples)
-        probabilities = self.window_probabilities([waveform[start : start + self.clip_samples] for start in starts])
-        clip = probabilities.mean(axis=0)
-        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(ESC50_LABELS)))]
-        windows = [
-            WindowPrediction(
-                start=round(start / self.sampling_rate, 3),
-                end=round(min(start + self.clip_samples, len(waveform)) / self.sampling_rate, 3),
-                label=ESC50_LABELS[int(row.argmax())],
-                score=float(row.max()),
-            )
-            for start, row in zip(starts, probabilities)
-        ]
-        return Prediction(
-            labels=[LabelScore(ESC50_LABELS[int(index)], float(clip[index])) for index in top],
-            windows=windows,
-            duration=round(len(waveform) / self.sampling_rate, 3),
-        )
+        return self._predict_blocks([waveform], top_k)
+
+    def _predict_blocks(self, blocks: Iterable[np.ndarray], top_k: int) -> Prediction:
+        pooled = _WindowPool(self.sampling_rate, self.clip_samples)
+        batch: list[tuple[int, np.ndarray]] = []
+        for start, window in iter_windows(blocks, self.clip_samples, self.hop_samples):
+            batch.append((start, window))
+            if len(batch) == self.batch_size:
+                pooled.add(batch, self.window_probabilities([w for _, w in batch]))
+                batch = []
+        if batch:
+            pooled.add(batch, self.window_probabilities([w for _, w in batch]))
+        if not pooled.windows:
+            raise AudioInputError("The audio is empty (0 samples).")
+        return pooled.prediction(top_k)
 
     def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
         """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time."""
         batches = []
         for first in range(0, len(windows), self.batch_size):
             features = self.extractor(windows[first : first + self.batch_size], sampling_rate=self.sampling_rate)
-            logits = np.asarray(self.backend(features["input_values"]), dtype=np.float64)
+            if self._batcher is not None:
+                logits = self._batcher(features["input_values"])
+            else:
+                logits = np.asarray(self.backend(features["input_values"]), dtype=np.float64)
             if logits.shape[-1] != len(ESC50_LABELS):
                 raise ValueError(f"The model returned {logits.shape[-1]} scores; expected {len(ESC50_LABELS)}.")
             batches.append(softmax(logits))
         return np.concatenate(batches)
 
-    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
-        """`(n_mels, frames)` log-mel in dB of the whole waveform, as the model's extractor computes it."""
+    def log_mel(self, waveform: np.ndarray, chunk_seconds: float = 60.0) -> np.ndarray:
+        """`(num_mel_bins, frames)` log-mel in dB of the whole waveform, as the model's extractor computes it.
+
+        Computed `chunk_seconds` at a time (whole hops), so a 10-minute input never needs its full
+        spectrogram's intermediate STFT at once.
+        """
         import torch
 
-        return self.extractor.log_mel(torch.from_numpy(np.ascontiguousarray(waveform))[None])[0].numpy()
+        hop = self.extractor.hop_length
+        chunk = max(1, int(chunk_seconds * self.sampling_rate) // hop) * hop
+        pieces = []
+        for first in range(0, len(waveform), chunk):
+            part = torch.from_numpy(np.ascontiguousarray(waveform[first : first + chunk]))[None]
+            mel = self.extractor.log_mel(part)[0].numpy()
+            pieces.append(mel if first + chunk >= len(waveform) else mel[:, : chunk // hop])
+        return np.concatenate(pieces, axis=1)
+
+
+@dataclass
+class _WindowPool:
+    """Accumulates window probabilities into the clip-level mean (weighted by real samples) and the timeline."""
+
+    sampling_rate: int
+    clip_samples: int
+    weighted_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(ESC50_LABELS)))
+    total_weight: float = 0.0
+    duration_samples: int = 0
+    windows: list[WindowPrediction] = field(default_factory=list)
+
+    def add(self, windows: list[tuple[int, np.ndarray]], probabilities: np.ndarray) -> None:
+        for (start, samples), row in zip(windows, probabilities):
+            weight = len(samples) / self.clip_samples  # its share of real samples: < 1 only when padded
+            self.weighted_sum += weight * row
+            self.total_weight += weight
+            self.duration_samples = max(self.duration_samples, start + len(samples))
+            self.windows.append(
+                WindowPrediction(
+                    start=round(start / self.sampling_rate, 3),
+                    end=round((start + len(samples)) / self.sampling_rate, 3),
+                    label=ESC50_LABELS[int(row.argmax())],
+                    score=float(row.max()),
+                )
+            )
+
+    def prediction(self, top_k: int) -> Prediction:
+        clip = self.weighted_sum / self.total_weight
+        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(ESC50_LABELS)))]
+        return Prediction(
+            labels=[LabelScore(ESC50_LABELS[int(index)], float(clip[index])) for index in top],
+            windows=self.windows,
+            duration=round(self.duration_samples / self.sampling_rate, 3),
+        )
+
+
+class WindowBatcher:
+    """Dynamic batching: feature batches from many threads share one forward pass of the backend.
+
+    Callers block in `__call__` while one worker thread takes everything queued (up to
+    `max_batch_size` windows), runs the backend once and hands each caller its rows. Nothing
+    waits for a batch to fill: under light load a batch is one request, under heavy load the
+    requests that queued during the previous pass go together, so throughput rises with load.
+
+    Args:
+        backend (`LogitsBackend`): Features -> logits.
+        max_batch_size (`int`, *optional*, defaults to 64): Most windows per forward pass.
+    """
+
+    def __init__(self, backend: LogitsBackend, max_batch_size: int = 64) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        self.backend = backend
+        self.max_batch_size = max_batch_size
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, Future]] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="esc50-window-batcher", daemon=True).start()
+
+    def __call__(self, input_values: np.ndarray) -> np.ndarray:
+        future: Future = Future()
+        self._queue.put((np.asarray(input_values), future))
+        return future.result()
+
+    def _serve(self) -> None:
+        carried: tuple[np.ndarray, Future] | None = None
+        while True:
+            batch = [carried or self._queue.get()]
+            carried = None
+            size = len(batch[0][0])
+            while size < self.max_batch_size:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if size + len(item[0]) > self.max_batch_size:
+                    carried = item
+                    break
+                batch.append(item)
+                size += len(item[0])
+            try:
+                logits = np.asarray(self.backend(np.concatenate([values for values, _ in batch])), dtype=np.float64)
+            except Exception as error:  # every caller of this pass gets the error, the worker goes on
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            first = 0
+            for values, future in batch:
+                future.set_result(logits[first : first + len(values)])
+                first += len(values)
 
 
 def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
-    """Start offsets of the windows covering `num_samples`: one for short input, else every hop until the end."""
-    starts = [0]
-    while starts[-1] + clip_samples < num_samples:
-        starts.append(starts[-1] + hop_samples)
-    return starts
+    """Start offsets of the windows covering `num_samples` (what `iter_windows` yields, as a list).
+
+    One window for input up to a clip long; else one every hop while the window ends before the
+    input does, and a last one that ends exactly at the end of the input.
+    """
+    if num_samples <= clip_samples:
+        return [0]
+    return [*range(0, num_samples - clip_samples, hop_samples), num_samples - clip_samples]
+
+
+def iter_windows(blocks: Iterable[np.ndarray], clip_samples: int, hop_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+    """`(start, samples)` of each analysis window of a signal that arrives in consecutive blocks.
+
+    The windows are those of `window_starts` over the whole signal, produced as soon as their
+    samples have arrived, holding at most a clip and a block in memory. A window is shorter
+    than a clip only when the whole input is.
+    """
+    buffer = np.zeros(0, np.float32)
+    buffer_start = next_start = total = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, np.float32)
+        total += len(block)
+        while next_start + clip_samples < total:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + clip_samples]
+            next_start += hop_samples
+        keep_from = max(buffer_start, min(next_start, total - clip_samples))
+        buffer = buffer[keep_from - buffer_start :]
+        buffer_start = keep_from
+    if total:
+        start = max(0, total - clip_samples)
+        yield start, buffer[start - buffer_start :]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -168,9 +361,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "LabelScore",
+    "ModelLoadError",
     "Prediction",
     "SoundClassifier",
+    "WindowBatcher",
     "WindowPrediction",
+    "iter_windows",
+    "resolve_model",
     "softmax",
     "window_starts",
 ]

@@ -129,11 +129,14 @@ BAD_INPUTS = {
     "array and rate swapped": (lambda: (np.zeros(RATE, np.int16), RATE), "expected (sampling_rate, array)"),
     "fractional rate": (lambda: (44100.5, np.zeros(RATE, np.int16)), "whole number of Hz"),
     "too short": (lambda: (RATE, np.zeros(RATE // 20, np.int16)), "too short: 0.050 s"),
-    "too many channels": (lambda: (RATE, np.zeros((RATE, 16), np.int16)), "Cannot tell channels from samples"),
+    "too many channels": (lambda: (RATE, np.zeros((RATE, 40), np.int16)), "has 40 channels; at most 32"),
+    "ambiguous layout": (lambda: (RATE, np.zeros((40, 45), np.int16)), "Cannot tell channels from samples"),
     "3-D array": (lambda: (RATE, np.zeros((2, 2, RATE), np.int16)), "1-D (mono) or 2-D"),
     "strings": (lambda: (RATE, np.array(["a"] * RATE)), "must be integers or floats"),
     "unsupported type": (lambda: 12345, "Unsupported audio input of type int"),
     "missing file": (lambda: "/nonexistent/clip.wav", "No such audio file"),
+    "png image": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(3000), "it looks like a PNG image, not a sound"),
+    "html page": (lambda: b"<!DOCTYPE html><html><body>hi</body></html>" * 50, "looks like a text document"),
 }
 
 
@@ -169,3 +172,57 @@ def _literal(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_sixteen_channels_are_mixed_to_mono(tmp_path):
+    """Up to 32 channels: the mean of the channels, from a file and from an array alike."""
+    rng = np.random.default_rng(5)
+    channels = (rng.standard_normal((RATE, 16)) * 0.1).astype(np.float32)
+    path = tmp_path / "sixteen.wav"
+    sf.write(path, channels, RATE, subtype="FLOAT")
+    expected = load_audio((RATE, channels.mean(axis=1)))
+    np.testing.assert_allclose(load_audio(path), expected, atol=1e-6)
+    np.testing.assert_allclose(load_audio((RATE, channels)), expected, atol=1e-6)
+
+
+def test_too_many_channels_in_a_header_are_refused_before_decoding(tmp_path):
+    path = tmp_path / "forty.wav"
+    sf.write(path, np.zeros((100, 40), np.int16), RATE)
+    with pytest.raises(AudioInputError, match="has 40 channels; at most 32 are supported"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize(("orig", "new"), [(44100, 22050), (96000, 22050), (8000, 22050), (48000, 16000)])
+def test_streaming_resampler_equals_one_call_on_the_whole_signal(orig, new):
+    from esc50_hf.audio_io import StreamingResampler, resampler
+
+    signal = np.random.default_rng(orig).standard_normal(2 * orig + 77).astype(np.float32)
+    whole = resampler(orig, new)(torch.from_numpy(signal)).numpy()
+    stream, pieces, first = StreamingResampler(orig, new), [], 0
+    for size in [1, 3, 640, 10_000, 5, 50_000, 10**6]:  # awkward block sizes, down to single samples
+        pieces.append(stream.push(signal[first : first + size]))
+        first += size
+    pieces.append(stream.flush())
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
+
+
+def test_blocks_equal_the_whole_decode(tmp_path, monkeypatch):
+    """Decoding in small blocks (many block boundaries) gives the samples of one big block."""
+    import esc50_hf.audio_io as audio_io
+
+    path = tmp_path / "stereo48k.flac"
+    samples = synthetic_clip(target=12, seed=9, rate=48000, seconds=3.0)
+    sf.write(path, np.stack([samples, samples[::-1]], axis=1), 48000, subtype="PCM_24")
+    whole = load_audio(path)
+    monkeypatch.setattr(audio_io, "BLOCK_BYTES", 4096)  # 512 stereo frames per block
+    blocks = list(audio_io.stream_audio(path))
+    assert len(blocks) > 100
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
+
+
+def test_header_that_understates_the_length_is_caught_while_decoding(tmp_path):
+    """An Ogg stream whose header says nothing of its length (a live stream): the decoded length is counted."""
+    path = tmp_path / "long.ogg"
+    sf.write(path, np.zeros(8000 * 30, np.int16), 8000, subtype="VORBIS")
+    with pytest.raises(AudioInputError, match="too long"):
+        load_audio(path, limits=AudioLimits(max_seconds=10.0))

@@ -8,7 +8,7 @@ import torch
 
 from esc50_hf import ESC50_LABELS, SAMPLING_RATE
 from esc50_hf.audio_io import AudioInputError
-from esc50_hf.inference import SoundClassifier, window_starts
+from esc50_hf.inference import SoundClassifier, iter_windows, window_starts
 
 from .conftest import synthetic_clip
 
@@ -33,7 +33,29 @@ def test_window_starts():
     assert window_starts(100, clip_samples=50, hop_samples=25) == [0, 25, 50]
     assert window_starts(50, clip_samples=50, hop_samples=25) == [0]
     assert window_starts(10, clip_samples=50, hop_samples=25) == [0]
-    assert window_starts(51, clip_samples=50, hop_samples=25) == [0, 25]
+    assert window_starts(51, clip_samples=50, hop_samples=25) == [0, 1]  # the last window ends at the end
+    assert window_starts(120, clip_samples=50, hop_samples=25) == [0, 25, 50, 70]
+
+
+@pytest.mark.parametrize("num_samples", [1, 49, 50, 51, 99, 100, 101, 333])
+@pytest.mark.parametrize("block", [1, 7, 50, 1000])
+def test_windows_of_a_stream_are_the_windows_of_the_whole(num_samples, block):
+    signal = np.arange(num_samples, dtype=np.float32)
+    blocks = [signal[first : first + block] for first in range(0, num_samples, block)]
+    windows = list(iter_windows(blocks, clip_samples=50, hop_samples=25))
+    assert [start for start, _ in windows] == window_starts(num_samples, 50, 25)
+    for start, samples in windows:
+        np.testing.assert_array_equal(samples, signal[start : start + 50])
+
+
+def test_a_few_extra_samples_do_not_add_a_window_of_padding(classifier):
+    """5 s plus an encoder's 342 samples: two real windows, not a real one and an almost silent one."""
+    clip = synthetic_clip(target=33, seed=8, rate=SAMPLING_RATE, seconds=5.0)
+    longer = np.concatenate([clip, clip[:342]])
+    base, extended = classifier.predict((SAMPLING_RATE, clip)), classifier.predict((SAMPLING_RATE, longer))
+    assert [(w.start, w.end) for w in extended.windows] == [(0.0, 5.0), (0.016, 5.016)]
+    assert extended.label == base.label
+    assert extended.labels[0].score == pytest.approx(base.labels[0].score, abs=0.02)
 
 
 def test_short_clip_is_one_padded_window(classifier, saved_model_dir):
@@ -52,14 +74,14 @@ def test_twelve_second_clip_gives_a_timeline(classifier, saved_model_dir):
     prediction = classifier.predict({"array": clip, "sampling_rate": SAMPLING_RATE}, top_k=3)
     assert prediction.duration == pytest.approx(12.0)
     spans = [(window.start, window.end) for window in prediction.windows]
-    assert spans == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0), (7.5, 12.0)]  # hop 2.5 s, last one padded
+    assert spans == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0), (7.0, 12.0)]  # hop 2.5 s, the last one ends at the end
     clip_samples = 5 * SAMPLING_RATE
     pieces = [clip[int(start * SAMPLING_RATE) :][:clip_samples] for start, _ in spans]
     per_window = _model_probabilities(saved_model_dir, pieces)
     for window, row in zip(prediction.windows, per_window):
         assert window.label == ESC50_LABELS[int(row.argmax())]
         assert window.score == pytest.approx(row.max(), abs=1e-5)
-    mean = per_window.mean(axis=0)  # clip level: the mean of the windows' probabilities
+    mean = per_window.mean(axis=0)  # clip level: the mean of the windows' probabilities (all full: equal weights)
     assert [item.label for item in prediction.labels] == [ESC50_LABELS[i] for i in np.argsort(-mean)[:3]]
     assert prediction.labels[0].score == pytest.approx(mean.max(), abs=1e-5)
 

@@ -39,22 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from ..audio_io import AudioInputError
-    from ..inference import DEFAULT_MODEL_DIR, SoundClassifier
+    from ..inference import ModelLoadError, SoundClassifier, resolve_model
 
-    model = args.model
-    if model is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            print(f"error: no trained model at {DEFAULT_MODEL_DIR}; pass --model <folder or Hub id>", file=sys.stderr)
-            return 2
-        model = str(DEFAULT_MODEL_DIR)
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return 2
     hf_logging.disable_progress_bar()  # our own bar is the only one on stderr
     try:
-        classifier = SoundClassifier(model, args.backend)
-    except (OSError, ValueError, ImportError) as error:
-        print(f"error: cannot load the model {model!r} with the {args.backend} backend: {error}", file=sys.stderr)
+        classifier = SoundClassifier.load_or_explain(resolve_model(args.model), args.backend)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
     files, missing = collect_files(args.paths)

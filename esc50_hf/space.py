@@ -1,0 +1,129 @@
+"""`write_space(output, model)`: a folder that is a complete Hugging Face Space for the web demo.
+
+The folder holds what a Gradio Space runs (`python app.py` with `GRADIO_SERVER_NAME=0.0.0.0`):
+`README.md` with the Space metadata, `app.py`, `requirements.txt` pinned like this project,
+`packages.txt` (FFmpeg's libraries for torchcodec), a copy of the `esc50_hf` package, the
+example clips with their attribution, and the model folder (or the Hub id of a published
+model). It starts from that folder alone: `cd DIR && python app.py`.
+"""
+
+import importlib.metadata
+import re
+import shutil
+from pathlib import Path
+
+import gradio
+
+from .inference import REPO_ROOT
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = REPO_ROOT / "examples"
+SPACE_MODEL_DIR = "models/esc50-mel-cnn"  # where a local model folder goes inside the Space
+PYTHON_VERSION = "3.11"
+# The model is trained on ESC-50 and the example clips are ESC-50's: CC BY-NC 3.0 (the code itself is MIT).
+SPACE_LICENSE = "cc-by-nc-3.0"
+
+APP_TEMPLATE = '''"""Hugging Face Space: the ESC-50 classifier's web demo and REST API (written by `esc50-hf space`).
+
+Run locally with `python app.py`; `python app.py --help` lists the serving options.
+"""
+
+import sys
+from pathlib import Path
+
+from esc50_hf.demo import main
+
+HERE = Path(__file__).resolve().parent
+MODEL = {model}
+
+if __name__ == "__main__":
+    sys.exit(main(default_model=MODEL, examples_dir=HERE / "examples"))
+'''
+
+README_TEMPLATE = """---
+title: ESC-50 sound classifier
+emoji: 🔊
+colorFrom: indigo
+colorTo: green
+sdk: gradio
+sdk_version: {gradio_version}
+app_file: app.py
+python_version: "{python_version}"
+license: {license}
+{models}pinned: false
+---
+
+# ESC-50 environmental-sound classifier
+
+Upload or record a sound; the app answers with the top-5 of ESC-50's 50 classes (animals, nature,
+people, household and urban noise) and the best class of each 5-s window. The same function is a
+REST endpoint, `/gradio_api/call/predict` (see "Use via API" at the bottom of the page).
+
+Model: {model_text}. Trained on ESC-50 (K. J. Piczak, 2015, CC BY-NC 3.0): not for commercial use.
+The example clips are ESC-50 clips; `examples/README.md` credits each one.
+
+Limits of the public app: 10 minutes or 128 MiB per upload, up to 32 channels, 8-96 kHz; uploads are
+deleted after 10 minutes; requests beyond the queue of 1000 get HTTP 503. Set the Space secret
+`ESC50_AUTH=user:password` to require a login.
+
+Written by `esc50-hf space`; publish it with
+
+    hf upload OWNER/SPACE_NAME . --repo-type space
+"""
+
+
+def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Path:
+    """Writes the Space folder `output` for `model` (a local model folder, copied in, or a Hub id).
+
+    Args:
+        output (`Path`): The folder to write; must not exist or be empty unless `overwrite`.
+        model (`str` or `Path`): A saved model folder (with `config.json`) or a Hub model id.
+        overwrite (`bool`, *optional*, defaults to `False`): Replace an existing non-empty `output`.
+
+    Returns:
+        `Path`: `output`.
+    """
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{output} exists and is not empty; pass --overwrite to replace it.")
+        shutil.rmtree(output)
+    model_path = Path(model)
+    is_folder = model_path.is_dir()
+    if is_folder and not (model_path / "config.json").is_file():
+        raise FileNotFoundError(f"{model_path} is not a saved model folder (no config.json).")
+    if not is_folder and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(model)):
+        raise FileNotFoundError(f"{model} is neither a model folder nor a Hub model id (OWNER/NAME).")
+    output.mkdir(parents=True, exist_ok=True)
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE_DIR, output / "esc50_hf", ignore=ignore)  # symlinks (the card template) resolved
+    shutil.copytree(EXAMPLES_DIR, output / "examples", ignore=ignore)
+    if is_folder:
+        shutil.copytree(model_path, output / SPACE_MODEL_DIR, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+        model_literal, model_text, models = f'HERE / "{SPACE_MODEL_DIR}"', f"`{SPACE_MODEL_DIR}` in this Space", ""
+    else:
+        model_literal, model_text = repr(str(model)), f"[{model}](https://huggingface.co/{model})"
+        models = f"models:\n- {model}\n"
+    (output / "app.py").write_text(APP_TEMPLATE.format(model=model_literal))
+    (output / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
+    (output / "packages.txt").write_text("ffmpeg\n")
+    (output / "README.md").write_text(
+        README_TEMPLATE.format(
+            gradio_version=gradio.__version__,
+            python_version=PYTHON_VERSION,
+            license=SPACE_LICENSE,
+            models=models,
+            model_text=model_text,
+        )
+    )
+    return output
+
+
+def pinned_requirements() -> list[str]:
+    """This project's runtime dependencies, pinned as in its `pyproject.toml` (read from the installed metadata)."""
+    requirements = importlib.metadata.requires("esc50-hf") or []
+    return [requirement for requirement in requirements if "extra ==" not in requirement]
+
+
+__all__ = ["pinned_requirements", "write_space"]

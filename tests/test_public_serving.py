@@ -1,0 +1,154 @@
+"""Serving in public: crafted multichannel files in bounded memory, encoder padding, the Space folder, host and auth.
+
+The memory bounds are measured, not timed: each CLI run happens in its own wrapper process that
+reports its one child's peak RSS (`resource.RUSAGE_CHILDREN`), and the bound is relative to the
+same CLI classifying a 1-s clip (its idle footprint: Python, torch, the model).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+from esc50_hf.demo import app_subprocess
+from esc50_hf.inference import DEFAULT_MODEL_DIR, SoundClassifier
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "rooster_5-194930-A-1.flac"
+MB = 2**20
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory) -> dict[str, Path]:
+    """The serving issue's files: tiny on disk, huge once decoded at their own rate and channel count."""
+    folder = tmp_path_factory.mktemp("crafted")
+    files = {
+        "v16.ogg": ("anullsrc=r=96000:cl=hexadecagonal", "60", "libvorbis"),  # 16 channels, 60 s
+        "bomb.flac": ("anullsrc=r=96000:cl=7.1", "600", "flac"),  # 8 channels, 10 min
+        "ten_minutes_16ch.ogg": ("anullsrc=r=96000:cl=hexadecagonal", "600", "libvorbis"),  # 16 channels, 10 min
+    }
+    for name, (source, seconds, codec) in files.items():
+        _ffmpeg("-f", "lavfi", "-i", source, "-t", seconds, "-c:a", codec, str(folder / name))
+    sf.write(folder / "one_second.wav", np.zeros(22050, np.int16), 22050)
+    return {name: folder / name for name in [*files, "one_second.wav"]}
+
+
+def _cli_peak_rss(args: list[str]) -> tuple[int, subprocess.CompletedProcess]:
+    """Peak RSS (bytes) of `esc50-hf <args>` run as the only child of a wrapper process."""
+    wrapper = (
+        "import resource, subprocess, sys, json\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+        "print(json.dumps({'peak': peak, 'rc': done.returncode, 'out': done.stdout, 'err': done.stderr}))\n"
+    )
+    entry_point = Path(sys.executable).with_name("esc50-hf")
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, str(entry_point), *args], capture_output=True, text=True, check=True
+    )
+    report = json.loads(result.stdout)
+    return report["peak"], subprocess.CompletedProcess(args, report["rc"], report["out"], report["err"])
+
+
+@pytest.mark.parametrize("name", ["v16.ogg", "bomb.flac", "ten_minutes_16ch.ogg"])
+def test_crafted_multichannel_files_stay_within_300_mb_of_idle(crafted, name):
+    idle, idle_run = _cli_peak_rss(["predict", str(crafted["one_second.wav"]), "--format", "json"])
+    assert idle_run.returncode == 0, idle_run.stderr
+    peak, run = _cli_peak_rss(["predict", str(crafted[name]), "--format", "json"])
+    assert run.returncode == 0, run.stderr  # answered: up to 32 channels are mixed down, 10 min is the limit
+    record = json.loads(run.stdout.splitlines()[0])
+    seconds = {"v16.ogg": 60.0, "bomb.flac": 600.0, "ten_minutes_16ch.ogg": 600.0}[name]
+    assert record["end_s"] == pytest.approx(seconds, abs=0.1)
+    assert peak - idle < 300 * MB, f"{name}: peak {peak / MB:.0f} MiB, idle {idle / MB:.0f} MiB"
+
+
+def test_a_file_over_the_limit_is_refused_from_its_header_in_idle_memory(crafted, tmp_path):
+    """Eleven minutes of 8 channels at 96 kHz (1.9 GB as float32): refused before a sample is decoded."""
+    path = tmp_path / "eleven.flac"
+    _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=96000:cl=7.1", "-t", "660", "-c:a", "flac", str(path))
+    idle, _ = _cli_peak_rss(["predict", str(crafted["one_second.wav"])])
+    peak, run = _cli_peak_rss(["predict", str(path)])
+    assert run.returncode == 1 and "too long: 11 min 0.0 s; the limit is 10 min 0.0 s" in run.stderr
+    assert peak - idle < 100 * MB
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SoundClassifier:
+    if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    return SoundClassifier(DEFAULT_MODEL_DIR)
+
+
+def test_aac_priming_does_not_change_the_answer(shipped, tmp_path):
+    """A real AAC encode of a real clip decodes to 5.016 s: two full windows, the same top-1 as the lossless clip."""
+    m4a = tmp_path / "rooster.m4a"
+    _ffmpeg("-i", str(EXAMPLE), "-c:a", "aac", "-b:a", "128k", str(m4a))
+    lossless, encoded = shipped.predict(EXAMPLE), shipped.predict(m4a)
+    assert lossless.duration == 5.0 and encoded.duration == pytest.approx(5.016, abs=0.002)
+    assert [window.end - window.start for window in encoded.windows] == [5.0, 5.0]  # no padded window
+    assert encoded.label == lossless.label
+    assert encoded.labels[0].score == pytest.approx(lossless.labels[0].score, abs=0.1)
+
+
+def test_space_folder_serves_predict_on_its_own(tmp_path):
+    """`esc50-hf space --output D`, then `cd D && python app.py`: the folder alone is the app."""
+    space = tmp_path / "space"
+    entry_point = Path(sys.executable).with_name("esc50-hf")
+    subprocess.run([str(entry_point), "space", "--output", str(space)], check=True, capture_output=True)
+    readme = (space / "README.md").read_text()
+    for line in ("sdk: gradio", "app_file: app.py", 'python_version: "3.11"', "license: cc-by-nc-3.0"):
+        assert line in readme
+    assert (space / "packages.txt").read_text().split() == ["ffmpeg"]
+    requirements = (space / "requirements.txt").read_text().split()
+    assert "gradio==6.31.0" in requirements and all("==" in line for line in requirements)
+    assert (space / "models" / "esc50-mel-cnn" / "model.safetensors").is_file()
+    # Python puts the app's folder first on sys.path: the Space's own copy of the package is what it runs.
+    where = subprocess.run(
+        [sys.executable, "-c", "import esc50_hf; print(esc50_hf.__file__)"], cwd=space, capture_output=True, text=True
+    )
+    assert Path(where.stdout.strip()).parent == space / "esc50_hf"
+    with app_subprocess(["--no-examples"], tmp_path / "space.log", app_path=space / "app.py") as (url, _):
+        with EXAMPLE.open("rb") as handle:
+            upload = requests.post(f"{url}/gradio_api/upload", files={"files": (EXAMPLE.name, handle)}, timeout=30)
+        payload = {"data": [{"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}]}
+        call = requests.post(f"{url}/gradio_api/call/predict", json=payload, timeout=30)
+        stream = requests.get(f"{url}/gradio_api/call/predict/{call.json()['event_id']}", timeout=60).text
+        assert "event: complete" in stream, stream
+
+
+def test_gradio_server_name_is_honoured(saved_model_dir, tmp_path):
+    """No --host: the address comes from GRADIO_SERVER_NAME, as on a Space (here 127.0.0.2, still loopback)."""
+    env = {"GRADIO_SERVER_NAME": "127.0.0.2"}
+    args = ["--model", str(saved_model_dir), "--no-examples"]
+    with app_subprocess(args, tmp_path / "server.log", env, host=None) as (url, _):
+        assert url.startswith("http://127.0.0.2:")
+        assert requests.get(f"{url}/gradio_api/info", timeout=10).status_code == 200
+        port = url.rsplit(":", 1)[1]
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5)
+    assert "without a login" not in (tmp_path / "server.log").read_text()  # loopback: no warning
+
+
+def test_auth_is_required_when_set_and_its_absence_warned_on_public_addresses(saved_model_dir, tmp_path):
+    args = ["--model", str(saved_model_dir), "--no-examples"]
+    with app_subprocess(args, tmp_path / "open.log", host="0.0.0.0"):
+        pass
+    assert "without a login" in (tmp_path / "open.log").read_text()
+    env = {"ESC50_AUTH": "alice:s3cret"}
+    with app_subprocess(args, tmp_path / "auth.log", env, host="0.0.0.0") as (url, _):
+        assert requests.get(f"{url}/gradio_api/info", timeout=10).status_code == 401
+        session = requests.Session()
+        login = session.post(f"{url}/login", data={"username": "alice", "password": "s3cret"}, timeout=10)
+        assert login.status_code == 200
+        assert session.get(f"{url}/gradio_api/info", timeout=10).status_code == 200
+    assert "without a login" not in (tmp_path / "auth.log").read_text()
