@@ -1,13 +1,17 @@
-"""Load test of the web app's REST API: N concurrent clients against `python app.py` on 127.0.0.1.
+"""Load test of the web app's REST API: bursts of 1, 50 and 100 concurrent clients against `python app.py`.
 
-    python bench/load.py --model models/esc50-mel-cnn --clients 8 --requests 400 --max-time 120
+    python bench/load.py --model models/esc50-mel-cnn
 
-Starts the real app (its own subprocess, the given model and backend), warms it up, then runs
-`--clients` threads that each repeat the README's two-step REST call (upload the WAV, POST
-/gradio_api/call/predict, read the event stream) until `--requests` calls are done or
-`--max-time` seconds have passed. A request's latency is the whole exchange, upload included.
-Writes `bench/load.json` and `bench/LOAD.md` (throughput, p50/p95/p99 latency, failures).
-The client threads share the machine with the server: on a small CPU they take some of it.
+Starts the real app with its default serving settings (queue, concurrency, dynamic batching,
+upload cleanup), warms it up, then for each level of `--clients` runs that many client threads
+at once; each sends `--requests-per-client` requests, one after another, each the README's
+two-step REST call (upload a WAV, POST /gradio_api/call/predict, read the event stream), with
+no retries. Every request uploads a different 5-s clip (the same sound with its own dither), as
+real users would, so the upload folder grows as it would in service. Counted per level:
+requests/s, p50/p95 latency (the whole exchange, queueing included), refused (HTTP 503: queue
+full), failed (any other error), and the server's RSS before and after. At the end: the disk
+the uploads use after all requests, and again once `--keep-uploads` has passed. Writes
+`bench/load.json` and `bench/LOAD.md`. The client threads share the machine with the server.
 """
 
 import argparse
@@ -23,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 import soundfile as sf
 
@@ -34,39 +39,58 @@ from esc50_hf.demo import app_subprocess  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="model folder or Hub id, passed to app.py")
+    parser.add_argument("--model", default=str(REPO / "models" / "esc50-mel-cnn"), help="model folder or Hub id")
     parser.add_argument("--backend", default="torch", help="torch or onnx, passed to app.py")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--requests", type=int, default=400, help="requests to complete (after warm-up)")
-    parser.add_argument("--max-time", type=float, default=120.0, help="stop after this many seconds anyway")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 100], help="concurrent clients per level")
+    parser.add_argument("--requests-per-client", type=int, nargs="+", default=[50, 6, 6], help="per level")
     parser.add_argument("--warmup", type=int, default=4, help="untimed requests first")
-    parser.add_argument("--audio-seconds", type=float, default=5.0, help="length of the test clip (44.1 kHz WAV)")
-    parser.add_argument("--server-concurrency", type=int, default=2, help="app.py --concurrency")
-    parser.add_argument("--max-queue", type=int, default=64, help="app.py --max-queue")
+    parser.add_argument("--keep-uploads", type=float, default=20.0, help="app.py --keep-uploads for this run")
     parser.add_argument("--output-dir", type=Path, default=REPO / "bench")
     parser.add_argument("--preliminary", action="store_true", help="mark the report as not final (busy machine)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(args.requests_per_client) != len(args.clients):
+        parser.error("give one --requests-per-client per --clients level")
+    return args
 
 
-def write_clip(path: Path, seconds: float, rate: int = 44100) -> Path:
-    """A 16-bit WAV like a phone upload: a warbling tone in noise (the content does not matter for timing)."""
-    rng = np.random.default_rng(0)
-    time_axis = np.arange(int(seconds * rate)) / rate
-    samples = 0.3 * np.sin(2 * np.pi * (600 + 200 * np.sin(2 * np.pi * 3 * time_axis)) * time_axis)
-    sf.write(path, samples + 0.05 * rng.standard_normal(time_axis.size), rate, subtype="PCM_16")
-    return path
+class Clips:
+    """Distinct 5-s 16-bit WAVs at 44.1 kHz: one warbling tone with a different dither each (unique uploads)."""
+
+    def __init__(self, folder: Path, seconds: float = 5.0, rate: int = 44100) -> None:
+        self.folder, self.rate = folder, rate
+        time_axis = np.arange(int(seconds * rate)) / rate
+        self.tone = 0.3 * np.sin(2 * np.pi * (600 + 200 * np.sin(2 * np.pi * 3 * time_axis)) * time_axis)
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> Path:
+        with self.lock:
+            self.count += 1
+            index = self.count
+        rng = np.random.default_rng(index)
+        path = self.folder / f"clip{index:05d}.wav"
+        sf.write(path, self.tone + 0.05 * rng.standard_normal(self.tone.size), self.rate, subtype="PCM_16")
+        return path
+
+
+class Refused(Exception):
+    """HTTP 503: the queue is full."""
 
 
 def rest_predict(session: requests.Session, url: str, path: Path) -> str:
-    """One full REST exchange; returns the top label, raises on any failure."""
+    """One full REST exchange; returns the top label; raises `Refused` on 503, anything else on other failures."""
     api = f"{url}/gradio_api"
     with path.open("rb") as handle:
-        upload = session.post(f"{api}/upload", files={"files": (path.name, handle)}, timeout=60)
+        upload = session.post(f"{api}/upload", files={"files": (path.name, handle)}, timeout=120)
+    if upload.status_code == 503:
+        raise Refused("upload")
     upload.raise_for_status()
     payload = {"data": [{"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}]}
-    call = session.post(f"{api}/call/predict", json=payload, timeout=60)
+    call = session.post(f"{api}/call/predict", json=payload, timeout=120)
+    if call.status_code == 503:
+        raise Refused("call")
     call.raise_for_status()
-    stream = session.get(f"{api}/call/predict/{call.json()['event_id']}", timeout=120)
+    stream = session.get(f"{api}/call/predict/{call.json()['event_id']}", timeout=600)
     stream.raise_for_status()
     event = None
     for line in stream.text.splitlines():
@@ -79,101 +103,99 @@ def rest_predict(session: requests.Session, url: str, path: Path) -> str:
     raise RuntimeError(f"no result in the event stream: {stream.text[:200]!r}")
 
 
-class LoadRun:
-    """Client threads sharing a request budget and a deadline; collects per-request latencies."""
+def run_level(url: str, clips: Clips, clients: int, per_client: int, server: psutil.Process) -> dict:
+    """`clients` threads start together, each sending `per_client` requests in a row."""
+    latencies: list[float] = []
+    refused: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+    paths = [[clips.next() for _ in range(per_client)] for _ in range(clients)]
 
-    def __init__(self, url: str, clip: Path, total: int, max_time: float) -> None:
-        self.url, self.clip, self.total, self.max_time = url, clip, total, max_time
-        self.lock = threading.Lock()
-        self.started = 0
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
-
-    def _claim(self, deadline: float) -> bool:
-        with self.lock:
-            if self.started >= self.total or time.monotonic() >= deadline:
-                return False
-            self.started += 1
-            return True
-
-    def _client(self, deadline: float) -> None:
+    def client(own: list[Path]) -> None:
         with requests.Session() as session:
-            while self._claim(deadline):
+            barrier.wait()
+            for path in own:
                 start = time.perf_counter()
                 try:
-                    rest_predict(session, self.url, self.clip)
-                except Exception as error:  # a failed request is a result to report, not a crash
-                    with self.lock:
-                        self.errors.append(f"{type(error).__name__}: {error}"[:300])
+                    rest_predict(session, url, path)
+                except Refused as error:
+                    with lock:
+                        refused.append(str(error))
                     continue
-                elapsed = time.perf_counter() - start
-                with self.lock:
-                    self.latencies.append(elapsed)
+                except Exception as error:  # a failed request is a result to report, not a crash
+                    with lock:
+                        errors.append(f"{type(error).__name__}: {error}"[:300])
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - start)
 
-    def run(self, clients: int) -> float:
-        """Runs the clients to completion; returns the wall time in seconds."""
-        start = time.perf_counter()
-        deadline = time.monotonic() + self.max_time
-        threads = [threading.Thread(target=self._client, args=(deadline,)) for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return time.perf_counter() - start
-
-
-def summarise(run: LoadRun, wall: float, args: argparse.Namespace) -> dict:
-    latencies_ms = np.array(run.latencies) * 1000
+    rss_before = server_rss(server)
+    threads = [threading.Thread(target=client, args=(own,)) for own in paths]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    latencies_ms = np.array(latencies) * 1000
     percentile = (lambda q: round(float(np.percentile(latencies_ms, q)), 1)) if latencies_ms.size else (lambda q: None)
     return {
-        "preliminary": args.preliminary,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "model": str(args.model),
-        "backend": args.backend,
-        "server_concurrency": args.server_concurrency,
-        "clients": args.clients,
-        "audio_seconds": args.audio_seconds,
-        "requests_planned": args.requests,
-        "max_time_s": args.max_time,
-        "requests_ok": len(run.latencies),
-        "requests_failed": len(run.errors),
-        "first_errors": run.errors[:5],
+        "clients": clients,
+        "requests": clients * per_client,
+        "ok": len(latencies),
+        "refused": len(refused),
+        "failed": len(errors),
+        "first_errors": errors[:5],
         "wall_s": round(wall, 2),
-        "throughput_rps": round(len(run.latencies) / wall, 2) if wall > 0 else None,
-        "latency_ms": {
-            "p50": percentile(50),
-            "p95": percentile(95),
-            "p99": percentile(99),
-            "mean": round(float(latencies_ms.mean()), 1) if latencies_ms.size else None,
-            "max": round(float(latencies_ms.max()), 1) if latencies_ms.size else None,
-        },
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "p50_ms": percentile(50),
+        "p95_ms": percentile(95),
+        "max_ms": round(float(latencies_ms.max()), 1) if latencies_ms.size else None,
+        "server_rss_mb_before": rss_before,
+        "server_rss_mb_after": server_rss(server),
     }
 
 
+def server_rss(server: psutil.Process) -> float:
+    """RSS of the app process and its children, MiB."""
+    processes = [server, *server.children(recursive=True)]
+    return round(sum(process.memory_info().rss for process in processes) / 2**20, 1)
+
+
+def folder_mb(folder: Path) -> tuple[float, int]:
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return round(sum(path.stat().st_size for path in files) / 2**20, 1), len(files)
+
+
 def markdown(result: dict, command: str) -> str:
-    latency = result["latency_ms"]
-    status = (
-        "**PRELIMINARY** — measured on a busy machine (training running); not a final figure.\n\n"
-        if result["preliminary"]
-        else ""
+    status = "**PRELIMINARY** — measured on a busy machine; not a final figure.\n\n" if result["preliminary"] else ""
+    rows = "".join(
+        f"| {level['clients']} | {level['requests']} | {level['ok']} | {level['refused']} | {level['failed']} "
+        f"| {level['throughput_rps']} | {level['p50_ms']} | {level['p95_ms']} | {level['max_ms']} "
+        f"| {level['server_rss_mb_before']:.0f} -> {level['server_rss_mb_after']:.0f} |\n"
+        for level in result["levels"]
     )
+    disk = result["disk"]
     return (
         "# Load test of the web app's REST API\n\n"
         f"{status}"
         f"`{command}`\n\n"
         f"{result['date']}, commit `{result['commit']}`, {result['machine']['cpus']} CPUs, "
         f"{result['machine']['platform']}.\n\n"
-        f"Model `{result['model']}`, backend `{result['backend']}`, server concurrency "
-        f"{result['server_concurrency']}; {result['clients']} concurrent clients, each request a "
-        f"{result['audio_seconds']:g}-s 44.1 kHz WAV through the two-step REST call (upload, call, event stream).\n\n"
-        "| requests ok | failed | wall (s) | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
-        f"| {result['requests_ok']} | {result['requests_failed']} | {result['wall_s']} | {result['throughput_rps']} "
-        f"| {latency['p50']} | {latency['p95']} | {latency['p99']} | {latency['max']} |\n\n"
+        f"Model `{result['model']}`, backend `{result['backend']}`, app.py's default serving settings "
+        f"(`{result['server_settings']}`). Each level starts its clients at once; each client sends its requests "
+        "one after another, each a different 5-s 44.1 kHz WAV through the two-step REST call (upload, call, "
+        "event stream), no retries.\n\n"
+        "| clients | requests | ok | refused (503) | failed | throughput (req/s) | p50 (ms) | p95 (ms) | max (ms) "
+        "| server RSS (MiB) before -> after |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        f"{rows}\n"
+        f"Disk: after {disk['requests']} requests the upload folder held {disk['after_mb']} MiB in "
+        f"{disk['after_files']} files; {disk['wait_s']:g} s later (`--keep-uploads {disk['keep_uploads_s']:g}`) "
+        f"{disk['later_mb']} MiB in {disk['later_files']} files.\n\n"
         "Latency is the whole exchange as a client sees it, queueing included; the client threads run on the "
-        "same machine as the server. Raw numbers: `bench/load.json`.\n"
+        "same machine as the server and take part of its 2 cores. Raw numbers: `bench/load.json`.\n"
     )
 
 
@@ -188,23 +210,51 @@ def _git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="esc50-load-"))
-    clip = write_clip(work / "load_clip.wav", args.audio_seconds)
+    (work / "clips").mkdir()
+    clips = Clips(work / "clips")
+    uploads = work / "gradio-tmp"
     app_args = ["--model", str(args.model), "--backend", args.backend, "--no-examples"]
-    app_args += ["--concurrency", str(args.server_concurrency), "--max-queue", str(args.max_queue)]
-    env = {"GRADIO_TEMP_DIR": str(work / "gradio-tmp")}
-    with app_subprocess(app_args, work / "server.log", env) as (url, _):
+    app_args += ["--keep-uploads", str(args.keep_uploads)]
+    with app_subprocess(app_args, work / "server.log", {"GRADIO_TEMP_DIR": str(uploads)}) as (url, process):
+        server = psutil.Process(process.pid)
         with requests.Session() as session:
             for _ in range(args.warmup):
-                rest_predict(session, url, clip)
-        run = LoadRun(url, clip, args.requests, args.max_time)
-        wall = run.run(args.clients)
-    result = summarise(run, wall, args)
+                rest_predict(session, url, clips.next())
+        levels = [
+            run_level(url, clips, clients, per_client, server)
+            for clients, per_client in zip(args.clients, args.requests_per_client)
+        ]
+        after_mb, after_files = folder_mb(uploads)
+        wait = 2 * args.keep_uploads + 5
+        time.sleep(wait)
+        later_mb, later_files = folder_mb(uploads)
+    from esc50_hf.demo import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE
+
+    result = {
+        "preliminary": args.preliminary,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "model": str(Path(args.model).resolve().relative_to(REPO)) if Path(args.model).is_dir() else args.model,
+        "backend": args.backend,
+        "server_settings": f"--concurrency {DEFAULT_CONCURRENCY} --max-queue {DEFAULT_MAX_QUEUE}, dynamic batching",
+        "levels": levels,
+        "disk": {
+            "requests": args.warmup + sum(level["requests"] for level in levels),
+            "after_mb": after_mb,
+            "after_files": after_files,
+            "keep_uploads_s": args.keep_uploads,
+            "wait_s": wait,
+            "later_mb": later_mb,
+            "later_files": later_files,
+        },
+    }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "load.json").write_text(json.dumps(result, indent=2) + "\n")
     command = "python bench/load.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    (args.output_dir / "LOAD.md").write_text(markdown(result, command))
+    (args.output_dir / "LOAD.md").write_text(markdown(result, command.strip()))
     print(json.dumps(result, indent=2))
-    return 0 if result["requests_ok"] and not result["requests_failed"] else 1
+    return 0 if all(level["ok"] == level["requests"] for level in levels) else 1
 
 
 if __name__ == "__main__":

@@ -112,19 +112,21 @@ def stream_audio(
     `limits.max_seconds` raise `AudioInputError` as soon as a block shows them. Together the
     blocks equal `load_audio(source)` (the minimum length is checked there, at the end).
     """
-    reader = open_audio(source, limits)
-    resampler = StreamingResampler(reader.sample_rate, sampling_rate)
+    reader = open_audio(source, limits, sampling_rate)
+    resampler = StreamingResampler(reader.output_rate, sampling_rate)
+    mix = np.full(reader.output_channels, 1 / reader.output_channels, np.float32)  # the channels' mean, as BLAS
     decoded = 0
     produced = False
-    for block in reader.blocks():
+    for block in reader.blocks():  # (frames, channels) float32
         decoded += block.shape[0]
-        if limits.max_seconds is not None and decoded / reader.sample_rate > limits.max_seconds:
+        if limits.max_seconds is not None and decoded / reader.output_rate > limits.max_seconds:
             raise AudioInputError(
                 f"The audio is too long: more than {_format_seconds(limits.max_seconds)} were decoded although "
                 f"its header says {_format_seconds(reader.duration or 0.0)}; the limit is "
                 f"{_format_seconds(limits.max_seconds)}."
             )
-        mono = to_float32(block, limits).mean(axis=1, dtype=np.float32)  # blocks are (frames, channels)
+        # NaN and inf survive the mix, so the checks below see them
+        mono = to_float32(block[:, 0] if reader.output_channels == 1 else block @ mix, limits)
         if not np.isfinite(mono).all():
             raise AudioInputError("The audio contains NaN or infinite sample values.")
         out = resampler.push(mono)
@@ -228,6 +230,8 @@ class AudioReader:
     sample_rate: int
     num_channels: int
     duration: float | None
+    output_rate: int  # of the blocks: the file's own rate and channels, unless the decoder converts them
+    output_channels: int
 
     def blocks(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -244,7 +248,7 @@ class AudioReader:
 
     @property
     def block_frames(self) -> int:
-        return max(1024, BLOCK_BYTES // (4 * self.num_channels))
+        return max(1024, BLOCK_BYTES // (4 * self.output_channels))
 
 
 class _SoundfileReader(AudioReader):
@@ -255,6 +259,7 @@ class _SoundfileReader(AudioReader):
         self.sample_rate, self.num_channels = self._sound.samplerate, self._sound.channels
         self.duration = self._sound.frames / self.sample_rate if self.sample_rate else None
         self._check_header(limits)
+        self.output_rate, self.output_channels = self.sample_rate, self.num_channels
 
     def blocks(self) -> Iterator[np.ndarray]:
         with self._sound:
@@ -266,40 +271,56 @@ class _SoundfileReader(AudioReader):
 
 
 class _FfmpegReader(AudioReader):
-    """FFmpeg through torchcodec, in-process: M4A/AAC, Opus/WebM, WMA and the rest, decoded in time ranges."""
+    """FFmpeg through torchcodec, in-process: M4A/AAC, Opus/WebM, WMA, Matroska and the rest.
 
-    def __init__(self, source: str | bytes, limits: AudioLimits) -> None:
+    FFmpeg mixes to mono and resamples to the model's rate as it decodes, frame by frame, so
+    what is held is the mono output, never all channels at the file's own rate. The length is
+    known before decoding: from the header, or else from torchcodec's scan of the packets
+    (which a lying header cannot fool), and checked against the limits first. (torchcodec's
+    time-range decoding is not used for blocks: with some codecs it drops the part of a frame
+    that crosses a range boundary.)
+    """
+
+    def __init__(self, source: str | bytes, limits: AudioLimits, sampling_rate: int) -> None:
         from torchcodec.decoders import AudioDecoder
 
-        self._decoder = AudioDecoder(source)
-        metadata = self._decoder.metadata
+        self._source, self._sampling_rate = source, sampling_rate
+        metadata = AudioDecoder(source).metadata
         self.sample_rate, self.num_channels = int(metadata.sample_rate or 0), int(metadata.num_channels or 0)
-        self.duration = metadata.duration_seconds_from_header
+        lengths = [seconds for seconds in (metadata.duration_seconds, metadata.duration_seconds_from_header) if seconds]
+        self.duration = max(lengths) if lengths else None
         self._check_header(limits)
+        if self.duration is None and limits.max_seconds is not None:
+            raise AudioInputError(
+                "The audio's length cannot be determined before decoding it, so it cannot be checked against the "
+                f"{_format_seconds(limits.max_seconds)} limit: convert it to WAV, FLAC or OGG."
+            )
+        self.output_rate, self.output_channels = sampling_rate, 1
 
     def blocks(self) -> Iterator[np.ndarray]:
-        # Ranges [t, t + step) one after another; the last frame can reach past the last full range, so the
-        # range before the end is decoded again up to the end once the next one finds no frames.
-        step = self.block_frames / self.sample_rate
-        start, pending = 0.0, None
-        while True:
-            try:
-                block = self._decoder.get_samples_played_in_range(start, start + step).data.numpy().T
-            except RuntimeError:  # "No audio frames were decoded": past the end
-                block = None
-            if block is None or not len(block):
-                if pending is not None:
-                    last = self._decoder.get_samples_played_in_range(start - step).data.numpy().T
-                    yield last[: len(pending) + self.block_frames]
-                return
-            if pending is not None:
-                yield pending
-            pending = block
-            start += step
+        from torchcodec.decoders import AudioDecoder
+
+        decoder = AudioDecoder(self._source, sample_rate=self._sampling_rate, num_channels=1)
+        try:
+            mono = decoder.get_all_samples().data[0].numpy()
+        except RuntimeError as error:
+            raise AudioInputError(
+                f"The audio could not be decoded to the end: corrupt or truncated data ({_short_reason(error)})."
+            ) from error
+        step = self.block_frames
+        for first in range(0, len(mono), step):
+            yield mono[first : first + step, None]
 
 
-def open_audio(source: str | os.PathLike | bytes | bytearray | memoryview, limits: AudioLimits) -> AudioReader:
-    """Opens a file path or encoded bytes and checks its header against `limits` (nothing decoded yet)."""
+def open_audio(
+    source: str | os.PathLike | bytes | bytearray | memoryview,
+    limits: AudioLimits = DEFAULT_LIMITS,
+    sampling_rate: int = SAMPLING_RATE,
+) -> AudioReader:
+    """Opens a file path or encoded bytes and checks its header against `limits` (nothing decoded yet).
+
+    `sampling_rate` is the rate the caller wants in the end; decoders that can convert as they go do.
+    """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
@@ -321,7 +342,7 @@ def open_audio(source: str | os.PathLike | bytes | bytearray | memoryview, limit
     except Exception:  # not libsndfile's format: FFmpeg's turn
         pass
     try:
-        return _FfmpegReader(str(path) if path else source, limits)
+        return _FfmpegReader(str(path) if path else source, limits, sampling_rate)
     except AudioInputError:
         raise
     except Exception:  # the library's own reason (often a bug-report URL) means nothing to the user
@@ -451,6 +472,12 @@ def _check_size(num_bytes: int, limits: AudioLimits, what: str) -> None:
         raise AudioInputError(
             f"{what} is too large: {num_bytes / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.0f} MiB."
         )
+
+
+def _short_reason(error: Exception) -> str:
+    """The decoder's own reason, without the C++ source location it prefixes."""
+    lines = str(error).strip().splitlines()
+    return (lines[-1].rsplit(", ", 1)[-1] if lines else type(error).__name__)[:200]
 
 
 def _format_seconds(seconds: float) -> str:

@@ -12,7 +12,9 @@ What a public deployment gets (see README: Serve):
   `--concurrency` of them are decoded at once, and their windows share forward passes of the
   network (`SoundClassifier(dynamic_batching=True)`), so throughput rises with load;
 - uploads are deleted `--keep-uploads` seconds after they arrive (Gradio's `delete_cache`),
-  whether or not they were classified, and all of them when the server stops;
+  whether or not they were classified, and all of them when the server stops; on top of that,
+  the oldest are deleted whenever the upload folder grows past `--max-upload-mb`, so no burst
+  of uploads can fill the disk;
 - optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
   binds to a non-local address without it;
 - `--host`/`--port` default to Gradio's `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`
@@ -30,6 +32,7 @@ import logging  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
@@ -56,7 +59,8 @@ EXAMPLES_DIR = REPO_ROOT / "examples"  # real ESC-50 fold-5 clips with their att
 AUTH_ENV = "ESC50_AUTH"  # "user:password", the same as --auth
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_QUEUE = 1000
-DEFAULT_KEEP_UPLOADS = 600.0
+DEFAULT_KEEP_UPLOADS = 300.0
+DEFAULT_MAX_UPLOAD_MB = 2048.0
 LOCAL_HOSTS = ("localhost",)
 
 
@@ -120,6 +124,52 @@ def build_demo(
         event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
     _only_predict_in_the_api(demo)
     return demo
+
+
+class UploadJanitor:
+    """Keeps Gradio's upload folder under `max_bytes`: every `interval` seconds, deletes the oldest files past it.
+
+    `delete_cache` bounds how long an upload stays; this bounds how much of them there is at once.
+
+    Args:
+        folder (`Path`): Gradio's upload folder (`gradio.utils.get_upload_folder()`).
+        max_bytes (`int`): Most bytes the folder may hold.
+        interval (`float`, *optional*, defaults to 2.0): Seconds between checks.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int, interval: float = 2.0) -> None:
+        self.folder, self.max_bytes, self.interval = Path(folder), max_bytes, interval
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, name="esc50-upload-janitor", daemon=True).start()
+
+    def sweep(self) -> int:
+        """Deletes the oldest files until the folder holds at most `max_bytes`; returns how many were deleted."""
+        files = []
+        for path in self.folder.rglob("*"):
+            try:
+                if path.is_file():
+                    stat = path.stat()
+                    files.append((stat.st_mtime, stat.st_size, path))
+            except OSError:  # deleted meanwhile (by delete_cache)
+                continue
+        total = sum(size for _, size, _ in files)
+        deleted = 0
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            deleted += 1
+        if deleted:
+            logger.warning("Uploads over %d MiB: deleted the %d oldest.", self.max_bytes // 2**20, deleted)
+        return deleted
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sweep()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _only_predict_in_the_api(demo: gr.Blocks) -> None:
@@ -231,6 +281,12 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
         default=DEFAULT_KEEP_UPLOADS,
         help=f"seconds an upload is kept before it is deleted (default: {DEFAULT_KEEP_UPLOADS:g})",
     )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"most disk all uploads together may use; the oldest go first (default: {DEFAULT_MAX_UPLOAD_MB:g})",
+    )
     parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
     parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
     parser.add_argument("--no-examples", action="store_true", help="do not show the example clips")
@@ -281,6 +337,7 @@ def main(
             AUTH_ENV,
         )
     demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
+    UploadJanitor(Path(gr.utils.get_upload_folder()), int(args.max_upload_mb * 2**20))
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(
         server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1
@@ -353,4 +410,5 @@ __all__ = [
     "main",
     "read_examples",
     "spectrogram_figure",
+    "UploadJanitor",
 ]

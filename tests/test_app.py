@@ -320,3 +320,20 @@ def test_browser_microphone_recording(server):
         finally:
             page.screenshot(path=str(REPO / "test-artifacts" / "microphone.png"), full_page=True)
             browser.close()
+
+
+def test_upload_janitor_keeps_the_folder_under_its_budget(tmp_path):
+    import os
+
+    from esc50_hf.demo import UploadJanitor
+
+    for index in range(10):  # 10 uploads of 100 kB, oldest first
+        folder = tmp_path / f"hash{index}"
+        folder.mkdir()
+        (folder / "clip.wav").write_bytes(bytes(100_000))
+        os.utime(folder / "clip.wav", (1_000_000 + index, 1_000_000 + index))
+    janitor = UploadJanitor(tmp_path, max_bytes=350_000, interval=3600)
+    assert janitor.sweep() == 7
+    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash7", "hash8", "hash9"]
+    assert janitor.sweep() == 0
+    janitor.stop()
