@@ -1,8 +1,9 @@
 """A small, real HTTP server that stands in for the Hugging Face Hub's upload API.
 
-It implements just what `huggingface_hub` calls to authenticate, create a model repository and
-commit small files (sent inline, base64-encoded, in the NDJSON commit payload), and stores the
-committed files on disk so tests can compare them with the local folder.
+It implements just what `huggingface_hub` calls to authenticate, create a model or dataset repository
+and commit files (sent inline, base64-encoded, in the NDJSON commit payload), and stores the committed
+files on disk (`storage/<owner>/<name>` for models, `storage/datasets/<owner>/<name>` for datasets) so
+tests can compare them with the local folder.
 """
 
 import base64
@@ -13,7 +14,7 @@ import threading
 from pathlib import Path
 
 import yaml
-from huggingface_hub import ModelCardData
+from huggingface_hub import DatasetCardData, ModelCardData
 
 TOKEN = "hf_local_test_token"
 USER = "tester"
@@ -56,27 +57,28 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
         body = self._body()
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[:2] == ["api", "validate-yaml"]:
-            self._validate_card(json.loads(body)["content"])
+            request = json.loads(body)
+            self._validate_card(request["content"], request.get("repoType") or "model")
         elif parts[:3] == ["api", "repos", "create"]:
             request = json.loads(body)
             repo_id = f"{request.get('organization') or USER}/{request['name']}"
-            self.server.repos.add(repo_id)
+            self.server.repos.add(_stored(request.get("type") or "model", repo_id))
             self._reply(200, {"url": f"{self.server.url}/{repo_id}", "name": repo_id})
-        elif parts[:2] == ["api", "models"] and parts[4] == "preupload":
+        elif parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4] == "preupload":
             files = json.loads(body)["files"]
             self._reply(
                 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
             )
-        elif parts[:2] == ["api", "models"] and parts[4] == "commit":
-            self._commit("/".join(parts[2:4]), body)
+        elif parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4] == "commit":
+            self._commit(_stored(parts[1][:-1], "/".join(parts[2:4])), body)
         else:
             self._reply(404, {"error": f"not implemented: POST {self.path}"})
 
-    def _validate_card(self, content: str) -> None:
-        """Like the Hub: the README's YAML front matter must parse and hold a model-index the Hub can read."""
+    def _validate_card(self, content: str, repo_type: str) -> None:
+        """Like the Hub: the README's YAML front matter must parse (for models: a model-index the Hub can read)."""
         try:
             metadata = yaml.safe_load(content.split("---")[1])
-            ModelCardData(**metadata)
+            (DatasetCardData if repo_type == "dataset" else ModelCardData)(**metadata)
         except Exception as error:  # noqa: BLE001  (any parse failure is the client's error)
             self._reply(400, {"errors": [{"message": f"{type(error).__name__}: {error}"}]})
             return
@@ -94,6 +96,11 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
                 target.write_bytes(base64.b64decode(item["value"]["content"]))
         oid = hashlib.sha1(body).hexdigest()
         self._reply(200, {"commitUrl": f"{self.server.url}/{repo_id}/commit/{oid}", "commitOid": oid, "success": True})
+
+
+def _stored(repo_type: str, repo_id: str) -> str:
+    """Where a repository lives under the storage folder: models at `owner/name`, datasets at `datasets/owner/name`."""
+    return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
 
 
 class LocalHub(http.server.ThreadingHTTPServer):
