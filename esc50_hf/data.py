@@ -65,6 +65,11 @@ def esc50_features(sampling_rate: int = SAMPLING_RATE) -> Features:
     )
 
 
+def fold_config_name(fold: int) -> str:
+    """The configuration of the parquet dataset whose `validation` split is `fold` (the others are `train`)."""
+    return f"fold{fold}"
+
+
 def esc50_info(sampling_rate: int = SAMPLING_RATE) -> DatasetInfo:
     """Description, citation, licence, homepage and features of ESC-50, as `datasets` records them."""
     return DatasetInfo(
@@ -294,6 +299,7 @@ __all__ = [
     "check_esc50_features",
     "download_esc50",
     "esc50_info",
+    "fold_config_name",
     "load_esc50",
     "load_prepared_esc50",
     "read_metadata",

@@ -28,6 +28,7 @@ from .data import (
     FOLDS,
     download_esc50,
     esc50_features,
+    fold_config_name,
     metadata_columns,
     read_metadata,
 )
@@ -121,7 +122,7 @@ def dataset_configs(folds: list[int]) -> list[dict]:
         others = [f"data/fold{other}-*.parquet" for other in folds if other != fold]
         configs.append(
             {
-                "config_name": f"fold{fold}",
+                "config_name": fold_config_name(fold),
                 "data_files": [
                     {"split": "train", "path": others},
                     {"split": "validation", "path": f"data/fold{fold}-*.parquet"},
@@ -153,7 +154,8 @@ def _dataset_card(
 
     infos = {"default": info("default", {"train": folds})}
     for fold in folds:
-        infos[f"fold{fold}"] = info(f"fold{fold}", {"train": [f for f in folds if f != fold], "validation": [fold]})
+        name = fold_config_name(fold)
+        infos[name] = info(name, {"train": [other for other in folds if other != fold], "validation": [fold]})
     card_data = DatasetCardData(
         license=ESC50_LICENSE,
         task_categories=["audio-classification"],

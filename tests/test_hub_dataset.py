@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import DatasetCard
 
 from esc50_hf import ESC50_LABELS, Esc50DataError, load_esc50
@@ -126,3 +127,15 @@ def test_push_to_hub_publishes_a_loadable_dataset(esc50_dir, tmp_path):
     assert 'load_dataset("tester/esc50"' in (published / "README.md").read_text()
     loaded = load_esc50(Path(published))
     assert loaded.remove_columns("audio").to_list() == load_esc50(esc50_dir).remove_columns("audio").to_list()
+
+
+def test_training_feature_cache_reads_the_parquet_folder(parquet_dir, esc50_dir, tmp_path):
+    """train.py's `--data_dir` may be the parquet folder: the cache keys embedded clips by their bytes."""
+    from esc50_hf import Esc50FeatureExtractor
+    from esc50_hf.feature_cache import cached_log_mels
+
+    extractor = Esc50FeatureExtractor(n_mels=32)
+    from_parquet = cached_log_mels(load_esc50(parquet_dir).select(range(4)), extractor, tmp_path, workers=0)
+    from_wavs = cached_log_mels(load_esc50(esc50_dir).select(range(4)), extractor, tmp_path, workers=0)
+    assert torch.equal(from_parquet[0], from_wavs[0]) and torch.equal(from_parquet[1], from_wavs[1])
+    assert len(list(tmp_path.glob("features-*.pt"))) == 2  # two sources, two keys
