@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -109,24 +108,45 @@ def test_push_without_token_fails_before_writing(esc50_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# Run against the stand-in Hub (HF_ENDPOINT is read when huggingface_hub is imported, hence a subprocess).
+LOAD_FROM_HUB = """
+import collections, datasets
+from esc50_hf import load_esc50
+dataset = load_esc50("tester/esc50")
+fold5 = datasets.load_dataset("tester/esc50", "fold5")
+folds = dict(collections.Counter(dataset["fold"]))
+print(len(dataset), dataset.features["label"].names[:2], dataset.info.license, folds)
+print(len(fold5["train"]), sorted(set(fold5["validation"]["fold"])), fold5["validation"][0]["audio"]["array"].shape)
+"""
+
+
 @pytest.mark.slow
-def test_push_to_hub_publishes_a_loadable_dataset(esc50_dir, tmp_path):
-    """Against the local stand-in Hub: the repository holds the folder byte for byte, and it loads."""
+def test_push_to_hub_publishes_a_dataset_that_loads_by_its_id(esc50_dir, tmp_path):
+    """Against the local stand-in Hub: the repository holds the folder byte for byte, and loads by its id."""
     output = tmp_path / "esc50"
     with LocalHub(tmp_path / "hub") as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0"}
+        env = {
+            **os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"
+        }  # fmt: skip
         command = [*CLI, "--data-dir", str(esc50_dir), "--output", str(output), "--push-to-hub", "tester/esc50"]
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+        pushed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        loaded = subprocess.run(
+            [sys.executable, "-c", LOAD_FROM_HUB], capture_output=True, text=True, timeout=300, env=env, check=False
+        )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.splitlines() == [
+        "250 ['dog', 'rooster'] cc-by-nc-3.0 {1: 50, 2: 50, 3: 50, 4: 50, 5: 50}",
+        "200 [5] (22050,)",
+    ]
     assert ("POST", "/api/datasets/tester/esc50/commit/main") in hub.requests
+    assert any(path.startswith("/datasets/tester/esc50/resolve/") for _, path in hub.requests)
     published = tmp_path / "hub" / "datasets" / "tester" / "esc50"
     local_files = sorted(path.relative_to(output) for path in output.rglob("*") if path.is_file())
     assert sorted(path.relative_to(published) for path in published.rglob("*") if path.is_file()) == local_files
     for name in local_files:
         assert (published / name).read_bytes() == (output / name).read_bytes(), name
     assert 'load_dataset("tester/esc50"' in (published / "README.md").read_text()
-    loaded = load_esc50(Path(published))
-    assert loaded.remove_columns("audio").to_list() == load_esc50(esc50_dir).remove_columns("audio").to_list()
 
 
 def test_training_feature_cache_reads_the_parquet_folder(parquet_dir, esc50_dir, tmp_path):
