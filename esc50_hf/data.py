@@ -1,25 +1,50 @@
-"""ESC-50 as a `datasets.Dataset`: from a local folder in the official layout, or downloaded."""
+"""ESC-50 as a `datasets.Dataset`: from the official layout, a parquet copy (folder or Hub id), or downloaded."""
 
 import csv
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import datasets
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, Value
 from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
 
 from .labels import ESC50_LABELS, SAMPLING_RATE
 
 ESC50_ARCHIVE_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
+ESC50_HOMEPAGE = "https://github.com/karolpiczak/ESC-50"
+# The Hub dataset this project publishes with `esc50-hf dataset --push-to-hub` (parquet, official label order).
+DEFAULT_HUB_DATASET_ID = "esc50-hf/esc50"
+ESC50_LICENSE = "cc-by-nc-3.0"
+ESC50_DESCRIPTION = (
+    "ESC-50: 2,000 five-second environmental sound recordings from freesound.org, 40 per class in 50 "
+    "classes (animals, natural soundscapes, human non-speech sounds, domestic and urban sounds), in 5 "
+    "folds of 400 clips. Clips from one source recording share a fold: evaluate by cross-validation over "
+    "the 5 folds, or train on 4 and validate on the remaining one. `label` ids follow the official "
+    "`target` order (0 dog ... 49 hand_saw)."
+)
+ESC50_CITATION = """@inproceedings{piczak2015dataset,
+  title = {{ESC}: {Dataset} for {Environmental Sound Classification}},
+  author = {Piczak, Karol J.},
+  booktitle = {Proceedings of the 23rd {Annual ACM Conference} on {Multimedia}},
+  date = {2015-10-13},
+  url = {http://dl.acm.org/citation.cfm?doid=2733373.2806390},
+  doi = {10.1145/2733373.2806390},
+  isbn = {978-1-4503-3459-4},
+  publisher = {{ACM Press}},
+  pages = {1015--1018}
+}"""
 META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 FOLDS = (1, 2, 3, 4, 5)
 _HOW_TO_PASS_DATA_DIR = (
     "Pass a local copy instead: load_esc50(data_dir=...) / --data-dir DIR, where DIR holds "
-    "meta/esc50.csv and audio/*.wav (the official layout)."
+    "meta/esc50.csv and audio/*.wav (the official layout), or is a folder written by `esc50-hf dataset`."
 )
+# `owner/name`, as the Hub spells dataset ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class Esc50DataError(ValueError):
@@ -40,19 +65,53 @@ def esc50_features(sampling_rate: int = SAMPLING_RATE) -> Features:
     )
 
 
+def fold_config_name(fold: int) -> str:
+    """The configuration of the parquet dataset whose `validation` split is `fold` (the others are `train`)."""
+    return f"fold{fold}"
+
+
+def esc50_info(sampling_rate: int = SAMPLING_RATE) -> DatasetInfo:
+    """Description, citation, licence, homepage and features of ESC-50, as `datasets` records them."""
+    return DatasetInfo(
+        description=ESC50_DESCRIPTION,
+        citation=ESC50_CITATION,
+        homepage=ESC50_HOMEPAGE,
+        license=ESC50_LICENSE,
+        features=esc50_features(sampling_rate),
+    )
+
+
 def load_esc50(data_dir: str | os.PathLike | None = None, sampling_rate: int = SAMPLING_RATE) -> Dataset:
     """ESC-50 as one `Dataset` (2000 rows for the official data) with a `fold` column.
 
+    Whatever the source, the rows, columns and features are the same: `audio` (mono), `label`
+    (`ClassLabel` in the official `target` order), `fold`, `filename`, `esc10`, `src_file`, `take`;
+    `dataset.info` carries ESC-50's description, citation and licence.
+
     Args:
-        data_dir: A folder in the official layout (`meta/esc50.csv`, `audio/*.wav`) at any
-            sample rate. `None` downloads the official archive into the Hugging Face cache
-            (or reuses the cached copy, which also works offline).
+        data_dir: One of
+            - a folder in the official layout (`meta/esc50.csv`, `audio/*.wav`) at any sample rate;
+            - a folder written by `esc50-hf dataset` (parquet shards and a dataset card);
+            - a Hub dataset id (`owner/name`) published by `esc50-hf dataset --push-to-hub`;
+            - `None` (default): downloads the official archive into the Hugging Face cache (or reuses the
+              cached copy, which also works offline).
         sampling_rate: Rate the `audio` column decodes to (mono).
+
+    Raises:
+        Esc50DataError: the source is missing, incomplete, or a dataset whose labels are not ESC-50's
+            in the official order (e.g. one built with `audiofolder`, which sorts class names).
     """
+    if data_dir is not None and _is_prepared_dataset(data_dir):
+        return load_prepared_esc50(str(data_dir), sampling_rate)
     root = Path(data_dir) if data_dir is not None else download_esc50()
     rows = read_metadata(root)
-    columns = {
-        "audio": [str(root / "audio" / row["filename"]) for row in rows],
+    columns = {"audio": [str(root / "audio" / row["filename"]) for row in rows], **metadata_columns(rows)}
+    return Dataset.from_dict(columns, info=esc50_info(sampling_rate))
+
+
+def metadata_columns(rows: list[dict[str, str]]) -> dict[str, list]:
+    """Every column but `audio`, typed, from rows of `meta/esc50.csv` (see `read_metadata`)."""
+    return {
         "label": [int(row["target"]) for row in rows],
         "fold": [int(row["fold"]) for row in rows],
         "filename": [row["filename"] for row in rows],
@@ -60,7 +119,55 @@ def load_esc50(data_dir: str | os.PathLike | None = None, sampling_rate: int = S
         "src_file": [row["src_file"] for row in rows],
         "take": [row["take"] for row in rows],
     }
-    return Dataset.from_dict(columns, features=esc50_features(sampling_rate))
+
+
+def _is_prepared_dataset(data_dir: str | os.PathLike) -> bool:
+    """A folder of parquet shards with a card (no `meta/esc50.csv`), or an `owner/name` that is no local path."""
+    path = Path(data_dir)
+    if path.is_dir():
+        return not (path / "meta" / "esc50.csv").is_file() and (
+            (path / "README.md").is_file() or any(path.rglob("*.parquet"))
+        )
+    return not path.exists() and bool(_HUB_ID.match(str(data_dir)))
+
+
+def load_prepared_esc50(source: str, sampling_rate: int = SAMPLING_RATE) -> Dataset:
+    """The `train` split (all 5 folds) of ESC-50 as written by `esc50-hf dataset`: a folder or a Hub id."""
+    where = "folder" if Path(source).is_dir() else "Hub dataset"
+    try:
+        dataset = datasets.load_dataset(source, split="train")
+    except (OSError, ValueError) as error:  # not found, offline (ConnectionError), unreadable shards
+        raise Esc50DataError(
+            f"Could not load ESC-50 from the {where} {source!r} ({type(error).__name__}: {error}). "
+            f"{_HOW_TO_PASS_DATA_DIR}"
+        ) from error
+    check_esc50_features(dataset.features, source)
+    if dataset.features["audio"] != Audio(sampling_rate=sampling_rate, num_channels=1):
+        dataset = dataset.cast_column("audio", Audio(sampling_rate=sampling_rate, num_channels=1))
+    info = esc50_info(sampling_rate)
+    for field in ("description", "citation", "homepage", "license"):
+        setattr(dataset.info, field, getattr(info, field))
+    return dataset
+
+
+def check_esc50_features(features: Features, source: str) -> None:
+    """Raises `Esc50DataError` unless `features` has ESC-50's columns and its labels in the official order."""
+    names = getattr(features.get("label"), "names", None)
+    if names is not None and names != list(ESC50_LABELS) and sorted(names) == sorted(ESC50_LABELS):
+        raise Esc50DataError(
+            f"{source} has the ESC-50 classes in another order ({names[0]!r}, {names[1]!r}, ... instead of "
+            f"{ESC50_LABELS[0]!r}, {ESC50_LABELS[1]!r}, ...): label ids would name the wrong classes. "
+            "`audiofolder` sorts class names alphabetically; write the dataset with `esc50-hf dataset` instead."
+        )
+    if names != list(ESC50_LABELS):
+        raise Esc50DataError(
+            f"{source}: `label` must be a ClassLabel with the 50 ESC-50 names, got {features.get('label')}."
+        )
+    missing = [name for name in esc50_features() if name not in features]
+    if missing:
+        raise Esc50DataError(
+            f"{source} is not an ESC-50 dataset written by `esc50-hf dataset`: it lacks the column(s) {missing}."
+        )
 
 
 def split_folds(dataset: Dataset, validation_fold: int = 5) -> DatasetDict:
@@ -185,4 +292,16 @@ def _extract(archive: Path, cache: Path) -> Path:
     return (extracted / csv_members[0]).parent.parent
 
 
-__all__ = ["ESC50_ARCHIVE_URL", "Esc50DataError", "download_esc50", "load_esc50", "read_metadata", "split_folds"]
+__all__ = [
+    "DEFAULT_HUB_DATASET_ID",
+    "ESC50_ARCHIVE_URL",
+    "Esc50DataError",
+    "check_esc50_features",
+    "download_esc50",
+    "esc50_info",
+    "fold_config_name",
+    "load_esc50",
+    "load_prepared_esc50",
+    "read_metadata",
+    "split_folds",
+]

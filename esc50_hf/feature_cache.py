@@ -106,9 +106,8 @@ def _cache_key(
     variants: int,
     seed: int,
 ) -> str:
-    audio_paths = [item["path"] for item in dataset.cast_column("audio", Audio(decode=False))["audio"]]
     fingerprint = {
-        "clips": [(path, Path(path).stat().st_mtime_ns, Path(path).stat().st_size) for path in audio_paths],
+        "clips": _clip_fingerprints(dataset),
         "labels": dataset["label"],
         "features": {k: v for k, v in feature_extractor.to_dict().items() if k not in ("mean", "std")},
         "augmentation": augmentation,
@@ -116,3 +115,16 @@ def _cache_key(
         "seed": seed,
     }
     return hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _clip_fingerprints(dataset: Dataset) -> list:
+    """Per clip: path, modification time and size of a WAV file, or a digest of audio bytes embedded in parquet."""
+    fingerprints = []
+    for batch in dataset.select_columns("audio").cast_column("audio", Audio(decode=False)).iter(batch_size=100):
+        for item in batch["audio"]:
+            if item["bytes"] is not None:
+                fingerprints.append(hashlib.sha1(item["bytes"]).hexdigest())
+            else:
+                stat = Path(item["path"]).stat()
+                fingerprints.append((item["path"], stat.st_mtime_ns, stat.st_size))
+    return fingerprints

@@ -1,6 +1,7 @@
-"""Publishing a model folder to the Hugging Face Hub."""
+"""Publishing a model or dataset folder to the Hugging Face Hub."""
 
 from pathlib import Path
+from typing import Literal
 
 from huggingface_hub import HfApi, get_token
 
@@ -12,34 +13,42 @@ class HubPublishError(RuntimeError):
     """Publishing cannot work: no repository id, no token, or the Hub is unreachable."""
 
 
-def check_can_push(repo_id: str | None) -> str:
-    """Fails early, with what to do, unless a token exists and the Hub accepts it; returns the user name."""
+def check_can_push(repo_id: str | None, option: str = "--push_to_hub needs --hub_model_id", what: str = "model") -> str:
+    """Fails early, with what to do, unless a token exists and the Hub accepts it; returns the user name.
+
+    Args:
+        repo_id: The target `owner/name`.
+        option: How the command line asks for `repo_id`, for the error message.
+        what: "model" or "dataset": which folder is still written locally when publishing fails.
+    """
     if not repo_id or "/" not in repo_id:
-        raise HubPublishError(f"--push_to_hub needs --hub_model_id owner/name, got {repo_id!r}.")
+        raise HubPublishError(f"{option} owner/name, got {repo_id!r}.")
     token = get_token()
     if token is None:
         raise HubPublishError(
-            "--push_to_hub needs a Hugging Face token: run `hf auth login` or set HF_TOKEN. "
-            "The model folder is still written locally."
+            f"Publishing needs a Hugging Face token: run `hf auth login` or set HF_TOKEN. "
+            f"The {what} folder is still written locally."
         )
     try:
         return HfApi().whoami(token=token)["name"]
     except Exception as error:  # noqa: BLE001  (HTTP, DNS, offline mode: all mean "cannot publish")
         raise HubPublishError(
             f"Cannot reach the Hugging Face Hub with the token ({type(error).__name__}: {error}). "
-            "Check the network and HF_ENDPOINT; the model folder is still written locally."
+            f"Check the network and HF_ENDPOINT; the {what} folder is still written locally."
         ) from error
 
 
-def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
-    """Creates the model repository if needed and uploads the folder (without training by-products)."""
+def push_folder(
+    folder: Path, repo_id: str, private: bool = False, repo_type: Literal["model", "dataset"] = "model"
+) -> str:
+    """Creates the repository if needed and uploads the folder (without training by-products)."""
     api = HfApi()
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     commit = api.upload_folder(
         repo_id=repo_id,
         folder_path=str(folder),
-        repo_type="model",
+        repo_type=repo_type,
         ignore_patterns=IGNORED_FOR_UPLOAD,
-        commit_message="Upload esc50-hf model",
+        commit_message=f"Upload esc50-hf {repo_type}",
     )
     return commit.commit_url

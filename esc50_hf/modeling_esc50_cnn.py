@@ -67,6 +67,16 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         self.classifier = nn.Linear(channels[-1], config.num_labels)
         self.post_init()
 
+    def freeze_feature_encoder(self) -> None:
+        """Does nothing: there is no pretrained feature encoder to freeze.
+
+        Speech models (wav2vec 2.0, HuBERT) freeze their pretrained convolutional waveform encoder here,
+        and transformers' audio-classification example calls this method by default. This network reads
+        log-mel spectrograms from `Esc50FeatureExtractor` (fixed, not learned) and trains every layer
+        from scratch, so all parameters stay trainable. To train only the classifier head, set
+        `requires_grad_(False)` on `input_norm` and `blocks` yourself.
+        """
+
     def pooled_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
         """`(batch, mels, frames)` -> `(batch, channels)` clip embedding."""
         if input_values.ndim != 3 or input_values.shape[1] != self.config.num_mel_bins:

@@ -12,6 +12,7 @@ import numpy as np
 from datasets import Dataset
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .data import fold_config_name
 from .evaluation import evaluate_model
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .labels import ESC50_LABELS
@@ -128,21 +129,23 @@ def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=["audio-classification", "esc50", "environmental-sound", "log-mel", "cnn", "custom_code"],
-        datasets=["karolpiczak/ESC-50"],
+        datasets=[config.hub_dataset_id],
         metrics=["accuracy", "f1"],
         model_name=model_name,
         eval_results=[
             EvalResult(
                 task_type="audio-classification",
                 task_name="Environmental sound classification",
-                dataset_type="esc50",
+                dataset_type=config.hub_dataset_id,
                 dataset_name="ESC-50",
-                dataset_split=f"fold {fold}",
+                dataset_config=fold_config_name(fold),
+                dataset_split="validation",
                 metric_type=metric,
                 metric_name=name,
                 metric_value=round(results[metric], 4),
+                metric_args=args,
             )
-            for metric, name in (("accuracy", "Accuracy"), ("f1", "Macro F1"))
+            for metric, name, args in (("accuracy", "Accuracy", None), ("f1", "Macro F1", {"average": "macro"}))
         ],
     )
     card = ModelCard.from_template(
@@ -151,6 +154,7 @@ def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig
         model_name=model_name,
         results=results,
         config=config.to_dict(),
+        dataset_config=fold_config_name(fold),
         labels=ESC50_LABELS,
         weights_megabytes=_megabytes(folder / "model.safetensors"),
         tensorboard_logs=(folder / "runs").is_dir(),

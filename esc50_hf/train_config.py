@@ -8,11 +8,14 @@ from typing import Any
 
 import yaml
 
+from .data import DEFAULT_HUB_DATASET_ID
+
 
 @dataclasses.dataclass
 class TrainConfig:
     # Data
-    data_dir: str | None = None  # official layout; None downloads the archive into the HF cache
+    data_dir: str | None = None  # official layout, `esc50-hf dataset` folder or Hub id; None downloads the archive
+    hub_dataset_id: str = DEFAULT_HUB_DATASET_ID  # the Hub dataset the model card names (datasets:, model-index)
     validation_fold: int = 5
     cv_folds: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5])  # folds `--cv` runs
     feature_cache_dir: str | None = None  # None: <output_dir>/feature_cache
@@ -99,7 +102,7 @@ class TrainConfig:
 RUN_SETTINGS = frozenset({
     "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "torch_threads", "seed", "output_dir",
     "save_total_limit", "logging_steps", "report_to", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
-    "hub_private", "per_device_eval_batch_size",
+    "hub_private", "hub_dataset_id", "per_device_eval_batch_size",
 })  # fmt: skip
 
 

@@ -73,3 +73,13 @@ def saved_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     extractor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def parquet_dir(esc50_dir, tmp_path_factory) -> Path:
+    """The fixture folder written by `esc50-hf dataset`: parquet shards per fold and a dataset card."""
+    from esc50_hf.cli import main
+
+    output = tmp_path_factory.mktemp("esc50-parquet") / "esc50"
+    assert main(["dataset", "--data-dir", str(esc50_dir), "--output", str(output)]) == 0
+    return output

@@ -103,7 +103,9 @@ def test_model_card_carries_the_measured_results(smoke_run):
     assert "audio-classification" in card.data.tags
     results = {result.metric_type: result.metric_value for result in card.data.eval_results}
     assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
-    assert card.data.eval_results[0].dataset_split == "fold 5"
+    fold5 = {(r.dataset_type, r.dataset_config, r.dataset_split) for r in card.data.eval_results}
+    assert fold5 == {("esc50-hf/esc50", "fold5", "validation")} and card.data.datasets == ["esc50-hf/esc50"]
+    assert [r.metric_args for r in card.data.eval_results] == [None, {"average": "macro"}]
     assert f"{metrics['accuracy']:.4f}" in card.text and "{{" not in card.text
 
 

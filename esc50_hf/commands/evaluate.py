@@ -8,7 +8,9 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="accuracy and macro-F1 of a saved model on one ESC-50 fold")
     parser.add_argument("--model", required=True, help="model folder or Hub id")
-    parser.add_argument("--data-dir", default=None, help="ESC-50 folder in the official layout (default: download)")
+    parser.add_argument(
+        "--data-dir", default=None, help="ESC-50 folder (official or esc50-hf dataset) or Hub id (default: download)"
+    )
     parser.add_argument("--fold", type=int, default=5)
     parser.add_argument("--output", default=None, help="write the full scores as JSON here")
     parser.set_defaults(handler=run)
