@@ -14,6 +14,21 @@ from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 
 __version__ = "0.1.0"
 
+
+def audio_pipeline(model, **kwargs):
+    """`pipeline("audio-classification", model=model)` with this project's pipeline class, without remote code.
+
+    Model folders declare `Esc50AudioClassificationPipeline` in `config.json` (`custom_pipelines`), so
+    `transformers.pipeline` asks for `trust_remote_code=True`; in a process that has this package, this
+    runs the installed class instead. `kwargs` go to `transformers.pipeline` (`device`, `batch_size`, ...).
+    """
+    from transformers import pipeline
+
+    from .pipeline_esc50 import Esc50AudioClassificationPipeline
+
+    return pipeline("audio-classification", model=model, pipeline_class=Esc50AudioClassificationPipeline, **kwargs)
+
+
 AutoConfig.register(Esc50CnnConfig.model_type, Esc50CnnConfig, exist_ok=True)
 AutoFeatureExtractor.register(Esc50CnnConfig, Esc50FeatureExtractor, exist_ok=True)
 AutoModelForAudioClassification.register(Esc50CnnConfig, Esc50CnnForAudioClassification, exist_ok=True)
@@ -24,6 +39,7 @@ Esc50CnnForAudioClassification.register_for_auto_class("AutoModelForAudioClassif
 
 __all__ = [
     "CLIP_SECONDS",
+    "audio_pipeline",
     "ESC50_LABELS",
     "ID2LABEL",
     "LABEL2ID",

@@ -21,9 +21,8 @@ feature extractor's parameters), and each call works on its own arrays. With
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,15 @@ import numpy as np
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, load_audio, stream_audio
 from .backends import LogitsBackend, load_backend
 from .labels import ESC50_LABELS
+from .windows import (
+    LabelScore,
+    Prediction,
+    WindowPool,
+    WindowPrediction,
+    iter_windows,
+    softmax,
+    window_starts,
+)
 
 # Where the trained model lives in a checkout; the app, the CLI and the benchmarks default to it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,42 +65,6 @@ def resolve_model(model: str | Path | None, default: str | Path | None = None) -
             "--model <model folder or Hub id>, e.g. --model outputs/esc50-mel-cnn"
         )
     return str(default)
-
-
-@dataclass(frozen=True)
-class LabelScore:
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class WindowPrediction:
-    """One analysis window: where it is in the input (seconds) and its best label."""
-
-    start: float
-    end: float
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The clip-level top-k (mean of window probabilities) and the per-window timeline."""
-
-    labels: list[LabelScore]
-    windows: list[WindowPrediction]
-    duration: float
-
-    @property
-    def label(self) -> str:
-        return self.labels[0].label
-
-    def confidences(self) -> dict[str, float]:
-        """`{label: score}` for the top-k, the format `gr.Label` takes."""
-        return {item.label: item.score for item in self.labels}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SoundClassifier:
@@ -182,15 +154,15 @@ class SoundClassifier:
         return self._predict_blocks([waveform], top_k)
 
     def _predict_blocks(self, blocks: Iterable[np.ndarray], top_k: int) -> Prediction:
-        pooled = _WindowPool(self.sampling_rate, self.clip_samples)
+        pooled = WindowPool(self.sampling_rate, self.clip_samples)
         batch: list[tuple[int, np.ndarray]] = []
         for start, window in iter_windows(blocks, self.clip_samples, self.hop_samples):
             batch.append((start, window))
             if len(batch) == self.batch_size:
-                pooled.add(batch, self.window_probabilities([w for _, w in batch]))
+                pooled.add([(start, len(w)) for start, w in batch], self.window_probabilities([w for _, w in batch]))
                 batch = []
         if batch:
-            pooled.add(batch, self.window_probabilities([w for _, w in batch]))
+            pooled.add([(start, len(w)) for start, w in batch], self.window_probabilities([w for _, w in batch]))
         if not pooled.windows:
             raise AudioInputError("The audio is empty (0 samples).")
         return pooled.prediction(top_k)
@@ -225,42 +197,6 @@ class SoundClassifier:
             mel = self.extractor.log_mel(part)[0].numpy()
             pieces.append(mel if first + chunk >= len(waveform) else mel[:, : chunk // hop])
         return np.concatenate(pieces, axis=1)
-
-
-@dataclass
-class _WindowPool:
-    """Accumulates window probabilities into the clip-level mean (weighted by real samples) and the timeline."""
-
-    sampling_rate: int
-    clip_samples: int
-    weighted_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(ESC50_LABELS)))
-    total_weight: float = 0.0
-    duration_samples: int = 0
-    windows: list[WindowPrediction] = field(default_factory=list)
-
-    def add(self, windows: list[tuple[int, np.ndarray]], probabilities: np.ndarray) -> None:
-        for (start, samples), row in zip(windows, probabilities):
-            weight = len(samples) / self.clip_samples  # its share of real samples: < 1 only when padded
-            self.weighted_sum += weight * row
-            self.total_weight += weight
-            self.duration_samples = max(self.duration_samples, start + len(samples))
-            self.windows.append(
-                WindowPrediction(
-                    start=round(start / self.sampling_rate, 3),
-                    end=round((start + len(samples)) / self.sampling_rate, 3),
-                    label=ESC50_LABELS[int(row.argmax())],
-                    score=float(row.max()),
-                )
-            )
-
-    def prediction(self, top_k: int) -> Prediction:
-        clip = self.weighted_sum / self.total_weight
-        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(ESC50_LABELS)))]
-        return Prediction(
-            labels=[LabelScore(ESC50_LABELS[int(index)], float(clip[index])) for index in top],
-            windows=self.windows,
-            duration=round(self.duration_samples / self.sampling_rate, 3),
-        )
 
 
 class WindowBatcher:
@@ -315,47 +251,6 @@ class WindowBatcher:
             for values, future in batch:
                 future.set_result(logits[first : first + len(values)])
                 first += len(values)
-
-
-def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
-    """Start offsets of the windows covering `num_samples` (what `iter_windows` yields, as a list).
-
-    One window for input up to a clip long; else one every hop while the window ends before the
-    input does, and a last one that ends exactly at the end of the input.
-    """
-    if num_samples <= clip_samples:
-        return [0]
-    return [*range(0, num_samples - clip_samples, hop_samples), num_samples - clip_samples]
-
-
-def iter_windows(blocks: Iterable[np.ndarray], clip_samples: int, hop_samples: int) -> Iterator[tuple[int, np.ndarray]]:
-    """`(start, samples)` of each analysis window of a signal that arrives in consecutive blocks.
-
-    The windows are those of `window_starts` over the whole signal, produced as soon as their
-    samples have arrived, holding at most a clip and a block in memory. A window is shorter
-    than a clip only when the whole input is.
-    """
-    buffer = np.zeros(0, np.float32)
-    buffer_start = next_start = total = 0
-    for block in blocks:
-        buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, np.float32)
-        total += len(block)
-        while next_start + clip_samples < total:
-            offset = next_start - buffer_start
-            yield next_start, buffer[offset : offset + clip_samples]
-            next_start += hop_samples
-        keep_from = max(buffer_start, min(next_start, total - clip_samples))
-        buffer = buffer[keep_from - buffer_start :]
-        buffer_start = keep_from
-    if total:
-        start = max(0, total - clip_samples)
-        yield start, buffer[start - buffer_start :]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
 
 __all__ = [

@@ -6,15 +6,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
-from transformers import pipeline
 
 import esc50_hf
 from esc50_hf import ESC50_LABELS, SAMPLING_RATE
 
 from .conftest import synthetic_clip
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "esc50-mel-cnn"
-CODE_FILES = ("configuration_esc50_cnn.py", "modeling_esc50_cnn.py", "feature_extraction_esc50.py", "labels.py")
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "esc50-mel-cnn"
+CODE_FILES = (
+    "configuration_esc50_cnn.py",
+    "modeling_esc50_cnn.py",
+    "feature_extraction_esc50.py",
+    "labels.py",
+    "pipeline_esc50.py",
+    "audio_io.py",
+    "windows.py",
+)
 
 
 @pytest.mark.parametrize("name", CODE_FILES)
@@ -38,8 +46,42 @@ def test_shipped_card_states_the_shipped_metrics():
     assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
 
 
+def test_shipped_code_files_are_all_checked():
+    assert {path.name for path in SHIPPED.glob("*.py")} == set(CODE_FILES)
+
+
 def test_shipped_model_classifies_through_the_pipeline():
-    classifier = pipeline("audio-classification", model=str(SHIPPED))
+    classifier = esc50_hf.audio_pipeline(str(SHIPPED))
     result = classifier(synthetic_clip(target=0, seed=0, rate=SAMPLING_RATE, seconds=5.0), top_k=5)
     assert [item["label"] in ESC50_LABELS for item in result] == [True] * 5
     assert np.isclose(sum(item["score"] for item in classifier(np.zeros(SAMPLING_RATE), top_k=50)), 1.0, atol=1e-4)
+
+
+A_THEN_B = """
+import json, sys
+from transformers import pipeline
+classifier = pipeline("audio-classification", model=sys.argv[1], trust_remote_code=True)
+print(json.dumps({path: classifier(path, top_k=1)[0]["label"] for path in sys.argv[2:]}))
+"""
+
+
+def test_thirty_seconds_of_a_then_b_answers_b_in_a_fresh_process(tmp_path):
+    """5 s of a dog, then 25 s of rain (real fold-5 clips): the windowed pipeline says rain, where cropping to
+    the first 5 s said dog. The process never imports esc50_hf: the folder's own pipeline code runs."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    dog, rate = sf.read(REPO / "examples" / "dog_5-203128-A-0.flac", dtype="float32")
+    rain, _ = sf.read(REPO / "examples" / "rain_5-181766-A-10.flac", dtype="float32")
+    mixed = tmp_path / "dog_then_rain.wav"
+    sf.write(mixed, np.concatenate([dog, *[rain] * 5]), rate)
+    clips = [str(REPO / "examples" / "dog_5-203128-A-0.flac"), str(REPO / "examples" / "rain_5-181766-A-10.flac")]
+    completed = subprocess.run(
+        [sys.executable, "-c", A_THEN_B, str(SHIPPED), *clips, str(mixed)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    labels = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert labels == {clips[0]: "dog", clips[1]: "rain", str(mixed): "rain"}

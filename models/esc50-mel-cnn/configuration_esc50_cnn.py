@@ -1,8 +1,21 @@
 """Configuration of the ESC-50 log-mel CNN."""
 
+import copy
+
 from transformers import PreTrainedConfig
 
 from .labels import ID2LABEL, LABEL2ID
+
+# The model's own `transformers` pipeline, saved beside it (pipeline_esc50.py): used by
+# `pipeline("audio-classification", model=..., trust_remote_code=True)`.
+CUSTOM_PIPELINES = {
+    "audio-classification": {
+        "impl": "pipeline_esc50.Esc50AudioClassificationPipeline",
+        "pt": ["AutoModelForAudioClassification"],
+        "tf": [],
+        "type": "audio",
+    }
+}
 
 
 class Esc50CnnConfig(PreTrainedConfig):
@@ -30,6 +43,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         label_smoothing: float = 0.0,
         **kwargs,
     ) -> None:
+        kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
         kwargs.setdefault("id2label", dict(ID2LABEL))
         kwargs.setdefault("label2id", dict(LABEL2ID))
         self.num_mel_bins = num_mel_bins
@@ -37,6 +51,14 @@ class Esc50CnnConfig(PreTrainedConfig):
         self.dropout = dropout
         self.label_smoothing = label_smoothing
         super().__init__(**kwargs)
+
+    def to_dict(self) -> dict:
+        """As `PreTrainedConfig.to_dict`, with `custom_pipelines` in its JSON form: `transformers.pipeline` replaces
+        the model class names there by the classes themselves when it builds the pipeline."""
+        output = super().to_dict()
+        for task in output.get("custom_pipelines", {}).values():
+            task["pt"] = [getattr(cls, "__name__", cls) for cls in task.get("pt", ())]
+        return output
 
 
 __all__ = ["Esc50CnnConfig"]

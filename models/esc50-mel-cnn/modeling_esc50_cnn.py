@@ -77,6 +77,16 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         `requires_grad_(False)` on `input_norm` and `blocks` yourself.
         """
 
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the model's pipeline code (declared in `config.custom_pipelines`)."""
+        from transformers.dynamic_module_utils import custom_object_save
+
+        from .pipeline_esc50 import Esc50AudioClassificationPipeline
+
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            custom_object_save(Esc50AudioClassificationPipeline, save_directory)  # with audio_io.py and windows.py
+
     def pooled_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
         """`(batch, mels, frames)` -> `(batch, channels)` clip embedding."""
         if input_values.ndim != 3 or input_values.shape[1] != self.config.num_mel_bins:

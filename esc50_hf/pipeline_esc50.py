@@ -1,0 +1,144 @@
+"""`Esc50AudioClassificationPipeline`: the `transformers` audio-classification pipeline of this model.
+
+Saved with the model (its `config.json` declares it under `custom_pipelines`), so that
+
+    pipeline("audio-classification", model=FOLDER_OR_HUB_ID, trust_remote_code=True)
+
+runs this class, from the folder's own copy of this file, in a process that never imports
+`esc50_hf`. With the package installed, `esc50_hf.audio_pipeline(model)` (or
+`pipeline(..., pipeline_class=Esc50AudioClassificationPipeline)`) gives the same pipeline
+without remote code.
+
+It differs from transformers' generic `AudioClassificationPipeline` where this model needs it:
+
+* **The project's input path.** Files and bytes are decoded in-process (libsndfile, then
+  FFmpeg through torchcodec; no `ffmpeg` subprocess per call), header checked first and
+  decoded block by block, with the limits and error messages of the app and the CLI
+  (`audio_io.AudioInputError`; `max_seconds=None` lifts the length limit).
+* **Whole recordings.** Input longer than a clip is classified in 5-s windows every
+  `hop_seconds` (the windows of `windows.py`, weighted by real samples, as `SoundClassifier`
+  does), not cropped to its first 5 s. Each window is one item of the pipeline's batches.
+* **The same output contract.** A list of `{"label", "score"}` sorted by score (`top_k`, 5 by
+  default); `return_timeline=True` returns `{"labels": [...], "timeline": [{"start_s", "end_s",
+  "label", "score"}, ...], "duration_s": ...}` instead.
+
+Inputs: a file path, the file's bytes, a 1-D float array at the model's rate, a
+`{"array"|"raw": array, "sampling_rate": rate}` dict (numpy or torch), or a torchcodec
+`AudioDecoder` (what a `datasets` Audio column holds).
+"""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.pipelines.base import ChunkPipeline
+
+from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, load_audio, stream_audio
+from .windows import WindowPool, iter_windows, softmax
+
+
+class Esc50AudioClassificationPipeline(ChunkPipeline):
+    """Audio classification over recordings of any length, with the project's decoding and limits.
+
+    Call parameters:
+        top_k (`int`, *optional*, defaults to 5): Labels returned, best first.
+        return_timeline (`bool`, *optional*, defaults to `False`): Also return the best label of each window.
+        hop_seconds (`float`, *optional*): Step between windows (default: half a clip, 2.5 s).
+        max_seconds (`float` or `None`, *optional*, defaults to 600): Longest input; `None` for no limit.
+    """
+
+    # The components `transformers.pipeline` loads for it: the feature extractor only.
+    _load_feature_extractor = True
+    _load_image_processor = False
+    _load_processor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(
+        self,
+        top_k: int | None = None,
+        return_timeline: bool | None = None,
+        hop_seconds: float | None = None,
+        max_seconds: float | None | str = "default",
+        **kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess: dict[str, Any] = {}
+        postprocess: dict[str, Any] = {}
+        if hop_seconds is not None:
+            clip_seconds = self.feature_extractor.clip_seconds
+            if not 0 < hop_seconds <= clip_seconds:
+                raise ValueError(f"hop_seconds must be in (0, {clip_seconds}], got {hop_seconds}")
+            preprocess["hop_seconds"] = hop_seconds
+        if max_seconds != "default":
+            preprocess["limits"] = AudioLimits(max_seconds=max_seconds)
+        if top_k is not None:
+            if top_k < 1:
+                raise ValueError(f"top_k must be at least 1, got {top_k}")
+            postprocess["top_k"] = min(top_k, self.model.config.num_labels)
+        if return_timeline is not None:
+            postprocess["return_timeline"] = return_timeline
+        return preprocess, {}, postprocess
+
+    def preprocess(
+        self, inputs: Any, hop_seconds: float | None = None, limits: AudioLimits = DEFAULT_LIMITS
+    ) -> Iterator[dict[str, Any]]:
+        rate = self.feature_extractor.sampling_rate
+        clip = self.feature_extractor.clip_samples
+        hop = int(round((hop_seconds or self.feature_extractor.clip_seconds / 2) * rate))
+        windows = iter_windows(_blocks(inputs, rate, limits), clip, hop)
+        current = next(windows, None)
+        if current is None:
+            raise AudioInputError("The audio is empty (0 samples).")
+        while current is not None:
+            following = next(windows, None)
+            start, samples = current
+            features = self.feature_extractor(samples, sampling_rate=rate, return_tensors="pt")
+            yield {
+                "input_values": features["input_values"],
+                "start": torch.tensor([start]),
+                "num_samples": torch.tensor([len(samples)]),
+                "is_last": following is None,
+            }
+            current = following
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        is_last = model_inputs.pop("is_last")
+        start, num_samples = model_inputs.pop("start"), model_inputs.pop("num_samples")
+        logits = self.model(input_values=model_inputs["input_values"].to(self.dtype)).logits
+        return {"logits": logits.float(), "start": start, "num_samples": num_samples, "is_last": is_last}
+
+    def postprocess(
+        self, model_outputs: list[dict[str, Any]], top_k: int = 5, return_timeline: bool = False
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        logits = torch.cat([output["logits"].reshape(1, -1) for output in model_outputs]).double().numpy()
+        windows = [
+            (int(output["start"].reshape(-1)[0]), int(output["num_samples"].reshape(-1)[0])) for output in model_outputs
+        ]
+        pool = WindowPool(self.feature_extractor.sampling_rate, self.feature_extractor.clip_samples)
+        pool.add(windows, softmax(logits))  # (start, num_samples) pairs
+        prediction = pool.prediction(top_k)
+        labels = [{"label": item.label, "score": item.score} for item in prediction.labels]
+        if not return_timeline:
+            return labels
+        timeline = [
+            {"start_s": window.start, "end_s": window.end, "label": window.label, "score": window.score}
+            for window in prediction.windows
+        ]
+        return {"labels": labels, "timeline": timeline, "duration_s": prediction.duration}
+
+
+def _blocks(inputs: Any, rate: int, limits: AudioLimits) -> Iterator[np.ndarray]:
+    """The input as mono float32 blocks at `rate`: files and bytes streamed, arrays checked and resampled."""
+    if isinstance(inputs, str | os.PathLike | bytes | bytearray | memoryview):
+        yield from stream_audio(inputs, rate, limits)
+        return
+    if hasattr(inputs, "get_all_samples"):  # a torchcodec AudioDecoder, as a `datasets` Audio column holds
+        samples = inputs.get_all_samples()
+        inputs = {"array": samples.data.numpy(), "sampling_rate": samples.sample_rate}
+    elif isinstance(inputs, np.ndarray | torch.Tensor):
+        inputs = {"array": inputs, "sampling_rate": rate}  # a bare array is taken to be at the model's rate
+    yield load_audio(inputs, rate, limits)
+
+
+__all__ = ["Esc50AudioClassificationPipeline"]

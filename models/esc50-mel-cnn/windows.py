@@ -1,0 +1,146 @@
+"""Analysis windows over audio of any length, and how their scores become one answer.
+
+Shared by `SoundClassifier` (the app, the CLI, the Python API) and the `transformers`
+pipeline (`pipeline_esc50.py`), so every entry point cuts and weighs windows the same way:
+
+* input up to a clip long is one window (the feature extractor pads it);
+* longer input gets a window every hop while the window ends before the input does, and a
+  last one that ends exactly at the end of the input: never a window of padding;
+* the clip-level scores are the mean of the windows' probabilities, each weighted by its
+  share of real samples (`WindowPool`).
+
+Copied next to the model code when a model is saved: standard library and numpy only.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .labels import ESC50_LABELS
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """One analysis window: where it is in the input (seconds) and its best label."""
+
+    start: float
+    end: float
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The clip-level top-k (mean of window probabilities) and the per-window timeline."""
+
+    labels: list[LabelScore]
+    windows: list[WindowPrediction]
+    duration: float
+
+    @property
+    def label(self) -> str:
+        return self.labels[0].label
+
+    def confidences(self) -> dict[str, float]:
+        """`{label: score}` for the top-k, the format `gr.Label` takes."""
+        return {item.label: item.score for item in self.labels}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WindowPool:
+    """Accumulates window probabilities into the clip-level mean (weighted by real samples) and the timeline."""
+
+    sampling_rate: int
+    clip_samples: int
+    weighted_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(ESC50_LABELS)))
+    total_weight: float = 0.0
+    duration_samples: int = 0
+    windows: list[WindowPrediction] = field(default_factory=list)
+
+    def add(self, windows: list[tuple[int, int]], probabilities: np.ndarray) -> None:
+        """Adds windows given as `(start, num_samples)` with their `(num_windows, num_labels)` probabilities."""
+        for (start, num_samples), row in zip(windows, probabilities):
+            weight = num_samples / self.clip_samples  # its share of real samples: < 1 only when padded
+            self.weighted_sum += weight * row
+            self.total_weight += weight
+            self.duration_samples = max(self.duration_samples, start + num_samples)
+            self.windows.append(
+                WindowPrediction(
+                    start=round(start / self.sampling_rate, 3),
+                    end=round((start + num_samples) / self.sampling_rate, 3),
+                    label=ESC50_LABELS[int(row.argmax())],
+                    score=float(row.max()),
+                )
+            )
+
+    def prediction(self, top_k: int) -> Prediction:
+        clip = self.weighted_sum / self.total_weight
+        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(ESC50_LABELS)))]
+        return Prediction(
+            labels=[LabelScore(ESC50_LABELS[int(index)], float(clip[index])) for index in top],
+            windows=self.windows,
+            duration=round(self.duration_samples / self.sampling_rate, 3),
+        )
+
+
+def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
+    """Start offsets of the windows covering `num_samples` (what `iter_windows` yields, as a list).
+
+    One window for input up to a clip long; else one every hop while the window ends before the
+    input does, and a last one that ends exactly at the end of the input.
+    """
+    if num_samples <= clip_samples:
+        return [0]
+    return [*range(0, num_samples - clip_samples, hop_samples), num_samples - clip_samples]
+
+
+def iter_windows(blocks: Iterable[np.ndarray], clip_samples: int, hop_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+    """`(start, samples)` of each analysis window of a signal that arrives in consecutive blocks.
+
+    The windows are those of `window_starts` over the whole signal, produced as soon as their
+    samples have arrived, holding at most a clip and a block in memory. A window is shorter
+    than a clip only when the whole input is.
+    """
+    buffer = np.zeros(0, np.float32)
+    buffer_start = next_start = total = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, np.float32)
+        total += len(block)
+        while next_start + clip_samples < total:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + clip_samples]
+            next_start += hop_samples
+        keep_from = max(buffer_start, min(next_start, total - clip_samples))
+        buffer = buffer[keep_from - buffer_start :]
+        buffer_start = keep_from
+    if total:
+        start = max(0, total - clip_samples)
+        yield start, buffer[start - buffer_start :]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+__all__ = [
+    "LabelScore",
+    "Prediction",
+    "WindowPool",
+    "WindowPrediction",
+    "iter_windows",
+    "softmax",
+    "window_starts",
+]
