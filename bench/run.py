@@ -29,13 +29,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("backends", "ast", "training", "size")
+SECTIONS = ("backends", "ast", "training", "size", "pipeline")
 BACKENDS = ("torch", "onnx", "int8")
 PACKAGES = ("torch", "onnxruntime", "onnx", "transformers", "numpy", "torchaudio", "soundfile")
 # The targets this benchmark reports against (from the "Production preparation and speed" issue).
 AIM_P50_MS = 10.0
 AIM_AST_RATIO = 20.0
 AIM_ONNX_SPEEDUP = 1.5
+AIM_PIPELINE_PATH_RATIO = 1.3  # pipeline(path) p50 at most this times pipeline({"array", "sampling_rate"}) p50
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle enough for final numbers
 
 
@@ -56,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration-clips", type=int, default=200, help="int8 calibration clips if exported here")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     parser.add_argument("--preliminary", action="store_true", help="mark the report PRELIMINARY whatever the load")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the sections not run now from the existing results.json (each section keeps its own date)",
+    )
     return parser.parse_args(argv)
 
 
@@ -109,6 +115,59 @@ def in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dic
     """Runs `function(*args)` in a new (spawned) interpreter: its own peak RSS, its own thread pools."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args).result()
+
+
+# ---------------------------------------------------------------------------------------------- the pipeline
+
+
+def measure_pipeline(model_dir: str, paths: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """p50 per clip, one thread, of this project's pipeline on a file path and on the same audio as an array,
+    and of transformers' generic `AudioClassificationPipeline` on the path (it runs the `ffmpeg` binary)."""
+    import soundfile as sf
+    import torch
+    from transformers import AudioClassificationPipeline, pipeline
+    from transformers.utils import logging as hf_logging
+
+    from esc50_hf import audio_pipeline
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    runs = {
+        "ours_path": audio_pipeline(model_dir),
+        "ours_array": None,  # the same pipeline, given the decoded samples
+        "generic_path": pipeline("audio-classification", model=model_dir, pipeline_class=AudioClassificationPipeline),
+    }
+    runs["ours_array"] = runs["ours_path"]
+    arrays = {}
+    for path in paths:
+        samples, rate = sf.read(path, dtype="float32")
+        arrays[path] = {"array": samples, "sampling_rate": rate}
+    inputs = {"ours_path": str, "ours_array": arrays.__getitem__, "generic_path": str}
+    for path in paths[: options["warmup"]]:
+        for name, classifier in runs.items():
+            classifier(inputs[name](path), top_k=5)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    agree = 0
+    for index, path in enumerate(tqdm(paths, desc="pipeline", leave=False)):
+        order = list(runs)[index % 3 :] + list(runs)[: index % 3]  # rotate, so that no variant always goes first
+        answers = {}
+        for name in order:
+            start = time.perf_counter()
+            answers[name] = runs[name](inputs[name](path), top_k=5)[0]["label"]
+            times[name].append((time.perf_counter() - start) * 1000)
+        agree += answers["ours_path"] == answers["ours_array"]
+    p50 = {name: float(np.percentile(values, 50)) for name, values in times.items()}
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": options.get("load_average"),
+        "clips": len(paths),
+        "threads": 1,
+        "p50_ms": p50,
+        "p95_ms": {name: float(np.percentile(values, 95)) for name, values in times.items()},
+        "path_over_array": p50["ours_path"] / p50["ours_array"],
+        "generic_path_over_ours_path": p50["generic_path"] / p50["ours_path"],
+        "top1_path_equals_array": agree / len(paths),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the CNN backends
@@ -368,6 +427,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         "-> log-mel (`Esc50FeatureExtractor`) -> network. Raw numbers: `results.json`.",
         "",
     ]
+    if "merged_from" in results:
+        merged = results["merged_from"]
+        lines += [
+            f"Only `{' '.join(settings['sections'])}` was measured in this run; the other sections are from the run "
+            f"of {merged['date']} (`python bench/run.py {' '.join(merged['argv'])}`), kept by `--merge`.",
+            "",
+        ]
     lines += _machine_table(results["machine"])
     if "backends" in results:
         lines += _latency_table(results)
@@ -378,6 +444,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [f"| {kind} | {size:.2f} |" for kind, size in results["sizes_mb"].items()] + [""]
     if "training" in results:
         lines += _training_table(results["training"])
+    if "pipeline" in results:
+        lines += _pipeline_table(results["pipeline"])
     lines += _aims_table(results)
     return "\n".join(lines) + "\n"
 
@@ -472,18 +540,47 @@ def _training_table(training: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pipeline_table(pipeline: dict[str, Any]) -> list[str]:
+    p50, p95 = pipeline["p50_ms"], pipeline["p95_ms"]
+    load = pipeline.get("load_average_at_start") or [float("nan")]
+    return [
+        "## The `transformers` pipeline: file path against array input",
+        "",
+        f"Measured {pipeline['date']} (1-min load average at start {load[0]:.2f}), {pipeline['clips']} 5-s WAVs "
+        f"(22.05 kHz), one thread, one clip at a time, the three variants in turn on each clip.",
+        "",
+        "| variant | p50 (ms) | p95 (ms) |",
+        "| --- | ---: | ---: |",
+        f"| `audio_pipeline(model)(path)`: this project's pipeline, in-process decoding | "
+        f"{p50['ours_path']:.2f} | {p95['ours_path']:.2f} |",
+        f"| `audio_pipeline(model)({{'array', 'sampling_rate'}})`: the same, decoded samples given | "
+        f"{p50['ours_array']:.2f} | {p95['ours_array']:.2f} |",
+        f"| transformers' generic `AudioClassificationPipeline(path)` (`ffmpeg` binary per call; first 5 s only) | "
+        f"{p50['generic_path']:.2f} | {p95['generic_path']:.2f} |",
+        "",
+        f"Path over array: **{pipeline['path_over_array']:.2f}x** (aim <= {AIM_PIPELINE_PATH_RATIO}x); the generic "
+        f"pipeline's path input is {pipeline['generic_path_over_ours_path']:.1f}x slower than ours. Same top-1 from "
+        f"path and array on {100 * pipeline['top1_path_equals_array']:.0f} % of clips.",
+        "",
+    ]
+
+
 def _aims_table(results: dict[str, Any]) -> list[str]:
-    if "backends" not in results:
+    if "backends" not in results and "pipeline" not in results:
         return []
     lines = ["## Against the aims", "", "| aim | threads | measured | met |", "| --- | ---: | --- | --- |"]
 
     def row(aim: str, threads: str, measured: str, met: bool) -> None:
         lines.append(f"| {aim} | {threads} | {measured} | {'yes' if met else 'no'} |")
 
-    for kind, result in results["backends"].items():
+    for kind, result in results.get("backends", {}).items():
         if "1" in result["latency"]:
             p50 = result["latency"]["1"]["p50_ms"]
             row(f"p50 <= {AIM_P50_MS:.0f} ms per clip ({kind})", "1", f"{p50:.2f} ms", p50 <= AIM_P50_MS)
+    if "pipeline" in results:
+        ratio = results["pipeline"]["path_over_array"]
+        row(f"pipeline(path) p50 <= {AIM_PIPELINE_PATH_RATIO}x pipeline(array)", "1", f"{ratio:.2f}x",
+            ratio <= AIM_PIPELINE_PATH_RATIO)  # fmt: skip
     for threads, entry in results["ratios"].items():
         for kind in BACKENDS:
             if f"ast_over_{kind}" in entry:
@@ -558,6 +655,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         results["ast"] = in_fresh_process(measure_ast, paths, options)
     if "training" in args.sections:
         results["training"] = in_fresh_process(measure_training, args.train_config, len(train_split), args.train_steps)
+    if "pipeline" in args.sections:
+        pipeline_options = {**options, "load_average": os.getloadavg()}
+        results["pipeline"] = in_fresh_process(measure_pipeline, str(model_dir), paths, pipeline_options)
+    previous = Path(args.output_dir) / "results.json"
+    if args.merge and previous.is_file():  # the sections not run now, as they were measured before
+        earlier = json.loads(previous.read_text())
+        kept = {"backends": ["backends", "parity", "onnx_files"], "ast": ["ast"], "training": ["training"]}
+        kept |= {"size": ["sizes_mb"], "pipeline": ["pipeline"]}
+        for section in set(SECTIONS) - set(args.sections):
+            for key in kept[section]:
+                if key in earlier:
+                    results[key] = earlier[key]
+        if "backends" not in args.sections:
+            results["merged_from"] = {"date": earlier["date"], "argv": earlier["settings"]["argv"]}
     results["ratios"] = ratios(results) if "backends" in results else {}
     results["machine"]["load_average_at_end"] = os.getloadavg()
     return results
