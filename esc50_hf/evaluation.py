@@ -15,7 +15,7 @@ from evaluate.evaluator import AudioClassificationEvaluator, Evaluator
 from evaluate.evaluator.utils import DatasetColumn
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
-from transformers import Pipeline, PreTrainedModel, pipeline
+from transformers import Pipeline, PreTrainedModel
 
 from .feature_cache import decoded_mono
 from .feature_extraction_esc50 import Esc50FeatureExtractor
@@ -103,7 +103,9 @@ class CompatibleAudioClassificationEvaluator(AudioClassificationEvaluator):
         if isinstance(model_or_pipeline, str | os.PathLike | PreTrainedModel):
             model = str(model_or_pipeline) if isinstance(model_or_pipeline, os.PathLike) else model_or_pipeline
             device = self._infer_device() if device is None else device
-            model_or_pipeline = pipeline(self.task, model=model, feature_extractor=feature_extractor, device=device)
+            from . import audio_pipeline  # the model's own pipeline class, the installed one (no remote code)
+
+            model_or_pipeline = audio_pipeline(model, feature_extractor=feature_extractor, device=device)
         if getattr(model_or_pipeline, "task", None) != self.task:
             raise ValueError(f"model_or_pipeline must be an {self.task!r} pipeline or model.")
         self._label2id = {name: int(index) for name, index in model_or_pipeline.model.config.label2id.items()}

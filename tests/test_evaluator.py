@@ -3,8 +3,9 @@
 import pytest
 from datasets import Audio, load_dataset
 from evaluate import evaluator
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+from esc50_hf import audio_pipeline
 from esc50_hf.evaluation import evaluate_model, evaluator_compatible
 
 from .test_shipped_model import SHIPPED
@@ -26,7 +27,7 @@ def reference_scores(fold5):
 
 def test_the_stock_evaluator_fails_with_the_pinned_versions(fold5):
     """Why the shim exists; when this starts passing, the shim can go."""
-    classifier = pipeline("audio-classification", model=str(SHIPPED))
+    classifier = audio_pipeline(str(SHIPPED))
     with pytest.raises(AttributeError, match="TFPreTrainedModel"):
         evaluator("audio-classification").compute(model_or_pipeline=classifier, data=fold5, input_column="audio")
 
@@ -35,7 +36,7 @@ def test_the_stock_evaluator_fails_with_the_pinned_versions(fold5):
 def test_shim_scores_the_dataset_audio_column_like_esc50_hf_evaluate(fold5, reference_scores):
     task_evaluator = evaluator_compatible(evaluator("audio-classification"))
     results = task_evaluator.compute(
-        model_or_pipeline=pipeline("audio-classification", model=str(SHIPPED)),
+        model_or_pipeline=audio_pipeline(str(SHIPPED)),
         data=fold5,
         input_column="audio",
         label_column="label",
