@@ -213,8 +213,10 @@ class Esc50TrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         import torch
 
-        if self.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-            self.ddp_backend = "gloo"  # DDP across CPU processes
+        if not torch.cuda.is_available():
+            self.use_cpu = True  # transformers refuses bf16 without a GPU unless told the run is on CPU
+            if self.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                self.ddp_backend = "gloo"  # DDP across CPU processes
         super().__post_init__()
 
 
