@@ -378,7 +378,11 @@ def recipe_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: Seq
 # Recorded even at transformers' defaults: the model card states them.
 ALWAYS_RECORDED = ("optim", "seed", "gradient_accumulation_steps", "max_grad_norm")
 # Never recorded: secrets, per-process values, and how this invocation was started.
-NEVER_RECORDED = frozenset({"hub_token", "local_rank", "resume_from_checkpoint", "overwrite_output_dir", "push_to_hub"})
+# (use_cpu and ddp_backend are set when there is no GPU; a re-run elsewhere decides again).
+NEVER_RECORDED = frozenset({
+    "hub_token", "local_rank", "resume_from_checkpoint", "overwrite_output_dir", "push_to_hub", "use_cpu",
+    "ddp_backend",
+})  # fmt: skip
 
 
 def training_recipe(arguments: TrainingArguments) -> dict[str, Any]:
@@ -406,12 +410,23 @@ def _field_default(item: dataclasses.Field) -> Any:
 
 @cache
 def _transformers_defaults() -> dict[str, Any]:
-    """`TrainingArguments()` as `to_dict()` shows it (after its own normalisation), for this process."""
+    """`TrainingArguments()` as `to_dict()` shows it (after its own normalisation), for this process.
+
+    Built on the process's configured accelerate state: a plain `TrainingArguments()` would reset it
+    (under DDP, every process would then take itself for the main one).
+    """
+    from accelerate import PartialState
+    from transformers.trainer_pt_utils import AcceleratorConfig
     from transformers.utils import logging
 
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # "No output directory specified" is expected here
     try:
-        return TrainingArguments().to_dict()
+        configured = {"accelerator_config": {"use_configured_state": True}} if PartialState._shared_state else {}
+        defaults = TrainingArguments(**configured).to_dict()
     finally:
         logging.set_verbosity(verbosity)
+    defaults["accelerator_config"] = {  # as transformers shows the default: without use_configured_state
+        key: value for key, value in AcceleratorConfig().to_dict().items() if key != "use_configured_state"
+    }
+    return defaults
