@@ -282,19 +282,20 @@ def measure_training(config_path: str, train_clips: int, steps: int) -> dict[str
     """
     import torch
 
-    from esc50_hf.train_config import TrainConfig
+    from esc50_hf.train_config import parse_args
     from esc50_hf.training import build_feature_extractor, build_model
 
-    config = TrainConfig.from_yaml(config_path)
-    frames = build_feature_extractor(config).num_frames
+    setup = parse_args(["--config", config_path, "--report_to", "none"])
+    config = setup.training
+    frames = build_feature_extractor(setup.model).num_frames
     torch.manual_seed(0)
-    model = build_model(config).train()
+    model = build_model(setup.model).train()
     # The Trainer's default on torch >= 2.8 is fused AdamW (it exempts biases and norms from decay: same cost).
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     batch = config.per_device_train_batch_size
-    inputs = torch.randn(batch, config.n_mels, frames)
+    inputs = torch.randn(batch, setup.model.num_mel_bins, frames)
     targets = torch.softmax(torch.randn(batch, model.config.num_labels), -1)  # mixup-style soft labels
 
     def step() -> None:
@@ -313,7 +314,7 @@ def measure_training(config_path: str, train_clips: int, steps: int) -> dict[str
     seconds_per_step = (time.perf_counter() - start) / steps
     return {
         "batch_size": batch,
-        "input_shape": [batch, config.n_mels, frames],
+        "input_shape": [batch, setup.model.num_mel_bins, frames],
         "bf16_autocast": config.bf16,
         "optimizer": "AdamW (fused)",
         "channels_last": all(

@@ -2,17 +2,48 @@
 
 Importing the package registers the model with the `transformers` Auto classes, so
 `pipeline("audio-classification", model=<saved folder>)` works without `trust_remote_code`.
+The import itself stays light (no torch, no transformers): the classes load on first use, and the
+registration happens as soon as transformers' model code is loaded (see `auto_registration`), so
+`esc50-hf --help` answers at once.
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+import importlib
+from typing import Any
 
-from .configuration_esc50_cnn import Esc50CnnConfig
-from .data import Esc50DataError, download_esc50, load_esc50, split_folds
-from .feature_extraction_esc50 import Esc50FeatureExtractor
+from .auto_registration import install as _install_auto_registration
+from .auto_registration import register_auto_classes
 from .labels import CLIP_SECONDS, ESC50_LABELS, ID2LABEL, LABEL2ID, NUM_LABELS, SAMPLING_RATE
-from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 
 __version__ = "0.1.0"
+
+# Public names loaded on first access (PEP 562), from the submodule that defines them.
+_LAZY = {
+    "Esc50CnnConfig": "configuration_esc50_cnn",
+    "Esc50CnnForAudioClassification": "modeling_esc50_cnn",
+    "Esc50FeatureExtractor": "feature_extraction_esc50",
+    "Esc50DataError": "data",
+    "download_esc50": "data",
+    "load_esc50": "data",
+    "split_folds": "data",
+}
+_MODEL_CLASSES = ("Esc50CnnConfig", "Esc50CnnForAudioClassification", "Esc50FeatureExtractor")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _MODEL_CLASSES:
+        register_auto_classes()  # a class used directly (save_pretrained) must know its Auto class
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+_install_auto_registration()
 
 
 def audio_pipeline(model, **kwargs):
@@ -29,14 +60,6 @@ def audio_pipeline(model, **kwargs):
     return pipeline("audio-classification", model=model, pipeline_class=Esc50AudioClassificationPipeline, **kwargs)
 
 
-AutoConfig.register(Esc50CnnConfig.model_type, Esc50CnnConfig, exist_ok=True)
-AutoFeatureExtractor.register(Esc50CnnConfig, Esc50FeatureExtractor, exist_ok=True)
-AutoModelForAudioClassification.register(Esc50CnnConfig, Esc50CnnForAudioClassification, exist_ok=True)
-# Saved folders carry the code and an `auto_map`, so they also load with trust_remote_code=True.
-Esc50CnnConfig.register_for_auto_class()
-Esc50FeatureExtractor.register_for_auto_class()
-Esc50CnnForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-
 __all__ = [
     "CLIP_SECONDS",
     "audio_pipeline",
@@ -52,4 +75,5 @@ __all__ = [
     "download_esc50",
     "load_esc50",
     "split_folds",
+    "register_auto_classes",
 ]

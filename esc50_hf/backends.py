@@ -1,7 +1,7 @@
 """Inference backends: something that maps a batch of log-mel features to logits.
 
 Every backend receives the output of `Esc50FeatureExtractor` (`input_values`, float32
-`(batch, n_mels, frames)`) and returns float32 logits `(batch, num_labels)`, so the
+`(batch, num_mel_bins, frames)`) and returns float32 logits `(batch, num_labels)`, so the
 pre- and post-processing around it is the same code whatever runs the network.
 """
 

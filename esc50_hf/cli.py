@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import esc50_hf  # noqa: F401  (registers the model with the Auto classes)
+    from . import register_auto_classes
+
+    register_auto_classes()  # the handlers load saved folders through the Auto classes
 
     return args.handler(args)
 

@@ -27,10 +27,14 @@ class Esc50CnnConfig(PreTrainedConfig):
     over time) makes the model independent of clip length.
 
     Args:
-        num_mel_bins: Mel bands of the input; must match the feature extractor's `n_mels`.
-        block_channels: Output channels of each convolution block.
-        dropout: Dropout before the classifier.
-        label_smoothing: Label smoothing of the cross-entropy loss used in training.
+        num_mel_bins (`int`, *optional*, defaults to 64):
+            Mel bands of the input; must match the feature extractor's `num_mel_bins`.
+        block_channels (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
+            Output channels of each convolution block.
+        dropout (`float`, *optional*, defaults to 0.3):
+            Dropout before the classifier.
+        label_smoothing (`float`, *optional*, defaults to 0.0):
+            Label smoothing of the cross-entropy loss used in training.
     """
 
     model_type = "esc50_cnn"

@@ -8,7 +8,6 @@ that serves inference; training then only reads from memory.
 import hashlib
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ import torch
 from datasets import Audio, Dataset
 from tqdm.auto import tqdm
 
+from .augmentation import WaveformAugmentations
 from .feature_extraction_esc50 import Esc50FeatureExtractor
-
-WaveformAugmenter = Callable[..., np.ndarray]
 
 
 class _ClipFeaturizer(torch.utils.data.Dataset):
@@ -28,7 +26,7 @@ class _ClipFeaturizer(torch.utils.data.Dataset):
         self,
         dataset: Dataset,
         feature_extractor: Esc50FeatureExtractor,
-        augmenter: WaveformAugmenter | None,
+        augmenter: WaveformAugmentations | None,
         variants: int,
         seed: int,
     ) -> None:
@@ -62,8 +60,7 @@ def cached_log_mels(
     dataset: Dataset,
     feature_extractor: Esc50FeatureExtractor,
     cache_dir: str | Path,
-    augmenter: WaveformAugmenter | None = None,
-    augmenter_description: dict | None = None,
+    augmenter: WaveformAugmentations | None = None,
     variants: int = 0,
     seed: int = 0,
     workers: int = 2,
@@ -71,10 +68,12 @@ def cached_log_mels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns `(features, labels)`: float16 `(clips, 1 + variants, mels, frames)` and int64 `(clips,)`.
 
-    Variant 0 is the clean clip. The cache key covers the clips, the feature parameters and the
-    augmentation settings, so changing any of them recomputes.
+    Variant 0 is the clean clip. The cache key covers the clips, the feature parameters and what
+    decides the variants (the waveform transforms' parameters, their count and the seed), so
+    changing any of them recomputes, and nothing else does.
     """
-    key = _cache_key(dataset, feature_extractor, augmenter_description if augmenter else None, variants, seed)
+    augmentation = augmenter.parameters() if augmenter is not None and variants > 0 else None
+    key = _cache_key(dataset, feature_extractor, augmentation, variants, seed)
     path = Path(cache_dir) / f"{description}-{key}.pt"
     if path.is_file():
         cached = torch.load(path)
@@ -102,7 +101,7 @@ def _single_threaded_worker(_: int) -> None:
 def _cache_key(
     dataset: Dataset,
     feature_extractor: Esc50FeatureExtractor,
-    augmentation: dict | None,
+    augmentation: list[dict] | None,
     variants: int,
     seed: int,
 ) -> str:

@@ -57,11 +57,11 @@ def export_onnx(
     model = Esc50CnnForAudioClassification.from_pretrained(model_dir).eval()
     extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
     # Batch 2 (not 1), so the exporter cannot specialise the batch axis to a constant.
-    example = torch.zeros(2, extractor.n_mels, extractor.num_frames)
+    example = torch.zeros(2, extractor.num_mel_bins, extractor.num_frames)
     # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively.
     wrapper = _LogitsOnly(model).eval()
     with warnings.catch_warnings():
-        # The input-shape check in `pooled_embedding` is constant for a fixed n_mels: safe to trace.
+        # The input-shape check in `pooled_embedding` is constant for a fixed num_mel_bins: safe to trace.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # The TorchScript exporter is chosen on purpose (no onnxscript dependency): silence its deprecation notes.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
@@ -105,7 +105,7 @@ def parity_error(model_dir: str | Path, input_values: np.ndarray, onnx_file: str
 def feature_batches(
     dataset: Dataset, extractor: Esc50FeatureExtractor, batch_size: int = 32, desc: str = "Featurising"
 ) -> Iterator[np.ndarray]:
-    """Normalised log-mels `(batch, n_mels, frames)` of a dataset decoded at the extractor's rate."""
+    """Normalised log-mels `(batch, num_mel_bins, frames)` of a dataset decoded at the extractor's rate."""
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, unit="batch"):
         waveforms = [decoded_mono(audio) for audio in dataset[start : start + batch_size]["audio"]]
         yield extractor(waveforms, sampling_rate=extractor.sampling_rate)["input_values"]

@@ -13,12 +13,12 @@ import numpy as np
 from datasets import Dataset
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .data import fold_config_name
+from .data import DEFAULT_HUB_DATASET_ID, fold_config_name
 from .evaluation import evaluate_model
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .labels import ESC50_LABELS
 from .metrics import spread
-from .train_config import TrainConfig
+from .train_config import read_config_file, recipe_differences
 
 # The project's top-level model_card.md, reached through a symlink so that wheels carry it too.
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
@@ -37,19 +37,19 @@ def write_model_folder_reports(
     model,
     extractor: Esc50FeatureExtractor,
     validation: Dataset,
-    config: TrainConfig,
+    recipe: dict[str, Any],
     log_history: list[dict[str, Any]],
     timing: dict[str, Any],
 ) -> dict[str, Any]:
-    """Evaluates the final model on the validation fold and writes the reports and the model card."""
+    """Evaluates the final model on the validation fold and writes the reports, the recipe and the model card."""
     scores = evaluate_model(model, extractor, validation)
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
     results = {
-        "validation_fold": config.validation_fold,
+        "validation_fold": recipe["validation_fold"],
         "accuracy": scores["accuracy"],
         "f1": scores["f1"],
         "num_clips": scores["num_clips"],
-        "epochs": config.num_train_epochs,
+        "epochs": recipe["num_train_epochs"],
         **timing,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "most_confused_pairs": scores["most_confused_pairs"],
@@ -58,11 +58,11 @@ def write_model_folder_reports(
         ],
     }
     (folder / "metrics.json").write_text(json.dumps(results, indent=2))
-    (folder / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (folder / "training_config.json").write_text(json.dumps(recipe, indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png")
     plot_training_curves(log_history, folder / "training_curves.png")
-    render_model_card(folder, results, config)
+    render_model_card(folder, results, recipe)
     return results
 
 
@@ -127,27 +127,28 @@ def save_compact_png(figure: Any, path: Path, dpi: int = 100) -> None:
     Image.open(buffer).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
 
 
-def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig) -> ModelCard:
+def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, Any]) -> ModelCard:
     """Fills `model_card.md` (a Jinja template) with measured results; writes `folder/README.md`.
 
     The baseline and cross-validation sections appear when `folder` holds their JSON files
     (see `attach_companion_results`).
     """
     fold = results["validation_fold"]
-    model_name = Path(config.hub_model_id or folder.name).name
+    hub_dataset_id = recipe.get("hub_dataset_id") or DEFAULT_HUB_DATASET_ID
+    model_name = Path(recipe.get("hub_model_id") or folder.name).name
     card_data = ModelCardData(
         license="cc-by-nc-3.0",
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=["audio-classification", "esc50", "environmental-sound", "log-mel", "cnn", "custom_code"],
-        datasets=[config.hub_dataset_id],
+        datasets=[hub_dataset_id],
         metrics=["accuracy", "f1"],
         model_name=model_name,
         eval_results=[
             EvalResult(
                 task_type="audio-classification",
                 task_name="Environmental sound classification",
-                dataset_type=config.hub_dataset_id,
+                dataset_type=hub_dataset_id,
                 dataset_name="ESC-50",
                 dataset_config=fold_config_name(fold),
                 dataset_split="validation",
@@ -164,7 +165,8 @@ def render_model_card(folder: Path, results: dict[str, Any], config: TrainConfig
         template_path=str(MODEL_CARD_TEMPLATE),
         model_name=model_name,
         results=results,
-        config=config.to_dict(),
+        config=recipe,
+        hub_dataset_id=hub_dataset_id,
         dataset_config=fold_config_name(fold),
         labels=ESC50_LABELS,
         weights_megabytes=_megabytes(folder / "model.safetensors"),
@@ -203,11 +205,11 @@ def attach_companion_results(
         (folder / REPEATED_RUNS_FILE).write_text(json.dumps({"runs": runs}, indent=2))
 
 
-def _repeated_run(folder: Path, reference: tuple[TrainConfig, dict[str, Any]], other: Path) -> dict[str, Any]:
+def _repeated_run(folder: Path, reference: tuple[dict[str, Any], dict[str, Any]], other: Path) -> dict[str, Any]:
     """The headline numbers of `other`, after checking that it trained the recipe of `folder` on the same split."""
-    config, results = reference
-    other_config, other_results = _config_and_metrics(other)
-    differences = config.recipe_differences(other_config)
+    recipe, results = reference
+    other_recipe, other_results = _config_and_metrics(other)
+    differences = recipe_differences(recipe, other_recipe, ignore=("seed",))
     if differences:
         raise ValueError(f"{other} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}")
     if other_results["validation_fold"] != results["validation_fold"]:
@@ -215,7 +217,7 @@ def _repeated_run(folder: Path, reference: tuple[TrainConfig, dict[str, Any]], o
             f"{other} was validated on fold {other_results['validation_fold']}, {folder} on fold "
             f"{results['validation_fold']}: their scores are not comparable"
         )
-    return {"run": other.name, "seed": other_config.seed, **_run_summary(other_results)}
+    return {"run": other.name, "seed": other_recipe["seed"], **_run_summary(other_results)}
 
 
 def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -229,18 +231,18 @@ def _repeated_runs_with_spread(folder: Path, results: dict[str, Any]) -> dict[st
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
 
 
-def _config_and_metrics(folder: Path) -> tuple[TrainConfig, dict[str, Any]]:
+def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe (older key names translated) and the metrics of a model folder written by train.py."""
     for name in ("training_config.json", "metrics.json"):
         if not (folder / name).is_file():
             raise ValueError(f"{folder} has no {name}: pass a model folder written by train.py")
-    config = TrainConfig.from_dict(json.loads((folder / "training_config.json").read_text()))
-    return config, json.loads((folder / "metrics.json").read_text())
+    return read_config_file(folder / "training_config.json"), json.loads((folder / "metrics.json").read_text())
 
 
 def rerender_model_card(folder: Path) -> ModelCard:
     """The card of a finished model folder, from its `metrics.json`, `training_config.json` and companions."""
-    config, results = _config_and_metrics(folder)
-    return render_model_card(folder, results, config)
+    recipe, results = _config_and_metrics(folder)
+    return render_model_card(folder, results, recipe)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -1,150 +1,438 @@
-"""The training recipe: every hyper-parameter in one dataclass, read from YAML plus `--key value` overrides."""
+"""The training recipe the Hugging Face way: `HfArgumentParser` over this project's dataclasses and TrainingArguments.
+
+    python train.py --config configs/esc50.yaml --learning_rate 1e-3 --gradient_accumulation_steps 2
+
+A YAML (or JSON) file gives the defaults, command-line flags override them, and an unknown flag or
+key is an error that names it. With no file at all, the dataclass defaults are the recipe of the
+shipped model (`models/esc50-mel-cnn`). Feature and model defaults are read from
+`Esc50FeatureExtractor` and `Esc50CnnConfig`, so each has one source.
+
+The recipe a run records (`training_config.json`, and a fingerprint of it in every checkpoint) is
+every field of this project's dataclasses plus the `TrainingArguments` fields that differ from
+transformers' defaults; `RUN_SETTINGS` names what changes where or how a run executes, not what it
+learns, and is left out of the fingerprint.
+"""
 
 import dataclasses
-import types
-import typing
+import hashlib
+import inspect
+import json
+import os
+import sys
+from argparse import ArgumentParser
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 
-from .data import DEFAULT_HUB_DATASET_ID
+from .augmentation import (
+    AugmentationParameterError,
+    FrequencyMasking,
+    Gain,
+    GaussianNoise,
+    Mixup,
+    PitchShift,
+    SpecAugment,
+    TimeMasking,
+    TimeRoll,
+    TimeShift,
+    TimeStretch,
+    WaveformAugmentations,
+)
+from .configuration_esc50_cnn import Esc50CnnConfig
+from .data import DEFAULT_HUB_DATASET_ID, FOLDS
+from .feature_extraction_esc50 import Esc50FeatureExtractor
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    # Data
-    data_dir: str | None = None  # official layout, `esc50-hf dataset` folder or Hub id; None downloads the archive
-    hub_dataset_id: str = DEFAULT_HUB_DATASET_ID  # the Hub dataset the model card names (datasets:, model-index)
-    validation_fold: int = 5
-    cv_folds: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5])  # folds `--cv` runs
-    feature_cache_dir: str | None = None  # None: <output_dir>/feature_cache
-    feature_workers: int = 2  # processes decoding and augmenting clips while the cache is built
-    # Features (saved in preprocessor_config.json)
-    sampling_rate: int = 22050
-    n_mels: int = 64
-    n_fft: int = 1024
-    hop_length: int = 512
-    f_min: float = 0.0
-    f_max: float | None = None
-    # Model (saved in config.json)
-    block_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])
-    dropout: float = 0.3
-    label_smoothing: float = 0.1
-    # Waveform augmentation (audiomentations), applied once per cached variant
-    augmented_variants: int = 4  # augmented copies of each training clip, besides the clean one
-    gaussian_noise_p: float = 0.3
-    pitch_shift_p: float = 0.5
-    pitch_shift_semitones: float = 2.0
-    time_shift_p: float = 0.5
-    time_stretch_p: float = 0.5
-    time_stretch_range: float = 0.15  # rate in [1 - r, 1 + r]
-    gain_p: float = 0.5
-    gain_db: float = 6.0
-    # Spectrogram augmentation, applied on the fly to every training sample
-    time_roll_p: float = 0.5  # circular shift of the spectrogram in time
-    freq_masks: int = 2
-    freq_mask_width: int = 8
-    time_masks: int = 2
-    time_mask_width: int = 24
-    mixup_p: float = 0.8
-    mixup_alpha: float = 0.4
-    # Optimisation
-    optimizer: str = "adamw"  # adamw | adam
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-2
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.05
-    num_train_epochs: float = 60
-    per_device_train_batch_size: int = 32
-    per_device_eval_batch_size: int = 64
-    bf16: bool = False  # CPU bf16 autocast: ~2x faster on AVX512-BF16/AMX processors
-    seed: int = 42
-    torch_threads: int | None = None  # None: the machine's cores divided among the local processes
-    # Output, checkpoints and logging
-    output_dir: str = "outputs/esc50-mel-cnn"
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    report_to: str = "tensorboard"
-    resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest" in output_dir
-    # Publishing
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    hub_private: bool = False
+def default_of(cls: type, name: str) -> Any:
+    """The default of `cls.__init__`'s parameter `name`: the single source of a feature or model default."""
+    return inspect.signature(cls.__init__).parameters[name].default
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "TrainConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a mapping of hyper-parameters, got {type(values).__name__}")
-        values.update(overrides or {})
-        return cls.from_dict(values)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {field.name: field for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
+def _field(help: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: list(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class DataArguments:
+    """Where the clips come from, which fold validates, and how the feature cache is built."""
+
+    data_dir: str | None = _field(
+        "ESC-50 in the official layout (meta/esc50.csv, audio/), an `esc50-hf dataset` folder or its Hub id; "
+        "unset: download the official archive into the HF cache",
+        None,
+    )
+    hub_dataset_id: str = _field(
+        "the Hub dataset the model card names (datasets:, model-index); publish it with `esc50-hf dataset`",
+        DEFAULT_HUB_DATASET_ID,
+    )
+    validation_fold: int = _field("the fold held out for validation (1-5); the others train", 5)
+    cv_folds: list[int] = _field("folds that --cv trains, each once as the validation fold", list(FOLDS))
+    feature_cache_dir: str | None = _field("folder of the log-mel cache; unset: <output_dir>/feature_cache", None)
+    feature_workers: int = _field("processes that decode and augment clips while the feature cache is built", 2)
+
+    def __post_init__(self) -> None:
+        for name, folds in (("validation_fold", [self.validation_fold]), ("cv_folds", self.cv_folds)):
+            if not set(folds) <= set(FOLDS):
+                raise ValueError(f"--{name} must name folds among {list(FOLDS)}, got {folds}")
+
+
+@dataclass
+class ModelArguments:
+    """Log-mel features (saved in preprocessor_config.json) and the CNN (saved in config.json)."""
+
+    sampling_rate: int = _field(
+        "rate the clips are resampled to (Hz)", default_of(Esc50FeatureExtractor, "sampling_rate")
+    )
+    num_mel_bins: int = _field(
+        "mel bands of the log-mel spectrogram", default_of(Esc50FeatureExtractor, "num_mel_bins")
+    )
+    n_fft: int = _field("FFT size and window length (samples)", default_of(Esc50FeatureExtractor, "n_fft"))
+    hop_length: int = _field("samples between spectrogram frames", default_of(Esc50FeatureExtractor, "hop_length"))
+    f_min: float = _field("lowest frequency of the mel filter bank (Hz)", default_of(Esc50FeatureExtractor, "f_min"))
+    f_max: float | None = _field("highest frequency of the mel filter bank (Hz); unset: Nyquist", None)
+    block_channels: list[int] = _field(
+        "output channels of each convolution block", list(default_of(Esc50CnnConfig, "block_channels"))
+    )
+    dropout: float = _field("dropout before the classifier", default_of(Esc50CnnConfig, "dropout"))
+    label_smoothing: float = _field("label smoothing of the training loss", 0.1)
+
+    def feature_extractor_kwargs(self) -> dict[str, Any]:
+        names = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass
+class AugmentationArguments:
+    """Waveform augmentation (cached variants, part of the feature-cache key) and on-the-fly spectrogram ones."""
+
+    augmented_variants: int = _field("augmented copies of each training clip in the cache, besides the clean one", 8)
+    gaussian_noise_p: float = _field("probability of adding Gaussian noise to a variant", 0.3)
+    gaussian_noise_min_amplitude: float = _field("smallest noise amplitude (full scale 1.0)", 1e-3)
+    gaussian_noise_max_amplitude: float = _field("largest noise amplitude (full scale 1.0)", 1.5e-2)
+    pitch_shift_p: float = _field("probability of a pitch shift", 0.5)
+    pitch_shift_semitones: float = _field("largest pitch shift, up or down (semitones)", 2.0)
+    time_stretch_p: float = _field("probability of a time stretch (length kept)", 0.5)
+    time_stretch_range: float = _field("time-stretch rates are drawn from [1 - r, 1 + r]", 0.15)
+    time_shift_p: float = _field("probability of a circular time shift of the waveform", 0.5)
+    time_shift_max_fraction: float = _field("largest time shift, as a fraction of the clip", 0.5)
+    gain_p: float = _field("probability of a gain change", 0.5)
+    gain_db: float = _field("largest gain change, up or down (dB)", 6.0)
+    time_roll_p: float = _field("probability of a random circular time roll of the spectrogram", 0.5)
+    freq_masks: int = _field("SpecAugment frequency masks per sample", 2)
+    freq_mask_width: int = _field("widest SpecAugment frequency mask (mel bands)", 8)
+    time_masks: int = _field("SpecAugment time masks per sample", 2)
+    time_mask_width: int = _field("widest SpecAugment time mask (frames)", 24)
+    mixup_p: float = _field("probability of mixing a sample with a random partner", 0.8)
+    mixup_alpha: float = _field("mixup weights are drawn from Beta(alpha, alpha)", 0.4)
+
+    def __post_init__(self) -> None:
+        if self.augmented_variants < 0:
+            raise ValueError(f"--augmented_variants must be 0 or more, got {self.augmented_variants}")
+        # Build every transform once, so that a bad value fails now, naming its flag, not hours into training.
+        self.waveform()
+        self.spec_augment()
+        self.mixup()
+
+    def waveform(self) -> WaveformAugmentations:
+        """The audiomentations chain applied once per cached variant."""
+        return _build(
+            WaveformAugmentations,
+            _build(GaussianNoise, p="gaussian_noise_p", min_amplitude="gaussian_noise_min_amplitude",
+                   max_amplitude="gaussian_noise_max_amplitude", arguments=self),
+            _build(PitchShift, p="pitch_shift_p", semitones="pitch_shift_semitones", arguments=self),
+            _build(TimeStretch, p="time_stretch_p", rate_range="time_stretch_range", arguments=self),
+            _build(TimeShift, p="time_shift_p", max_fraction="time_shift_max_fraction", arguments=self),
+            _build(Gain, p="gain_p", max_db="gain_db", arguments=self),
+        )  # fmt: skip
+
+    def spec_augment(self) -> SpecAugment:
+        return SpecAugment(
+            _build(TimeRoll, p="time_roll_p", arguments=self),
+            _build(FrequencyMasking, num_masks="freq_masks", max_width="freq_mask_width", arguments=self),
+            _build(TimeMasking, num_masks="time_masks", max_width="time_mask_width", arguments=self),
+        )
+
+    def mixup(self) -> Mixup:
+        return _build(Mixup, p="mixup_p", alpha="mixup_alpha", arguments=self)
+
+
+def _build(cls: Any, *positional: Any, arguments: Any = None, **flags: str) -> Any:
+    """`cls(**{parameter: arguments.<flag>})`; an invalid parameter is reported under its command-line flag."""
+    try:
+        return cls(*positional, **{parameter: getattr(arguments, flag) for parameter, flag in flags.items()})
+    except AugmentationParameterError as error:
+        flag = flags.get(error.parameter)
+        raise ValueError(f"--{flag}: {error}" if flag else str(error)) from None
+
+
+def _recipe_default(name: str, default: Any) -> Any:
+    """A `TrainingArguments` field with the shipped recipe's default and transformers' own help text."""
+    return field(default=default, metadata=TrainingArguments.__dataclass_fields__[name].metadata)
+
+
+@dataclass
+class Esc50TrainingArguments(TrainingArguments):
+    """`transformers.TrainingArguments` with the shipped recipe as defaults, plus two options of this project.
+
+    Every other option (`--gradient_accumulation_steps`, `--max_grad_norm`, `--torch_compile`, ...)
+    is transformers' own, with transformers' default.
+
+    Args:
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Let a new run start in an `output_dir` that holds a finished model or checkpoints; they are deleted
+            first (transformers 5 dropped this option).
+        torch_threads (`int`, *optional*):
+            Threads per process; unset, the machine's cores are shared among the local processes.
+    """
+
+    output_dir: str | None = _recipe_default("output_dir", "outputs/esc50-mel-cnn")
+    overwrite_output_dir: bool = _field(
+        "let a new run start in an output_dir holding a finished model or checkpoints (they are deleted)", False
+    )
+    torch_threads: int | None = _field(
+        "threads per process; unset: the machine's cores shared among the local processes", None
+    )
+    per_device_train_batch_size: int = _recipe_default("per_device_train_batch_size", 32)
+    per_device_eval_batch_size: int = _recipe_default("per_device_eval_batch_size", 64)
+    num_train_epochs: float = _recipe_default("num_train_epochs", 100.0)
+    learning_rate: float = _recipe_default("learning_rate", 2e-3)
+    weight_decay: float = _recipe_default("weight_decay", 1e-2)
+    lr_scheduler_type: SchedulerType | str = _recipe_default("lr_scheduler_type", "cosine")
+    warmup_steps: float = _recipe_default("warmup_steps", 0.05)
+    bf16: bool = _recipe_default("bf16", True)  # CPUs with AVX512-BF16/AMX: about 2.5x faster
+    eval_strategy: IntervalStrategy | str = _recipe_default("eval_strategy", "epoch")
+    save_strategy: SaveStrategy | str = _recipe_default("save_strategy", "epoch")
+    save_total_limit: int | None = _recipe_default("save_total_limit", 2)
+    logging_steps: float = _recipe_default("logging_steps", 10)
+    report_to: None | str | list[str] = _recipe_default("report_to", "tensorboard")
+    remove_unused_columns: bool = _recipe_default("remove_unused_columns", False)  # the model takes input_values
+    disable_tqdm: bool | None = _recipe_default("disable_tqdm", False)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            self.use_cpu = True  # transformers refuses bf16 without a GPU unless told the run is on CPU
+            if self.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                self.ddp_backend = "gloo"  # DDP across CPU processes
+        super().__post_init__()
+
+
+ARGUMENT_CLASSES = (DataArguments, ModelArguments, AugmentationArguments, Esc50TrainingArguments)
+
+
+@dataclass
+class TrainingSetup:
+    """A parsed command line: the four argument groups and the run mode."""
+
+    data: DataArguments
+    model: ModelArguments
+    augmentation: AugmentationArguments
+    training: Esc50TrainingArguments
+    cross_validate: bool = False
+
+    def recipe(self) -> dict[str, Any]:
+        """What `training_config.json` records: `train.py --config` reads it back into the same setup."""
+        values = {**dataclasses.asdict(self.data), **dataclasses.asdict(self.model)}
+        values.update(dataclasses.asdict(self.augmentation))
+        values.update(training_recipe(self.training))
+        return values
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.recipe())
+
+    def replace(self, **changes: Any) -> "TrainingSetup":
+        """A copy with some options changed, by name (`validation_fold=2`, `output_dir=...`)."""
+        groups = {"data": self.data, "model": self.model, "augmentation": self.augmentation, "training": self.training}
+        for name, group in groups.items():
+            mine = {key: value for key, value in changes.items() if key in _init_fields(type(group))}
+            if mine:
+                if name == "training":  # a TrainingArguments rebuilt from its init fields re-runs __post_init__
+                    group = type(group)(**{**_init_values(group), **mine})
+                else:
+                    group = dataclasses.replace(group, **mine)
+                groups[name] = group
+        unknown = set(changes) - set().union(*(_init_fields(type(group)) for group in groups.values()))
         if unknown:
-            raise ValueError(f"Unknown training option(s): {unknown}. Known: {sorted(known)}")
-        coerced = {name: _coerce(name, value, known[name].type) for name, value in values.items()}
-        return cls(**coerced)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def recipe_differences(self, other: "TrainConfig") -> list[str]:
-        """The options that make `other` a different recipe: where it runs, its seed or logging do not."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return sorted(name for name in mine if name not in RUN_SETTINGS and mine[name] != theirs[name])
+            raise ValueError(f"Unknown training option(s): {sorted(unknown)}")
+        return TrainingSetup(**groups, cross_validate=self.cross_validate)
 
 
-# Options that change where or how a run executes, not what it learns (the seed draws a new run of a recipe).
+def _init_fields(cls: type) -> set[str]:
+    return {item.name for item in dataclasses.fields(cls) if item.init}
+
+
+def _init_values(arguments: TrainingArguments) -> dict[str, Any]:
+    return {name: getattr(arguments, name) for name in _init_fields(type(arguments))}
+
+
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(
+        ARGUMENT_CLASSES,
+        prog="train.py",
+        description="Train the ESC-50 log-mel CNN. Without --config the defaults are the shipped model's recipe.",
+        allow_abbrev=False,  # a mistyped flag is an error, never silently another option
+    )
+    parser.add_argument("--config", default=None, help="YAML or JSON file of option defaults, e.g. configs/esc50.yaml")
+    parser.add_argument("--cv", action="store_true", help="train and evaluate each of --cv_folds once")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
+    """Parses `train.py`'s command line: `--config FILE` gives defaults, other flags override them.
+
+    Raises `SystemExit` (argparse's usage error) naming an unknown flag or file key.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    config_reader = ArgumentParser(add_help=False, allow_abbrev=False)
+    config_reader.add_argument("--config", default=None)
+    config_path = config_reader.parse_known_args(argv)[0].config
+    if config_path:
+        values = read_config_file(config_path)
+        known = {action.dest for action in parser._actions} - {"help", "config", "cv"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(f"{config_path}: unknown key(s) {', '.join(unknown)} (see python train.py --help)")
+        parser.set_defaults(**values)
+    try:
+        *groups, extra, remaining = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True, look_for_args_file=False
+        )
+    except ValueError as error:  # a dataclass rejected a value: a usage error, not a traceback
+        parser.error(str(error))
+    if remaining:
+        parser.error(f"unrecognized arguments: {' '.join(remaining)} (see python train.py --help)")
+    return TrainingSetup(*groups, cross_validate=extra.cv)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML or JSON mapping of options; keys of recipes written before this configuration are translated."""
+    values = yaml.safe_load(Path(path).read_text())
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise SystemExit(f"{path} must hold a mapping of options, got {type(values).__name__}")
+    return translate_legacy_recipe(values)
+
+
+# training_config.json keys written before the HfArgumentParser configuration, and their names now.
+LEGACY_KEYS = {
+    "n_mels": "num_mel_bins",
+    "warmup_ratio": "warmup_steps",  # a float below 1 is a fraction of the steps in both
+    "hub_private": "hub_private_repo",
+    "optimizer": "optim",
+}
+
+
+def translate_legacy_recipe(values: dict[str, Any]) -> dict[str, Any]:
+    """Renames the keys of an older recipe; `optimizer: adam` was AdamW without weight decay."""
+    translated = {LEGACY_KEYS.get(key, key): value for key, value in values.items()}
+    if "optimizer" in values:
+        if values["optimizer"] == "adam":
+            translated["weight_decay"] = 0.0
+        translated["optim"] = TrainingArguments.default_optim  # the Trainer's AdamW, which both ran
+    return translated
+
+
+# Options that change where, how fast or how visibly a run executes, or where it is published, not what it
+# learns; the seed is not one of them (it draws a different run of the recipe).
 RUN_SETTINGS = frozenset({
-    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "torch_threads", "seed", "output_dir",
-    "save_total_limit", "logging_steps", "report_to", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
-    "hub_private", "hub_dataset_id", "per_device_eval_batch_size",
+    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "output_dir", "overwrite_output_dir",
+    "resume_from_checkpoint", "torch_threads", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory",
+    "dataloader_persistent_workers", "dataloader_prefetch_factor", "per_device_eval_batch_size", "run_name",
+    "report_to", "disable_tqdm", "push_to_hub", "local_rank", "do_train", "do_eval", "do_predict", "project",
+})  # fmt: skip
+RUN_SETTING_PREFIXES = ("logging_", "log_", "save_", "eval_", "hub_", "ddp_", "trackio_")
+
+
+def is_run_setting(name: str) -> bool:
+    return name in RUN_SETTINGS or name.startswith(RUN_SETTING_PREFIXES)
+
+
+def fingerprint(recipe: dict[str, Any]) -> str:
+    """A short hash of what a run learns from: the recipe without its run settings (seed included)."""
+    kept = {key: _comparable(value) for key, value in recipe.items() if not is_run_setting(key)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _comparable(value: Any) -> Any:
+    """`2` (YAML) and `2.0` (a float flag) are the same epoch count; tuples and lists the same channels."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_comparable(item) for item in value]
+    return value
+
+
+def recipe_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: Sequence[str] = ()) -> list[str]:
+    """The options (run settings and `ignore` aside) in which two recipes differ."""
+    names = (set(mine) | set(theirs)) - set(ignore)
+    return sorted(name for name in names if not is_run_setting(name) and mine.get(name) != theirs.get(name))
+
+
+# Recorded even at transformers' defaults: the model card states them.
+ALWAYS_RECORDED = ("optim", "seed", "gradient_accumulation_steps", "max_grad_norm")
+# Never recorded: secrets, per-process values, and how this invocation was started.
+# (use_cpu and ddp_backend are set when there is no GPU; a re-run elsewhere decides again).
+NEVER_RECORDED = frozenset({
+    "hub_token", "local_rank", "resume_from_checkpoint", "overwrite_output_dir", "push_to_hub", "use_cpu",
+    "ddp_backend",
 })  # fmt: skip
 
 
-def parse_overrides(arguments: list[str]) -> dict[str, Any]:
-    """`["--num_train_epochs", "1", "--bf16", "true"]` -> `{"num_train_epochs": 1, "bf16": True}`.
+def training_recipe(arguments: TrainingArguments) -> dict[str, Any]:
+    """The `TrainingArguments` fields this run sets: those away from transformers' defaults, or given new ones here."""
+    values = {key: value for key, value in arguments.to_dict().items() if key not in NEVER_RECORDED}
+    defaults = _transformers_defaults()
+    declared = {item.name: _field_default(item) for item in dataclasses.fields(TrainingArguments)}
+    changed_here = {
+        item.name
+        for item in dataclasses.fields(type(arguments))
+        if item.init and _field_default(item) != declared.get(item.name, dataclasses.MISSING)
+    }
+    return {
+        key: value
+        for key, value in values.items()
+        if key in changed_here or key in ALWAYS_RECORDED or value != defaults.get(key, dataclasses.MISSING)
+    }
 
-    Values are read as YAML scalars/lists, so `[16, 32]`, `null`, `true` and `3e-4` all work;
-    dashes in keys are accepted for underscores (`--data-dir`).
+
+def _field_default(item: dataclasses.Field) -> Any:
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default
+
+
+@cache
+def _transformers_defaults() -> dict[str, Any]:
+    """`TrainingArguments()` as `to_dict()` shows it (after its own normalisation), for this process.
+
+    Built on the process's configured accelerate state: a plain `TrainingArguments()` would reset it
+    (under DDP, every process would then take itself for the main one).
     """
-    overrides: dict[str, Any] = {}
-    iterator = iter(arguments)
-    for argument in iterator:
-        if not argument.startswith("--"):
-            raise ValueError(f"Expected --key value, got {argument!r}")
-        key, _, inline_value = argument[2:].partition("=")
-        value = inline_value if inline_value else next(iterator, None)
-        if value is None:
-            raise ValueError(f"Option --{key} needs a value")
-        overrides[key.replace("-", "_")] = yaml.safe_load(value)
-    return overrides
+    from accelerate import PartialState
+    from transformers.trainer_pt_utils import AcceleratorConfig
+    from transformers.utils import logging
 
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """Casts YAML values to the field's type so that e.g. `learning_rate: 1e-3` (a string in YAML 1.1) works."""
-    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    if value is None:
-        if type(None) in allowed:
-            return None
-        raise ValueError(f"{name} cannot be null")
-    for kind in allowed:
-        origin = typing.get_origin(kind) or kind
-        if origin is type(None):
-            continue
-        if origin is list:
-            items = value if isinstance(value, (list, tuple)) else [value]
-            return [typing.get_args(kind)[0](item) for item in items]
-        if origin is bool:
-            if isinstance(value, bool):
-                return value
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-        try:
-            return origin(value)
-        except (TypeError, ValueError):
-            continue
-    raise ValueError(f"{name}: cannot read {value!r} as {annotation}")
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # "No output directory specified" is expected here
+    try:
+        configured = {"accelerator_config": {"use_configured_state": True}} if PartialState._shared_state else {}
+        defaults = TrainingArguments(**configured).to_dict()
+    finally:
+        logging.set_verbosity(verbosity)
+    defaults["accelerator_config"] = {  # as transformers shows the default: without use_configured_state
+        key: value for key, value in AcceleratorConfig().to_dict().items() if key != "use_configured_state"
+    }
+    return defaults

@@ -3,18 +3,17 @@
 import json
 import os
 import platform
+import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from accelerate import PartialState
-from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import EvalPrediction, Trainer, TrainerCallback, set_seed
 
-from .augmentation import build_waveform_augmenter, mixup, spec_augment
+from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds
 from .feature_cache import cached_log_mels
@@ -24,20 +23,40 @@ from .labels import NUM_LABELS
 from .metrics import classification_metrics, spread
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .reporting import write_model_folder_reports
-from .train_config import TrainConfig
+from .run_folder import (
+    RecipeFingerprint,
+    check_new_run,
+    check_resumable,
+    checkpoints,
+    choose_checkpoint,
+    describe_difference,
+    finished_model_recipe,
+    publish_model_folder,
+    recover_interrupted_publish,
+    staging_folder,
+)
+from .train_config import Esc50TrainingArguments, ModelArguments, TrainingSetup, fingerprint
 
 
 class AugmentedFeatures(torch.utils.data.Dataset):
     """Training samples: a random cached variant of the clip, SpecAugment, and mixup with a random partner.
 
-    All randomness comes from torch's global generator, which the Trainer seeds and stores in
-    its checkpoints, so a resumed run draws the same samples as an uninterrupted one.
+    Mixup lives here rather than in a collator: the partner is drawn from the whole training set
+    (not only the current batch) and gets its own cached variant and SpecAugment, and every draw
+    comes from torch's global generator in a fixed order, which the Trainer seeds and stores in its
+    checkpoints, so a resumed run draws the same samples as an uninterrupted one.
     """
 
     def __init__(
-        self, log_mels: torch.Tensor, labels: torch.Tensor, extractor: Esc50FeatureExtractor, config: TrainConfig
+        self,
+        log_mels: torch.Tensor,
+        labels: torch.Tensor,
+        extractor: Esc50FeatureExtractor,
+        spec_augment: SpecAugment,
+        mixup: Mixup,
     ):
-        self.log_mels, self.labels, self.extractor, self.config = log_mels, labels, extractor, config
+        self.log_mels, self.labels, self.extractor = log_mels, labels, extractor
+        self.spec_augment, self.mixup = spec_augment, mixup
         self.num_labels = NUM_LABELS
 
     def __len__(self) -> int:
@@ -45,20 +64,14 @@ class AugmentedFeatures(torch.utils.data.Dataset):
 
     def _sample(self, index: int) -> torch.Tensor:
         variant = int(torch.randint(self.log_mels.shape[1], ()))
-        features = self.extractor.normalize(self.log_mels[index, variant].float())
-        return spec_augment(features, self.config)
+        return self.spec_augment(self.extractor.normalize(self.log_mels[index, variant].float()))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         features, label = self._sample(index), int(self.labels[index])
-        if torch.rand(()) < self.config.mixup_p:
+        if self.mixup.draw():
             partner = int(torch.randint(len(self), ()))
-            features, targets = mixup(
-                features,
-                self._sample(partner),
-                label,
-                int(self.labels[partner]),
-                self.num_labels,
-                self.config.mixup_alpha,
+            features, targets = self.mixup(
+                features, self._sample(partner), label, int(self.labels[partner]), self.num_labels
             )
         else:
             targets = torch.nn.functional.one_hot(torch.tensor(label), self.num_labels).float()
@@ -93,23 +106,16 @@ class CleanFeatures(torch.utils.data.Dataset):
         return {"input_values": self.features[index], "labels": self.labels[index]}
 
 
-def build_feature_extractor(config: TrainConfig) -> Esc50FeatureExtractor:
-    return Esc50FeatureExtractor(
-        n_mels=config.n_mels,
-        sampling_rate=config.sampling_rate,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        f_min=config.f_min,
-        f_max=config.f_max,
-    )
+def build_feature_extractor(arguments: ModelArguments) -> Esc50FeatureExtractor:
+    return Esc50FeatureExtractor(**arguments.feature_extractor_kwargs())
 
 
-def build_model(config: TrainConfig) -> Esc50CnnForAudioClassification:
+def build_model(arguments: ModelArguments) -> Esc50CnnForAudioClassification:
     model_config = Esc50CnnConfig(
-        num_mel_bins=config.n_mels,
-        block_channels=config.block_channels,
-        dropout=config.dropout,
-        label_smoothing=config.label_smoothing,
+        num_mel_bins=arguments.num_mel_bins,
+        block_channels=arguments.block_channels,
+        dropout=arguments.dropout,
+        label_smoothing=arguments.label_smoothing,
     )
     # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
     return Esc50CnnForAudioClassification(model_config).to(memory_format=torch.channels_last)
@@ -119,52 +125,12 @@ def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
     return classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids)
 
 
-def training_arguments(config: TrainConfig) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=config.output_dir,
-        num_train_epochs=config.num_train_epochs,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay if config.optimizer == "adamw" else 0.0,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the total steps
-        bf16=config.bf16,
-        use_cpu=not torch.cuda.is_available(),
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=config.save_total_limit,
-        load_best_model_at_end=False,  # honest evaluation: the final model, never the best epoch on fold 5
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        report_to=[] if config.report_to in ("none", "") else [config.report_to],
-        seed=config.seed,
-        dataloader_num_workers=0,  # features are in memory; workers would only copy them
-        remove_unused_columns=False,
-        ddp_backend="gloo" if _distributed() and not torch.cuda.is_available() else None,
-        disable_tqdm=False,
-    )
-
-
-def _distributed() -> bool:
-    """Started by torchrun / `accelerate launch --multi_gpu` with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def _set_torch_threads(config: TrainConfig) -> int:
+def _set_torch_threads(arguments: Esc50TrainingArguments) -> int:
     """`accelerate launch` pins OMP_NUM_THREADS=1 for a single CPU process; give each process its share of cores."""
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    threads = config.torch_threads or max(1, (os.cpu_count() or 1) // local_processes)
+    threads = arguments.torch_threads or max(1, (os.cpu_count() or 1) // local_processes)
     torch.set_num_threads(threads)
     return threads
-
-
-def _optimizer(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[str, Any]] | None:
-    if config.optimizer == "adamw":
-        return None  # the Trainer's default AdamW
-    if config.optimizer == "adam":
-        return torch.optim.Adam, {"lr": config.learning_rate}
-    raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
 
 
 def hardware_description() -> str:
@@ -180,64 +146,89 @@ def hardware_description() -> str:
     return description
 
 
-def _resume_point(config: TrainConfig) -> str | None:
-    if config.resume_from_checkpoint in (None, "", "false", "False"):
+def _log(message: str) -> None:
+    if PartialState().is_main_process:
+        print(message, flush=True)
+
+
+def _resume_point(setup: TrainingSetup) -> str | None:
+    """The checkpoint to resume (`latest`: the newest complete one of this recipe), after checking the folder.
+
+    A run that does not resume refuses a folder holding a finished model or checkpoints (see
+    `run_folder.check_new_run`). Every process reads the same folder, so all reach the same answer.
+    """
+    folder, recipe = Path(setup.training.output_dir), setup.recipe()
+    requested = setup.training.resume_from_checkpoint
+    if requested in (None, "", "false", "False"):
+        if PartialState().is_main_process:
+            check_new_run(folder, recipe, setup.training.overwrite_output_dir, log=_log)
+        PartialState().wait_for_everyone()
         return None
-    if config.resume_from_checkpoint in ("latest", "true", "True"):
-        checkpoint = get_last_checkpoint(config.output_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"No checkpoint to resume from in {config.output_dir}")
-        return checkpoint
-    return config.resume_from_checkpoint
+    if requested in ("latest", "true", "True"):
+        checkpoint = choose_checkpoint(folder, recipe, log=_log)
+        return str(checkpoint) if checkpoint else None
+    check_resumable(Path(requested), recipe)
+    return requested
 
 
-def prepare_features(config: TrainConfig, extractor: Esc50FeatureExtractor, args: TrainingArguments):
+def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor):
     """Loads the split and returns cached (features, labels) for train and validation.
 
     The cache covers all clips (augmented variants included), so the five cross-validation
     runs share one. The main process computes it first; other DDP processes then read it.
     """
-    dataset = load_esc50(config.data_dir, config.sampling_rate)
-    splits = split_folds(dataset, config.validation_fold)
-    cache_dir = config.feature_cache_dir or str(Path(config.output_dir) / "feature_cache")
-    augmenter = build_waveform_augmenter(config) if config.augmented_variants > 0 else None
-    augmentation = {k: v for k, v in config.to_dict().items() if k.endswith(("_p", "_semitones", "_range", "_db"))}
+    data, augmentation, args = setup.data, setup.augmentation, setup.training
+    dataset = load_esc50(data.data_dir, extractor.sampling_rate)
+    splits = split_folds(dataset, data.validation_fold)
+    cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
+    augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
         log_mels, labels = cached_log_mels(
-            dataset, extractor, cache_dir, augmenter, augmentation,
-            config.augmented_variants, config.seed, config.feature_workers, "esc50",
+            dataset, extractor, cache_dir, augmenter,
+            augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
         )  # fmt: skip
-    in_validation = torch.tensor(dataset["fold"]) == config.validation_fold  # same order as split_folds
+    in_validation = torch.tensor(dataset["fold"]) == data.validation_fold  # same order as split_folds
     train = log_mels[~in_validation], labels[~in_validation]
     validation = log_mels[in_validation, :1], labels[in_validation]  # the clean clips only
     return splits, train, validation
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Trains on every fold but `validation_fold`, evaluates the final model on it, writes the model folder."""
-    if config.push_to_hub:
-        check_can_push(config.hub_model_id)  # fail before hours of training, not after
-    set_seed(config.seed)
-    _set_torch_threads(config)
-    args = training_arguments(config)  # first: it sets up the (DDP) process group
-    extractor = build_feature_extractor(config)
-    splits, (train_mels, train_labels), (val_mels, val_labels) = prepare_features(config, extractor, args)
+def train(setup: TrainingSetup) -> dict[str, Any]:
+    """Trains on every fold but `validation_fold`, evaluates the final model on it, writes the model folder.
+
+    The folder is checked first (resume only a complete checkpoint of this recipe; never start over
+    another run's work unless `--overwrite_output_dir`), and the final model is swapped in atomically.
+    """
+    args = setup.training
+    folder = Path(args.output_dir)
+    if args.push_to_hub:
+        check_can_push(args.hub_model_id)  # fail before hours of training, not after
+    if PartialState().is_main_process:
+        recover_interrupted_publish(folder, log=_log)
+    PartialState().wait_for_everyone()
+    resume_point = _resume_point(setup)
+    set_seed(args.seed)
+    _set_torch_threads(args)
+    extractor = build_feature_extractor(setup.model)
+    splits, (train_mels, train_labels), (val_mels, val_labels) = prepare_features(setup, extractor)
     clean = train_mels[:, 0].float()
     extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
 
-    model = build_model(config)
+    recipe = setup.recipe()
     trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=AugmentedFeatures(train_mels, train_labels, extractor, config),
+        model=build_model(setup.model),
+        # The Trainer pushes nothing itself: the finished model folder is pushed once, below.
+        args=setup.replace(push_to_hub=False).training if args.push_to_hub else args,
+        train_dataset=AugmentedFeatures(
+            train_mels, train_labels, extractor, setup.augmentation.spec_augment(), setup.augmentation.mixup()
+        ),
         eval_dataset=CleanFeatures(val_mels, val_labels, extractor),
         processing_class=extractor,
         compute_metrics=compute_metrics,
-        optimizer_cls_and_kwargs=_optimizer(config),
+        callbacks=[RecipeFingerprint(fingerprint(recipe), recipe)],
     )
     epoch_timer = EpochTimer()
     trainer.add_callback(epoch_timer)
-    resume_point = _resume_point(config)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_point)
     timing = {
@@ -249,43 +240,54 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "torch_threads_per_process": torch.get_num_threads(),
         "hardware": hardware_description(),
     }
-    trainer.save_model(config.output_dir)
+    staging = staging_folder(folder)
+    if trainer.is_world_process_zero() and staging.exists():
+        shutil.rmtree(staging)
+    trainer.save_model(str(staging))
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
+        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle nothing reads; the recipe is JSON
         results = write_model_folder_reports(
-            Path(config.output_dir), trainer.model, extractor, splits["validation"], config,
-            trainer.state.log_history, timing,
-        )  # fmt: skip
-        if config.push_to_hub:
-            push_folder(Path(config.output_dir), config.hub_model_id, private=config.hub_private)
+            staging, trainer.model, extractor, splits["validation"], recipe, trainer.state.log_history, timing
+        )
+        publish_model_folder(folder, recipe)
+        if args.push_to_hub:
+            push_folder(folder, args.hub_model_id, private=bool(args.hub_private_repo))
     PartialState().wait_for_everyone()
     return results
 
 
-def cross_validate(config: TrainConfig) -> dict[str, Any]:
+def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
     """The literature's protocol: train five times, each fold once as validation; mean ± std.
 
-    Runs the folds in `config.cv_folds` under `<output_dir>/fold-<k>`: a fold with a
-    `metrics.json` is done and kept, one with checkpoints resumes from the latest, so an
-    interrupted CV picks up where it stopped and disjoint fold lists can run side by side.
-    `cv_results.json` summarises every finished fold in `output_dir`, rewritten after each fold
-    (`--cv_folds "[]"` only rewrites it).
+    Runs the folds in `--cv_folds` under `<output_dir>/fold-<k>`: a fold whose folder holds a
+    finished model of this recipe is done and kept, one with checkpoints of this recipe resumes
+    from the newest complete one, so an interrupted CV picks up where it stopped and disjoint fold
+    lists can run side by side. A fold folder holding another recipe's work stops the run (unless
+    `--overwrite_output_dir`). `cv_results.json` summarises every finished fold in `output_dir`,
+    rewritten after each fold (an empty `cv_folds` only rewrites it).
     """
-    root = Path(config.output_dir)
-    for fold in config.cv_folds:
+    root = Path(setup.training.output_dir)
+    for fold in setup.data.cv_folds:
         fold_dir = root / f"fold-{fold}"
-        if (fold_dir / "metrics.json").is_file():
-            continue
-        has_checkpoint = fold_dir.is_dir() and get_last_checkpoint(str(fold_dir)) is not None
-        fold_config = replace(
-            config,
+        fold_setup = setup.replace(
             validation_fold=fold,
             output_dir=str(fold_dir),
-            feature_cache_dir=config.feature_cache_dir or str(root / "feature_cache"),
-            resume_from_checkpoint="latest" if has_checkpoint else None,
+            feature_cache_dir=setup.data.feature_cache_dir or str(root / "feature_cache"),
             push_to_hub=False,
         )
-        train(fold_config)
+        recipe = fold_setup.recipe()
+        finished = finished_model_recipe(fold_dir)
+        if finished is not None and fingerprint(finished) == fingerprint(recipe):
+            _log(f"fold {fold}: finished in {fold_dir}, kept")
+            continue
+        if finished is not None and not setup.training.overwrite_output_dir:
+            raise RuntimeError(
+                f"{fold_dir} holds a finished model of {describe_difference(finished, recipe)}; choose another "
+                "--output_dir or pass --overwrite_output_dir to train this fold again"
+            )
+        resumable = any(item.complete and item.fingerprint == fingerprint(recipe) for item in checkpoints(fold_dir))
+        train(fold_setup.replace(resume_from_checkpoint="latest" if resumable else None))
         write_cross_validation_summary(root)
     summary = write_cross_validation_summary(root)
     if summary:

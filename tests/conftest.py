@@ -68,7 +68,7 @@ def saved_model_dir(tmp_path_factory) -> Path:
     from esc50_hf import Esc50CnnConfig, Esc50CnnForAudioClassification, Esc50FeatureExtractor
 
     folder = tmp_path_factory.mktemp("random-model")
-    extractor = Esc50FeatureExtractor(n_mels=32, mean=-40.0, std=20.0)
+    extractor = Esc50FeatureExtractor(num_mel_bins=32, mean=-40.0, std=20.0)
     model = Esc50CnnForAudioClassification(Esc50CnnConfig(num_mel_bins=32, block_channels=[8, 16, 32]))
     model.save_pretrained(folder)
     extractor.save_pretrained(folder)

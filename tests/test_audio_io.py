@@ -98,7 +98,7 @@ def _spectral_similarity(first: np.ndarray, second: np.ndarray) -> float:
 
     Mel bands, not FFT bins, so that a codec's small frequency smearing does not count as a difference.
     """
-    extractor = Esc50FeatureExtractor(n_mels=64)
+    extractor = Esc50FeatureExtractor(num_mel_bins=64)
     profiles = [
         (10 ** (extractor.log_mel(torch.from_numpy(signal)[None])[0] / 10)).mean(dim=1).numpy()
         for signal in (first, second)

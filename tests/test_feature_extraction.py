@@ -14,7 +14,7 @@ from .conftest import synthetic_clip
 
 @pytest.fixture(scope="module")
 def extractor():
-    return Esc50FeatureExtractor(n_mels=64, f_min=20.0, f_max=10000.0)
+    return Esc50FeatureExtractor(num_mel_bins=64, f_min=20.0, f_max=10000.0)
 
 
 def test_log_mel_matches_librosa(extractor):
@@ -71,11 +71,11 @@ def test_batch_equals_single_clips(extractor):
 
 def test_save_and_load_round_trip(tmp_path):
     extractor = Esc50FeatureExtractor(
-        n_mels=40, n_fft=2048, hop_length=256, f_min=50.0, f_max=8000.0, mean=-42.5, std=17.25
+        num_mel_bins=40, n_fft=2048, hop_length=256, f_min=50.0, f_max=8000.0, mean=-42.5, std=17.25
     )
     extractor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    for key, value in dict(sampling_rate=22050, n_fft=2048, hop_length=256, n_mels=40, f_min=50.0, f_max=8000.0,
+    for key, value in dict(sampling_rate=22050, n_fft=2048, hop_length=256, num_mel_bins=40, f_min=50.0, f_max=8000.0,
                            clip_seconds=5.0, mean=-42.5, std=17.25).items():  # fmt: skip
         assert saved[key] == value, key
     assert "_mel_filters" not in saved
@@ -85,6 +85,18 @@ def test_save_and_load_round_trip(tmp_path):
         loaded(clip, sampling_rate=SAMPLING_RATE)["input_values"],
         extractor(clip, sampling_rate=SAMPLING_RATE)["input_values"],
     )
+
+
+def test_folders_saved_with_the_old_n_mels_key_still_load(tmp_path):
+    """Before `num_mel_bins`, preprocessor_config.json stored the mel bands as `n_mels`."""
+    Esc50FeatureExtractor(num_mel_bins=40).save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    saved = json.loads(path.read_text())
+    saved["n_mels"] = saved.pop("num_mel_bins")
+    path.write_text(json.dumps(saved))
+    loaded = Esc50FeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.num_mel_bins == loaded.feature_size == 40 and not hasattr(loaded, "n_mels")
+    assert loaded.mel_filters().shape == (1024 // 2 + 1, 40)
 
 
 def test_sampling_rate_mismatch_is_a_clear_error(extractor):

@@ -154,7 +154,7 @@ def test_training_feature_cache_reads_the_parquet_folder(parquet_dir, esc50_dir,
     from esc50_hf import Esc50FeatureExtractor
     from esc50_hf.feature_cache import cached_log_mels
 
-    extractor = Esc50FeatureExtractor(n_mels=32)
+    extractor = Esc50FeatureExtractor(num_mel_bins=32)
     from_parquet = cached_log_mels(load_esc50(parquet_dir).select(range(4)), extractor, tmp_path, workers=0)
     from_wavs = cached_log_mels(load_esc50(esc50_dir).select(range(4)), extractor, tmp_path, workers=0)
     assert torch.equal(from_parquet[0], from_wavs[0]) and torch.equal(from_parquet[1], from_wavs[1])

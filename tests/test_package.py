@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 # Any attempt to open a network connection during the import fails loudly.
 NO_NETWORK_IMPORT = """
 import socket
@@ -51,3 +53,53 @@ def test_wheel_carries_the_metric_modules_and_the_model_card_template(tmp_path):
         template = archive.read("esc50_hf/model_card.md").decode()
     assert {"esc50_hf/metrics/accuracy/accuracy.py", "esc50_hf/metrics/f1/f1.py"} <= names
     assert template == (repo / "model_card.md").read_text()  # the file itself, not a dangling link
+
+
+LIGHT_IMPORT = """
+import sys
+import esc50_hf
+from esc50_hf.cli import build_parser
+build_parser()
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "transformers", "datasets", "gradio"})
+print("heavy:", heavy)
+"""
+
+REGISTERED_ON_IMPORT = """
+import sys
+import numpy as np
+{first}
+import esc50_hf
+classifier = esc50_hf.audio_pipeline(sys.argv[1])  # no trust_remote_code: the registered classes
+print(type(classifier.model).__module__, type(classifier.feature_extractor).__module__)
+print(len(classifier(np.zeros(22050, dtype=np.float32), top_k=3)))
+"""
+
+
+def test_import_and_cli_parser_load_no_heavy_library():
+    """`esc50-hf --help` stays fast: neither the package nor the parsers import torch, transformers or datasets."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LIGHT_IMPORT], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "heavy: []" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import esc50_hf",  # before transformers: registered once transformers' model code has loaded
+        "import transformers.modeling_utils; import esc50_hf",  # after: registered at once
+        "from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification",  # a submodule directly
+    ],
+)
+def test_import_registers_the_auto_classes(saved_model_dir, tmp_path, first):
+    folder = tmp_path / "model"
+    shutil.copytree(saved_model_dir, folder)
+    for code in folder.glob("*.py"):
+        code.unlink()  # only the registration can resolve the classes now
+    completed = subprocess.run(
+        [sys.executable, "-c", REGISTERED_ON_IMPORT.format(first=first), str(folder)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    modules, count = completed.stdout.strip().splitlines()[-2:]
+    assert modules == "esc50_hf.modeling_esc50_cnn esc50_hf.feature_extraction_esc50" and count == "3"

@@ -1,6 +1,8 @@
 """The model shipped in `models/esc50-mel-cnn`: complete, in step with the package's code, and loadable."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ def test_shipped_folder_is_small_and_complete():
     files = {path.name for path in SHIPPED.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "metrics.json"} <= files
     assert not any(name.startswith("checkpoint-") for name in files)
+    assert "training_args.bin" not in files  # a pickle nothing reads; training_config.json is the recipe
     size = sum(path.stat().st_size for path in SHIPPED.rglob("*") if path.is_file())
     assert size <= 5_000_000  # the issue's size aim: 5 MB
 
@@ -48,6 +51,21 @@ def test_shipped_card_states_the_shipped_metrics():
 
 def test_shipped_code_files_are_all_checked():
     assert {path.name for path in SHIPPED.glob("*.py")} == set(CODE_FILES)
+
+
+def test_shipped_folder_loads_with_its_own_code_alone(tmp_path):
+    """trust_remote_code in a process that never imports esc50_hf: the folder's code files and JSON agree."""
+    code = (
+        "import sys, numpy as np; from transformers import pipeline; "
+        "c = pipeline('audio-classification', model=sys.argv[1], trust_remote_code=True); "
+        "print(c.feature_extractor.num_mel_bins, type(c.model).__module__.split('.')[0], "
+        "any(m.startswith('esc50_hf') for m in sys.modules), len(c(np.zeros(22050, np.float32), top_k=2)))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(SHIPPED)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["64", "transformers_modules", "False", "2"]
 
 
 def test_shipped_model_classifies_through_the_pipeline():

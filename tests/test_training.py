@@ -1,4 +1,4 @@
-"""Training end to end on the fixtures: the three launchers, resume, outputs, publishing, CV, config."""
+"""Training end to end on the fixtures: the three launchers, resume, crash safety, outputs, publishing, CV."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import matplotlib.image
 import pytest
 from huggingface_hub import ModelCard
 
-from esc50_hf.train_config import TrainConfig, parse_overrides
+from esc50_hf.train_config import parse_args
 
 from .local_hub import TOKEN, LocalHub
 
@@ -51,6 +51,12 @@ def log_history(output_dir: Path) -> list[dict]:
     """The Trainer's log of the whole run, from the last checkpoint's trainer state."""
     checkpoint = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1]
     return json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+
+
+def smoke_setup(**options):
+    """The smoke recipe as `train.py` would parse it, with `options` given as flags."""
+    flags = [str(item) for name, value in options.items() for item in (f"--{name}", value)]
+    return parse_args(["--config", str(SMOKE), *flags])
 
 
 def first_training_loss(output_dir: Path) -> float:
@@ -160,7 +166,9 @@ def _edit_json(path, **changes):
 def test_saved_training_config_is_a_complete_recipe(smoke_run):
     """The card's reproduction command passes the folder's training_config.json back to train.py."""
     saved = json.loads((smoke_run / "training_config.json").read_text())
-    assert TrainConfig.from_yaml(smoke_run / "training_config.json").to_dict() == saved
+    assert parse_args(["--config", str(smoke_run / "training_config.json")]).recipe() == saved
+    assert saved["seed"] == 7 and saved["num_mel_bins"] == 32 and saved["optim"]
+    assert "training_args.bin" not in {path.name for path in smoke_run.iterdir()}  # a pickle nothing reads
 
 
 def test_reported_metrics_are_those_of_the_final_model(smoke_run, tmp_path):
@@ -248,15 +256,15 @@ def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_p
 def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, tmp_path):
     from esc50_hf.training import cross_validate
 
-    options = {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "num_train_epochs": 1, "report_to": "none"}
-    partial = cross_validate(TrainConfig.from_yaml(SMOKE, {**options, "cv_folds": [2]}))
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none")
+    partial = cross_validate(setup.replace(cv_folds=[2]))
     assert partial["summary"]["folds_done"] == [2] and partial["summary"]["folds_missing"] == [1, 3, 4, 5]
     fold_2_weights = (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns
     (tmp_path / "cv_results.json").unlink()
-    assert cross_validate(TrainConfig.from_yaml(SMOKE, {**options, "cv_folds": []})) == partial  # summary only
+    assert cross_validate(setup.replace(cv_folds=[])) == partial  # summary only
     assert json.loads((tmp_path / "cv_results.json").read_text()) == partial
 
-    summary = cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    summary = cross_validate(setup)
     assert (tmp_path / "fold-2" / "model.safetensors").stat().st_mtime_ns == fold_2_weights  # not trained again
     assert sorted(summary["folds"]) == ["1", "2", "3", "4", "5"] and summary["summary"]["folds_missing"] == []
     for fold, result in summary["folds"].items():
@@ -271,8 +279,8 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
 def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
     from esc50_hf.training import cross_validate
 
-    options = {"data_dir": str(esc50_dir), "output_dir": str(tmp_path), "report_to": "none", "cv_folds": [3]}
-    cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, report_to="none", cv_folds=3)
+    cross_validate(setup)
     fold_dir = tmp_path / "fold-3"
     first, *later = sorted(fold_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     assert later, "the smoke recipe saves a checkpoint per epoch"
@@ -280,38 +288,10 @@ def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
         shutil.rmtree(path)
     (fold_dir / "metrics.json").unlink()  # as if the run had stopped after its first epoch
 
-    summary = cross_validate(TrainConfig.from_yaml(SMOKE, options))
+    summary = cross_validate(setup)
     resumed = json.loads((fold_dir / "metrics.json").read_text())
     assert resumed["resumed_from"] == first.name and resumed["epochs_in_this_process"] == 1
     assert summary["summary"]["folds_done"] == [3]
-
-
-def test_config_reads_yaml_and_overrides(tmp_path):
-    overrides = parse_overrides(
-        ["--num_train_epochs", "3", "--block-channels", "[4, 8]", "--f_max=null", "--bf16", "true"]
-    )
-    config = TrainConfig.from_yaml(SMOKE, overrides)
-    assert (config.num_train_epochs, config.block_channels, config.f_max, config.bf16) == (3.0, [4, 8], None, True)
-    assert config.learning_rate == 0.003 and isinstance(config.learning_rate, float)
-    assert TrainConfig.from_dict({"learning_rate": "1e-3"}).learning_rate == 0.001  # YAML 1.1 reads 1e-3 as text
-
-
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"learning_rat": 0.1}, "Unknown training option"),
-        ({"bf16": "maybe"}, "true or false"),
-        ({"seed": None}, "null"),
-    ],
-)
-def test_config_errors_are_clear(values, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig.from_dict(values)
-
-
-def test_override_without_value_is_an_error():
-    with pytest.raises(ValueError, match="needs a value"):
-        parse_overrides(["--seed"])
 
 
 def test_each_process_gets_its_share_of_cores(monkeypatch):
@@ -323,9 +303,123 @@ def test_each_process_gets_its_share_of_cores(monkeypatch):
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
-        assert _set_torch_threads(TrainConfig()) == os.cpu_count() == torch.get_num_threads()
+        assert _set_torch_threads(smoke_setup().training) == os.cpu_count() == torch.get_num_threads()
         monkeypatch.setenv("LOCAL_WORLD_SIZE", str(os.cpu_count() * 2))
-        assert _set_torch_threads(TrainConfig()) == 1
-        assert _set_torch_threads(TrainConfig(torch_threads=3)) == 3
+        assert _set_torch_threads(smoke_setup().training) == 1
+        assert _set_torch_threads(smoke_setup(torch_threads=3).training) == 3
     finally:
         torch.set_num_threads(before)
+
+
+# --- Crash safety: what `kill -9` leaves behind never becomes a wrong model -------------------------------------
+
+
+def checkpoint_steps(folder: Path) -> list[int]:
+    return sorted(int(path.name.split("-")[1]) for path in folder.glob("checkpoint-*"))
+
+
+def test_a_new_run_refuses_a_folder_holding_another_run(esc50_dir, smoke_run, tmp_path):
+    """`cp -a run-a run-e; train.py --seed 8 --output_dir run-e` used to train over run-a's folder."""
+    folder = tmp_path / "run-e"
+    shutil.copytree(smoke_run, folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    completed = run_training("python", esc50_dir, folder, "--seed", "8")
+    assert completed.returncode != 0
+    assert "already holds a finished model of another recipe (differs in seed)" in completed.stderr
+    assert "--overwrite_output_dir" in completed.stderr
+    assert (folder / "model.safetensors").read_bytes() == weights
+    again = run_training("python", esc50_dir, folder)  # the same recipe: still a finished model, still refused
+    assert again.returncode != 0 and "already holds a finished model." in again.stderr
+
+
+@pytest.fixture(scope="module")
+def seed_8_run(esc50_dir, tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("seed-8") / "model"
+    assert_succeeded(run_training("python", esc50_dir, output_dir, "--seed", "8", "--report_to", "none"))
+    return output_dir
+
+
+def test_resume_latest_skips_checkpoints_of_another_recipe(esc50_dir, smoke_run, seed_8_run, tmp_path):
+    """run-a's newer checkpoint-26 (seed 7) sits beside the interrupted seed-8 run's checkpoint-13."""
+    folder = tmp_path / "run-e"
+    shutil.copytree(smoke_run, folder)
+    shutil.rmtree(folder / "checkpoint-13")
+    shutil.copytree(seed_8_run / "checkpoint-13", folder / "checkpoint-13")
+    completed = run_training(
+        "python", esc50_dir, folder, "--seed", "8", "--report_to", "none", "--resume_from_checkpoint", "latest"
+    )
+    assert_succeeded(completed)
+    assert f"Resuming from {folder / 'checkpoint-13'}; skipped checkpoint-26: another recipe (differs in seed)" in (
+        completed.stdout
+    )
+    assert (folder / "model.safetensors").read_bytes() == (seed_8_run / "model.safetensors").read_bytes()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["resumed_from"] == "checkpoint-13" and metrics["epochs_in_this_process"] == 1
+    assert json.loads((folder / "training_config.json").read_text())["seed"] == 8
+    assert {key: metrics[key] for key in ("accuracy", "f1")} == {
+        key: json.loads((seed_8_run / "metrics.json").read_text())[key] for key in ("accuracy", "f1")
+    }
+
+
+def test_a_crash_while_publishing_never_leaves_a_mixed_folder(esc50_dir, smoke_run, tmp_path, monkeypatch):
+    """`cp -a run-a run-f`, train `--seed 8`, kill right after the final weights are written."""
+    from esc50_hf import training
+    from esc50_hf.run_folder import finished_model_recipe, staging_folder
+
+    folder = tmp_path / "run-f"
+    shutil.copytree(smoke_run, folder)
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=folder, seed=8, report_to="none", overwrite_output_dir="true")
+
+    def killed(*args, **kwargs):
+        assert (staging_folder(folder) / "model.safetensors").is_file()  # the new model is complete, not yet in place
+        raise KeyboardInterrupt("kill -9")
+
+    monkeypatch.setattr(training, "publish_model_folder", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(setup)
+    assert finished_model_recipe(folder) is None  # no finished model: neither the old one nor a mixture
+    assert not (folder / "metrics.json").exists() and not (folder / "model.safetensors").exists()
+    assert checkpoint_steps(folder) == [13, 26]
+
+    monkeypatch.undo()
+    training.train(setup.replace(overwrite_output_dir=False, resume_from_checkpoint="latest"))
+    assert not staging_folder(folder).exists()
+    recipe = finished_model_recipe(folder)
+    assert recipe is not None and recipe["seed"] == 8
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["resumed_from"] == "checkpoint-26" and metrics["epochs_in_this_process"] == 0
+    assert ModelCard.load(folder / "README.md").data.eval_results[0].metric_value == round(metrics["accuracy"], 4)
+
+
+def test_a_partial_checkpoint_falls_back_to_the_previous_complete_one(esc50_dir, smoke_run, tmp_path):
+    """A kill during a save left checkpoint-26 with an empty optimizer.pt and no trainer_state.json."""
+    folder = tmp_path / "model"
+    for name in ("checkpoint-13", "checkpoint-26"):
+        shutil.copytree(smoke_run / name, folder / name)
+    (folder / "checkpoint-26" / "optimizer.pt").write_bytes(b"")
+    (folder / "checkpoint-26" / "trainer_state.json").unlink()
+    completed = run_training("python", esc50_dir, folder, "--resume_from_checkpoint", "latest")
+    assert_succeeded(completed)
+    assert f"Resuming from {folder / 'checkpoint-13'}; skipped checkpoint-26: incomplete: no trainer_state.json" in (
+        completed.stdout
+    )
+    assert (folder / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
+
+
+def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tmp_path):
+    from esc50_hf.run_folder import OutputFolderError
+    from esc50_hf.training import cross_validate
+
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none", cv_folds=4)
+    cross_validate(setup)
+    fold_dir = tmp_path / "fold-4"
+    weights = (fold_dir / "model.safetensors").read_bytes()
+    with pytest.raises(RuntimeError, match=r"holds a finished model of another recipe \(differs in learning_rate\)"):
+        cross_validate(setup.replace(learning_rate=0.01))
+    (fold_dir / "metrics.json").unlink()  # an incomplete folder is not a finished fold: it resumes and completes
+    cross_validate(setup)
+    assert json.loads((fold_dir / "metrics.json").read_text())["epochs_in_this_process"] == 0
+    assert (fold_dir / "model.safetensors").read_bytes() == weights
+    (fold_dir / "metrics.json").unlink()  # checkpoints of another recipe are never resumed
+    with pytest.raises(OutputFolderError, match="checkpoints of another recipe"):
+        cross_validate(setup.replace(learning_rate=0.01))

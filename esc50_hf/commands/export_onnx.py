@@ -51,7 +51,7 @@ def _input_shape(model_dir: str) -> tuple[int, int]:
     from ..feature_extraction_esc50 import Esc50FeatureExtractor
 
     extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
-    return extractor.n_mels, extractor.num_frames
+    return extractor.num_mel_bins, extractor.num_frames
 
 
 def _write_int8(args: argparse.Namespace, onnx_path: Path) -> Path:

@@ -24,28 +24,45 @@ _POWER_FLOOR = 1e-10
 
 
 class Esc50FeatureExtractor(SequenceFeatureExtractor):
-    r"""Turns mono waveforms into normalised log-mel spectrograms of shape `(batch, n_mels, frames)`.
+    r"""Turns mono waveforms into normalised log-mel spectrograms of shape `(batch, num_mel_bins, frames)`.
 
     Every clip is zero-padded at the end, or cut, to `clip_seconds` (ESC-50 clips are 5 s, and
     shorter recordings in the dataset are themselves padded with silence at the end). The
     spectrogram is a Hann-window STFT power spectrum projected on a Slaney mel filter bank,
     in decibels, then standardised with the training set's `mean` and `std`.
 
+    The defaults of `__init__` are the project's feature defaults: the training configuration
+    reads them from here.
+
     Args:
-        n_mels: Number of mel bands (also stored as `feature_size`).
-        sampling_rate: Rate the audio must have; other rates raise a `ValueError`.
-        n_fft: FFT size (and window length) in samples.
-        hop_length: Samples between frames.
-        f_min, f_max: Frequency range of the mel filter bank in Hz (`f_max=None`: Nyquist).
-        clip_seconds: Length every clip is padded or cut to.
-        mean, std: Normalisation statistics of the log-mel values (dB) of the training set.
+        num_mel_bins (`int`, *optional*, defaults to 64):
+            Number of mel bands (also stored as `feature_size`). Folders saved before the rename
+            store it as `n_mels`, which is still read.
+        sampling_rate (`int`, *optional*, defaults to 22050):
+            Rate the audio must have, in Hz; other rates raise a `ValueError`.
+        n_fft (`int`, *optional*, defaults to 1024):
+            FFT size (and window length) in samples.
+        hop_length (`int`, *optional*, defaults to 512):
+            Samples between frames.
+        f_min (`float`, *optional*, defaults to 0.0):
+            Lowest frequency of the mel filter bank, in Hz.
+        f_max (`float`, *optional*):
+            Highest frequency of the mel filter bank, in Hz; `None` means the Nyquist frequency.
+        clip_seconds (`float`, *optional*, defaults to 5.0):
+            Length every clip is padded or cut to.
+        mean (`float`, *optional*, defaults to 0.0):
+            Mean of the log-mel values (dB) of the training set.
+        std (`float`, *optional*, defaults to 1.0):
+            Standard deviation of the log-mel values (dB) of the training set; must be positive.
+        padding_value (`float`, *optional*, defaults to 0.0):
+            Sample value used to pad short clips.
     """
 
     model_input_names = ["input_values"]
 
     def __init__(
         self,
-        n_mels: int = 64,
+        num_mel_bins: int = 64,
         sampling_rate: int = SAMPLING_RATE,
         n_fft: int = 1024,
         hop_length: int = 512,
@@ -57,12 +74,13 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
         padding_value: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        kwargs.pop("feature_size", None)  # saved for the base class, derived from n_mels
+        num_mel_bins = kwargs.pop("n_mels", num_mel_bins)  # the name in folders saved before the rename
+        kwargs.pop("feature_size", None)  # saved for the base class, derived from num_mel_bins
         kwargs.setdefault("return_attention_mask", False)  # every clip has the same length
-        super().__init__(feature_size=n_mels, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        super().__init__(feature_size=num_mel_bins, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         if std <= 0:
             raise ValueError(f"std must be positive, got {std}")
-        self.n_mels = n_mels
+        self.num_mel_bins = num_mel_bins
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.f_min = f_min
@@ -86,14 +104,14 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
         return output
 
     def mel_filters(self) -> torch.Tensor:
-        """The `(n_fft // 2 + 1, n_mels)` Slaney filter bank, built once per instance."""
+        """The `(n_fft // 2 + 1, num_mel_bins)` Slaney filter bank, built once per instance."""
         filters = self.__dict__.get("_mel_filters")
         if filters is None:
             filters = melscale_fbanks(
                 n_freqs=self.n_fft // 2 + 1,
                 f_min=self.f_min,
                 f_max=self.f_max if self.f_max is not None else self.sampling_rate / 2,
-                n_mels=self.n_mels,
+                n_mels=self.num_mel_bins,
                 sample_rate=self.sampling_rate,
                 norm="slaney",
                 mel_scale="slaney",
@@ -102,7 +120,7 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
         return filters
 
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Unnormalised log-mel (dB) of a `(batch, samples)` float tensor -> `(batch, n_mels, frames)`."""
+        """Unnormalised log-mel (dB) of a `(batch, samples)` float tensor -> `(batch, num_mel_bins, frames)`."""
         spectrum = torch.stft(
             waveforms.float(),
             n_fft=self.n_fft,

@@ -1,0 +1,175 @@
+"""The training configuration: HfArgumentParser over the project's dataclasses, the shipped recipe as defaults,
+clear errors for unknown flags and invalid augmentations, and the recipe fingerprint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esc50_hf.augmentation import Mixup, PitchShift, TimeMasking, TimeRoll
+from esc50_hf.train_config import (
+    AugmentationArguments,
+    TrainingSetup,
+    fingerprint,
+    is_run_setting,
+    parse_args,
+    translate_legacy_recipe,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+SHIPPED = REPO / "models" / "esc50-mel-cnn"
+
+
+def test_help_lists_every_option():
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True, check=True, timeout=120
+    )
+    for flag in ("--gradient_accumulation_steps", "--max_grad_norm", "--torch_compile", "--dataloader_num_workers",
+                 "--num_mel_bins", "--mixup_alpha", "--overwrite_output_dir", "--config", "--cv"):  # fmt: skip
+        assert flag in completed.stdout, flag
+
+
+def test_yaml_gives_defaults_and_flags_override_them(tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text(SMOKE.read_text() + "learning_rate: 1e-3\n")  # YAML 1.1 reads 1e-3 as text
+    setup = parse_args(["--config", str(config), "--num_train_epochs", "3", "--block_channels", "4", "8",
+                        "--bf16", "true", "--gradient_accumulation_steps", "2", "--f_max", "8000"])  # fmt: skip
+    assert setup.training.learning_rate == 0.001 and isinstance(setup.training.learning_rate, float)
+    assert (setup.training.num_train_epochs, setup.model.block_channels, setup.training.bf16) == (3.0, [4, 8], True)
+    assert (setup.training.gradient_accumulation_steps, setup.model.f_max) == (2, 8000.0)
+    assert (setup.model.num_mel_bins, setup.training.seed) == (32, 7)  # from the file
+    assert setup.training.eval_strategy == "epoch" and setup.training.remove_unused_columns is False
+
+
+def test_the_defaults_are_the_shipped_recipe():
+    """configs/esc50.yaml names no hyper-parameter: the dataclass defaults must reproduce the shipped run exactly."""
+    shipped = translate_legacy_recipe(json.loads((SHIPPED / "training_config.json").read_text()))
+    setup = parse_args(["--config", str(REPO / "configs" / "esc50.yaml")])
+    recipe = setup.recipe()
+    compared = [key for key in shipped if not is_run_setting(key)]
+    assert len(compared) == 35  # all but paths, workers, threads, logging and publishing
+    for key in compared:
+        ours = recipe[key] if key in recipe else getattr(setup.training, key)
+        assert ours == shipped[key], key
+    # Constants of the old code that are options now.
+    augmentation = setup.augmentation
+    assert (augmentation.gaussian_noise_min_amplitude, augmentation.gaussian_noise_max_amplitude) == (1e-3, 1.5e-2)
+    assert augmentation.time_shift_max_fraction == 0.5
+
+
+def test_a_saved_recipe_reads_back_to_the_same_run(tmp_path):
+    setup = parse_args(["--config", str(SMOKE), "--gradient_accumulation_steps", "3", "--max_grad_norm", "0.5"])
+    saved = tmp_path / "training_config.json"
+    saved.write_text(json.dumps(setup.recipe()))
+    again = parse_args(["--config", str(saved)])
+    assert again.recipe() == setup.recipe()
+    assert (again.training.gradient_accumulation_steps, again.training.max_grad_norm) == (3, 0.5)
+    # What the machine decided, secrets and how this invocation started are not part of the recipe.
+    assert not {"use_cpu", "ddp_backend", "accelerator_config", "hub_token", "push_to_hub"} & set(setup.recipe())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--learning_rat", "0.1"], "unrecognized arguments: --learning_rat"),  # no silent abbreviation either
+        (["--n_mels", "32"], "unrecognized arguments: --n_mels"),
+        (["--seed"], "--seed: expected one argument"),
+        (["--num_train_epochs", "many"], "invalid float value: 'many'"),
+    ],
+)
+def test_unknown_or_malformed_flags_are_errors_naming_them(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--config", str(SMOKE), *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("learning_rate: 0.01\nmixup_alpah: 0.2\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config)])
+    assert "unknown key(s) mixup_alpah" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--mixup_alpha", "0"], "--mixup_alpha: Mixup alpha must be > 0, got 0.0"),
+        (["--pitch_shift_p", "1.5"], "--pitch_shift_p: PitchShift p must be a probability in [0, 1], got 1.5"),
+        (["--time_stretch_range", "1.2"], "--time_stretch_range: TimeStretch rate_range must be in [0, 0.9]"),
+        (["--gaussian_noise_max_amplitude", "1e-4"], "--gaussian_noise_max_amplitude: GaussianNoise max_amplitude"),
+        (["--time_mask_width", "-1"], "--time_mask_width: TimeMasking max_width must be >= 0"),
+        (["--augmented_variants", "-1"], "--augmented_variants must be 0 or more"),
+        (["--validation_fold", "6"], "--validation_fold must name folds among [1, 2, 3, 4, 5]"),
+    ],
+)
+def test_invalid_augmentation_and_data_options_fail_at_once_naming_the_flag(arguments, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(SMOKE), *arguments])
+    assert message in capsys.readouterr().err
+
+
+def test_each_transform_validates_its_parameters():
+    with pytest.raises(ValueError, match=r"Mixup alpha must be > 0, got -1"):
+        Mixup(alpha=-1)
+    with pytest.raises(ValueError, match=r"PitchShift semitones must be in \[0, 24\], got 30"):
+        PitchShift(semitones=30)
+    with pytest.raises(ValueError, match=r"TimeRoll p must be a probability"):
+        TimeRoll(p=-0.1)
+    with pytest.raises(ValueError, match=r"TimeMasking num_masks must be >= 0"):
+        TimeMasking(num_masks=-2)
+
+
+def test_time_masks_of_width_zero_mask_nothing():
+    import torch
+
+    torch.manual_seed(0)
+    features = torch.ones(8, 50)
+    assert torch.equal(TimeMasking(num_masks=5, max_width=0)(features.clone()), features)
+
+
+def test_only_waveform_parameters_decide_the_cached_variants():
+    """Spectrogram and mixup settings run on the fly: changing them must not rebuild the feature cache."""
+    reference = AugmentationArguments().waveform().parameters()
+    on_the_fly = AugmentationArguments(mixup_p=0.1, mixup_alpha=1.0, time_roll_p=0.0, freq_masks=0, time_masks=5)
+    assert on_the_fly.waveform().parameters() == reference
+    for change in ({"gaussian_noise_max_amplitude": 0.05}, {"time_shift_max_fraction": 0.25}, {"gain_db": 3.0}):
+        assert AugmentationArguments(**change).waveform().parameters() != reference, change
+
+
+def test_feature_cache_is_reused_across_spectrogram_settings_only(esc50_dir, tmp_path):
+    from esc50_hf.data import load_esc50
+    from esc50_hf.feature_cache import cached_log_mels
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    clips = load_esc50(esc50_dir).select(range(3))
+    extractor = Esc50FeatureExtractor(num_mel_bins=16)
+
+    def cache_files(**augmentation) -> set[str]:
+        cached_log_mels(clips, extractor, tmp_path, AugmentationArguments(**augmentation).waveform(), 1, 0, 0)
+        return {path.name for path in tmp_path.iterdir()}
+
+    first = cache_files()
+    assert len(first) == 1
+    assert cache_files(mixup_p=0.0, time_roll_p=1.0, freq_mask_width=2) == first
+    assert len(cache_files(gaussian_noise_p=1.0)) == 2
+
+
+def test_fingerprint_covers_the_recipe_and_the_seed_not_where_or_how_it_runs():
+    setup = parse_args(["--config", str(SMOKE)])
+    same = setup.replace(output_dir="elsewhere", data_dir="/data", torch_threads=1, report_to="none",
+                         logging_steps=50, feature_workers=4, save_total_limit=5, dataloader_num_workers=2)  # fmt: skip
+    assert same.fingerprint() == setup.fingerprint()
+    for change in ({"seed": 8}, {"learning_rate": 0.01}, {"mixup_p": 0.1}, {"gradient_accumulation_steps": 2}):
+        assert setup.replace(**change).fingerprint() != setup.fingerprint(), change
+    assert fingerprint({"num_train_epochs": 2}) == fingerprint({"num_train_epochs": 2.0})  # YAML int vs flag float
+
+
+def test_replace_rejects_unknown_options():
+    with pytest.raises(ValueError, match="Unknown training option"):
+        parse_args(["--config", str(SMOKE)]).replace(learning_rat=0.1)
+    assert isinstance(parse_args(["--config", str(SMOKE)]).replace(seed=3), TrainingSetup)
