@@ -47,7 +47,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .audio_io import AudioInputError, AudioLimits  # noqa: E402
 from .backends import BACKENDS  # noqa: E402
-from .inference import REPO_ROOT, ModelLoadError, Prediction, SoundClassifier, resolve_model  # noqa: E402
+from .inference import DEFAULT_MAX_BATCH_SIZE, REPO_ROOT, ModelLoadError, Prediction, SoundClassifier, resolve_model  # noqa: E402
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -274,7 +274,12 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
         default=DEFAULT_MAX_QUEUE,
         help=f"requests waiting at most; more get HTTP 503 (default: {DEFAULT_MAX_QUEUE})",
     )
-    parser.add_argument("--max-batch", type=int, default=64, help="most windows per forward pass (default: 64)")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH_SIZE,
+        help=f"most windows per shared forward pass (default: {DEFAULT_MAX_BATCH_SIZE})",
+    )
     parser.add_argument(
         "--keep-uploads",
         type=float,

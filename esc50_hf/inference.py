@@ -43,6 +43,7 @@ from .windows import (
 
 # Where the trained model lives in a checkout; the app, the CLI and the benchmarks default to it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"
 
 
@@ -91,7 +92,7 @@ class SoundClassifier:
         batch_size: int = 16,
         limits: AudioLimits = DEFAULT_LIMITS,
         dynamic_batching: bool = False,
-        max_batch_size: int = 64,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         **backend_kwargs: Any,
     ) -> None:
         from transformers import AutoFeatureExtractor
@@ -212,7 +213,7 @@ class WindowBatcher:
         max_batch_size (`int`, *optional*, defaults to 64): Most windows per forward pass.
     """
 
-    def __init__(self, backend: LogitsBackend, max_batch_size: int = 64) -> None:
+    def __init__(self, backend: LogitsBackend, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.backend = backend
