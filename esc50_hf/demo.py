@@ -11,10 +11,10 @@ What a public deployment gets (see README: Serve):
 - requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
   `--concurrency` of them are decoded at once, and their windows share forward passes of the
   network (`SoundClassifier(dynamic_batching=True)`), so throughput rises with load;
-- uploads are deleted `--keep-uploads` seconds after they arrive (Gradio's `delete_cache`),
-  whether or not they were classified, and all of them when the server stops; on top of that,
-  the oldest are deleted whenever the upload folder grows past `--max-upload-mb`, so no burst
-  of uploads can fill the disk;
+- uploads are deleted `--keep-uploads` seconds after they arrive, whether or not they were
+  classified, and the oldest ones whenever the upload folder grows past `--max-upload-mb`
+  (`UploadJanitor`), so no burst of uploads can fill the disk; Gradio deletes the rest when the
+  server stops;
 - optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
   binds to a non-local address without it;
 - `--host`/`--port` default to Gradio's `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`
@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import csv  # noqa: E402
 import ipaddress  # noqa: E402
 import logging  # noqa: E402
@@ -72,11 +73,12 @@ def build_demo(
     Args:
         classifier (`SoundClassifier`): What classifies; its `limits` are the server's.
         examples_dir (`Path`, *optional*): A folder with example clips and their `attribution.csv`.
-        keep_uploads (`float`, *optional*, defaults to 600): Seconds an upload is kept; checked every
-            `keep_uploads / 4` seconds (at least 1, at most 60).
+        keep_uploads (`float`, *optional*, defaults to 300): Seconds an upload is kept (`UploadJanitor` deletes
+            it then; Gradio deletes all that is left when the server stops).
     """
-    frequency = int(min(60, max(1, keep_uploads / 4)))
-    with gr.Blocks(title="ESC-50 sound classifier", delete_cache=(frequency, max(1, int(keep_uploads)))) as demo:
+    # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
+    # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `main`).
+    with gr.Blocks(title="ESC-50 sound classifier", delete_cache=(10**9, max(1, int(keep_uploads)))) as demo:
         limit = classifier.limits.max_seconds
         gr.Markdown(
             "# ESC-50 environmental-sound classifier\n"
@@ -127,46 +129,65 @@ def build_demo(
 
 
 class UploadJanitor:
-    """Keeps Gradio's upload folder under `max_bytes`: every `interval` seconds, deletes the oldest files past it.
+    """Bounds Gradio's upload folder in time and size: every `interval` seconds, deletes the files older than
+    `max_age` seconds, then the oldest ones while the folder holds more than `max_bytes`.
 
-    `delete_cache` bounds how long an upload stays; this bounds how much of them there is at once.
+    Uploads need no prediction call, so without this anyone could fill the disk. Gradio's own scheduled
+    `delete_cache` sweep is not used for it: it iterates the set of uploads while concurrent uploads add to
+    it, and its background task dies at the first "Set changed size during iteration" (seen under load in
+    `bench/load.py`). Gradio still deletes everything left when the server stops. Files a component keeps
+    in the cache on purpose (`keep`, e.g. the examples) are left alone.
 
     Args:
         folder (`Path`): Gradio's upload folder (`gradio.utils.get_upload_folder()`).
+        max_age (`float`): Seconds a file may stay.
         max_bytes (`int`): Most bytes the folder may hold.
-        interval (`float`, *optional*, defaults to 2.0): Seconds between checks.
+        interval (`float`, *optional*, defaults to 2.0): Seconds between sweeps.
+        keep (`Callable[[], set[str]]`, *optional*): The paths not to delete.
     """
 
-    def __init__(self, folder: Path, max_bytes: int, interval: float = 2.0) -> None:
-        self.folder, self.max_bytes, self.interval = Path(folder), max_bytes, interval
+    def __init__(
+        self,
+        folder: Path,
+        max_age: float,
+        max_bytes: int,
+        interval: float = 2.0,
+        keep: Callable[[], set[str]] | None = None,
+    ) -> None:
+        self.folder, self.max_age, self.max_bytes, self.interval = Path(folder), max_age, max_bytes, interval
+        self.keep = keep or set
         self._stop = threading.Event()
         threading.Thread(target=self._loop, name="esc50-upload-janitor", daemon=True).start()
 
     def sweep(self) -> int:
-        """Deletes the oldest files until the folder holds at most `max_bytes`; returns how many were deleted."""
-        files = []
+        """One pass: deletes what is too old, then the oldest past the size budget; returns how many files went."""
+        keep, now, files = self.keep(), time.time(), []
         for path in self.folder.rglob("*"):
             try:
-                if path.is_file():
+                if path.is_file() and str(path) not in keep:
                     stat = path.stat()
-                    files.append((stat.st_mtime, stat.st_size, path))
-            except OSError:  # deleted meanwhile (by delete_cache)
+                    files.append((stat.st_mtime, stat.st_size, path))  # written when uploaded
+            except OSError:  # deleted meanwhile
                 continue
+        files.sort()
         total = sum(size for _, size, _ in files)
         deleted = 0
-        for _, size, path in sorted(files):
-            if total <= self.max_bytes:
+        for changed, size, path in files:
+            if now - changed <= self.max_age and total <= self.max_bytes:
                 break
             path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
+                path.parent.rmdir()
             total -= size
             deleted += 1
-        if deleted:
-            logger.warning("Uploads over %d MiB: deleted the %d oldest.", self.max_bytes // 2**20, deleted)
         return deleted
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.sweep()
+            try:
+                self.sweep()
+            except Exception:  # never let one bad pass end the sweeping
+                logger.exception("Upload clean-up failed; retrying in %g s", self.interval)
 
     def stop(self) -> None:
         self._stop.set()
@@ -342,7 +363,13 @@ def main(
             AUTH_ENV,
         )
     demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
-    UploadJanitor(Path(gr.utils.get_upload_folder()), int(args.max_upload_mb * 2**20))
+    UploadJanitor(
+        Path(gr.utils.get_upload_folder()),
+        max_age=args.keep_uploads,
+        max_bytes=int(args.max_upload_mb * 2**20),
+        interval=min(60.0, max(1.0, args.keep_uploads / 4)),
+        keep=lambda: {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())},
+    )
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(
         server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1

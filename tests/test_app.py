@@ -322,18 +322,24 @@ def test_browser_microphone_recording(server):
             browser.close()
 
 
-def test_upload_janitor_keeps_the_folder_under_its_budget(tmp_path):
+def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
     import os
+    import time
 
     from esc50_hf.demo import UploadJanitor
 
-    for index in range(10):  # 10 uploads of 100 kB, oldest first
+    now = time.time()
+    for index in range(10):  # 10 uploads of 100 kB, one a second, the newest 2 s old
         folder = tmp_path / f"hash{index}"
         folder.mkdir()
         (folder / "clip.wav").write_bytes(bytes(100_000))
-        os.utime(folder / "clip.wav", (1_000_000 + index, 1_000_000 + index))
-    janitor = UploadJanitor(tmp_path, max_bytes=350_000, interval=3600)
-    assert janitor.sweep() == 7
-    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash7", "hash8", "hash9"]
-    assert janitor.sweep() == 0
+        os.utime(folder / "clip.wav", (now - 11 + index, now - 11 + index))
+    kept = str(tmp_path / "hash0" / "clip.wav")  # e.g. an example clip Gradio keeps in its cache
+    janitor = UploadJanitor(tmp_path, max_age=3600, max_bytes=350_000, interval=3600, keep=lambda: {kept})
+    assert janitor.sweep() == 6  # size: the oldest go until 350 kB are left (the kept file aside)
+    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash7", "hash8", "hash9"]
+    assert not (tmp_path / "hash1").exists()  # the upload's own folder goes with it
+    janitor.max_age = 2.5
+    assert janitor.sweep() == 2  # age: hash7 (4 s) and hash8 (3 s) are too old; hash9 (2 s) stays
+    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash9"]
     janitor.stop()
