@@ -21,8 +21,9 @@ feature extractor's parameters), and each call works on its own arrays. With
 import queue
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,13 @@ from .windows import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"
+
+
+@dataclass(frozen=True)
+class _Waveform:
+    """A mono float waveform already at the model's rate (what `predict_waveform` takes)."""
+
+    samples: np.ndarray
 
 
 class ModelLoadError(RuntimeError):
@@ -146,27 +154,81 @@ class SoundClassifier:
 
         Files and bytes are decoded and classified block by block; arrays are checked and resampled first.
         """
-        if isinstance(audio, tuple | dict):
-            return self.predict_waveform(self.load(audio), top_k=top_k)
-        return self._predict_blocks(stream_audio(audio, self.sampling_rate, self.limits), top_k)
+        result = next(self.predict_many([audio], top_k=top_k))
+        if isinstance(result, AudioInputError):
+            raise result
+        return result
 
     def predict_waveform(self, waveform: np.ndarray, top_k: int = 5) -> Prediction:
         """Classifies a mono float waveform already at `sampling_rate`."""
-        return self._predict_blocks([waveform], top_k)
+        return self.predict(_Waveform(waveform), top_k=top_k)
 
-    def _predict_blocks(self, blocks: Iterable[np.ndarray], top_k: int) -> Prediction:
-        pooled = WindowPool(self.sampling_rate, self.clip_samples)
-        batch: list[tuple[int, np.ndarray]] = []
-        for start, window in iter_windows(blocks, self.clip_samples, self.hop_samples):
-            batch.append((start, window))
-            if len(batch) == self.batch_size:
-                pooled.add([(start, len(w)) for start, w in batch], self.window_probabilities([w for _, w in batch]))
-                batch = []
-        if batch:
-            pooled.add([(start, len(w)) for start, w in batch], self.window_probabilities([w for _, w in batch]))
-        if not pooled.windows:
-            raise AudioInputError("The audio is empty (0 samples).")
-        return pooled.prediction(top_k)
+    def predict_many(
+        self,
+        sources: Iterable[AudioSource],
+        top_k: int = 5,
+        on_audio: Callable[[float], None] | None = None,
+    ) -> Iterator[Prediction | AudioInputError]:
+        """Classifies many inputs with shared forward passes: windows of consecutive inputs fill the same
+        batches of `batch_size`. Yields, in input order, each input's `Prediction`, or the `AudioInputError`
+        that stopped it (the others go on). Holds at most a batch of windows and one input's decoding block.
+
+        Args:
+            sources (`Iterable`): Inputs as `predict` takes them.
+            top_k (`int`, *optional*, defaults to 5): Labels per prediction.
+            on_audio (`Callable[[float], None]`, *optional*): Called with the seconds of audio each window adds
+                (a progress bar in audio time).
+        """
+        pending: list[tuple[int, int, np.ndarray]] = []  # (input, start, samples)
+        pools: dict[int, WindowPool | AudioInputError] = {}
+        done: set[int] = set()  # inputs whose windows have all been read
+        next_out = 0
+
+        def flush() -> None:
+            if pending:
+                probabilities = self.window_probabilities([samples for _, _, samples in pending])
+                for (item, start, samples), row in zip(pending, probabilities):
+                    pools[item].add([(start, len(samples))], row[None])
+                pending.clear()
+
+        def ready(item: int) -> bool:
+            return item in done and all(owner != item for owner, _, _ in pending)
+
+        for item, source in enumerate(sources):
+            pool = pools[item] = WindowPool(self.sampling_rate, self.clip_samples)
+            covered = 0
+            try:
+                for start, samples in iter_windows(self._blocks(source), self.clip_samples, self.hop_samples):
+                    pending.append((item, start, samples))
+                    if on_audio is not None:
+                        on_audio((start + len(samples) - covered) / self.sampling_rate)
+                        covered = start + len(samples)
+                    if len(pending) >= self.batch_size:
+                        flush()
+                if not pool.windows and not any(owner == item for owner, _, _ in pending):
+                    raise AudioInputError("The audio is empty (0 samples).")
+            except AudioInputError as error:
+                pending[:] = [entry for entry in pending if entry[0] != item]
+                pools[item] = error
+            done.add(item)
+            while next_out <= item and ready(next_out):
+                yield self._result(pools.pop(next_out), top_k)
+                next_out += 1
+        flush()
+        while next_out in pools:
+            yield self._result(pools.pop(next_out), top_k)
+            next_out += 1
+
+    @staticmethod
+    def _result(pool: "WindowPool | AudioInputError", top_k: int) -> Prediction | AudioInputError:
+        return pool if isinstance(pool, AudioInputError) else pool.prediction(top_k)
+
+    def _blocks(self, source: Any) -> Iterable[np.ndarray]:
+        if isinstance(source, _Waveform):
+            return [source.samples]
+        if isinstance(source, tuple | dict):
+            return [self.load(source)]
+        return stream_audio(source, self.sampling_rate, self.limits)
 
     def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
         """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time."""

@@ -1,8 +1,14 @@
-"""`esc50-hf predict PATH...`: classify audio files and folders (recursively) from the command line.
+"""`esc50-hf predict INPUT...`: classify audio files, folders (recursively) or datasets from the command line.
 
-One record per file (and per window with `--windows`) on stdout as a table, JSON Lines or CSV;
-progress on stderr. A file that cannot be read is reported on stderr and skipped; the exit
-status is 1 if any file failed, 0 otherwise.
+Without `--output`: one record per file (and per window with `--windows`, per sound event with
+`--events`) on stdout as a table, JSON Lines or CSV, or an Audacity label track (`--format
+labels`); progress on stderr. With `--output FILE` (.jsonl, .csv, .parquet): one row per input in
+FILE, on one process or many (`accelerate launch [--multi_gpu] --num_processes N -m esc50_hf
+predict ...`), resumable (see `esc50_hf.batch_predict`). A file that cannot be read is reported on
+stderr (and with its error in FILE); the exit status is 1 if any input failed, 0 otherwise.
+
+With `--windows` the 10-minute and 128-MiB limits of uploads are lifted: local recordings of any
+length are decoded block by block and classified window by window in constant memory.
 """
 
 import argparse
@@ -15,22 +21,37 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from ..inference import Prediction
 
-# Suffixes picked up inside folders; files named explicitly are tried whatever their suffix.
-AUDIO_SUFFIXES = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".au", ".webm", ".wma"}
-)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predict", help="classify audio files or folders")
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files, or folders searched recursively")
+    parser = subparsers.add_parser("predict", help="classify audio files, folders or datasets (one or many processes)")
+    parser.add_argument(
+        "paths", nargs="+", metavar="INPUT", help="audio files, folders searched recursively, or datasets (--split)"
+    )
     parser.add_argument(
         "--model", default=None, help="model folder or Hub id (default: models/esc50-mel-cnn in the checkout)"
     )
     parser.add_argument("--backend", default="torch", help="torch (default) or onnx (needs model.onnx)")
     parser.add_argument("--top-k", type=int, default=5, help="labels per record (default: 5)")
-    parser.add_argument("--format", default="table", choices=("table", "json", "csv"), help="json: one object a line")
-    parser.add_argument("--windows", action="store_true", help="also one record per 5-s window of long files")
+    parser.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "json", "csv", "labels"),
+        help="stdout format: json is one object a line; labels is an Audacity/Raven label track of the events",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write one row per input to this .jsonl/.csv/.parquet file (resumable; works under accelerate launch); "
+        "with --format labels: a folder for one <name>.txt track per input",
+    )
+    parser.add_argument(
+        "--windows", action="store_true", help="one record per 5-s window; no length limit for local files"
+    )
+    parser.add_argument("--events", action="store_true", help="merge consecutive windows with the same label")
+    parser.add_argument("--min-score", type=float, default=0.0, help="windows below this score end an event (0)")
+    parser.add_argument("--split", default=None, help="the INPUTs are datasets (local path or Hub id): this split")
+    parser.add_argument("--audio-column", default="audio", help="the dataset's audio column (default: audio)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
     parser.set_defaults(handler=run)
 
 
@@ -38,37 +59,79 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
-    from ..audio_io import AudioInputError
+    from ..audio_io import AudioInputError, AudioLimits
+    from ..batch_predict import OUTPUT_FORMATS, Inputs, classify_to_file, label_track
     from ..inference import ModelLoadError, SoundClassifier, resolve_model
+    from ..windows import events_from_windows
 
-    if args.top_k < 1:
-        print("error: --top-k must be at least 1", file=sys.stderr)
+    if args.top_k < 1 or args.batch_size < 1:
+        print("error: --top-k and --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if args.format == "labels":
+        args.events = True
+    output = Path(args.output) if args.output else None
+    if output is not None and args.format != "labels" and output.suffix not in OUTPUT_FORMATS:
+        print(f"error: --output must end in {', '.join(OUTPUT_FORMATS)}, got {output.name}", file=sys.stderr)
         return 2
     hf_logging.disable_progress_bar()  # our own bar is the only one on stderr
+    # --windows: a local recording of any length, in constant memory (block by block, window by window)
+    limits = AudioLimits(max_seconds=None, max_bytes=2**62) if args.windows else AudioLimits()
     try:
-        classifier = SoundClassifier.load_or_explain(resolve_model(args.model), args.backend)
+        classifier = SoundClassifier.load_or_explain(
+            resolve_model(args.model), args.backend, limits=limits, batch_size=args.batch_size
+        )
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-    files, missing = collect_files(args.paths)
-    for path in missing:
+    inputs = Inputs(args.paths, args.split, args.audio_column)
+    for path in inputs.missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
-    writer = RecordWriter(args.format, args.top_k, sys.stdout)
-    failures = len(missing)
-    for path in tqdm(files, desc="classifying", unit="file", file=sys.stderr, dynamic_ncols=True):
-        try:
-            prediction = classifier.predict(path, top_k=args.top_k)
-        except AudioInputError as error:
+    if output is not None and args.format != "labels":
+        options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, "min_score": args.min_score}
+        return max(classify_to_file(classifier, inputs, output, options), 1 if inputs.missing else 0)
+    if args.format == "labels" and output is None and len(inputs) != 1:
+        print("error: --format labels writes one track per input: give one input or --output FOLDER", file=sys.stderr)
+        return 2
+
+    writer = RecordWriter(args.format, args.top_k, sys.stdout) if args.format != "labels" else None
+    failures = len(inputs.missing)
+    bar = tqdm(
+        total=None if args.windows else len(inputs),
+        unit="s" if args.windows else "file",
+        desc="classifying",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    on_audio = bar.update if args.windows else None  # progress in audio time for long recordings
+    sources = (inputs[index].source for index in range(len(inputs)))
+    for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio)):
+        name = inputs[index].name
+        if on_audio is None:
+            bar.update(1)
+        if isinstance(result, AudioInputError):
             failures += 1
-            tqdm.write(f"error: {path}: {error}", file=sys.stderr)
+            tqdm.write(f"error: {name}: {result}", file=sys.stderr)
             continue
-        writer.write(clip_record(str(path), prediction))
+        events = events_from_windows(result.windows, args.min_score) if args.events else []
+        if writer is None:
+            track = "".join(label_track(events))
+            if output is None:
+                sys.stdout.write(track)
+            else:
+                output.mkdir(parents=True, exist_ok=True)
+                (output / f"{Path(name).stem}.txt").write_text(track)
+            continue
+        writer.write(clip_record(name, result))
         if args.windows:
-            for record in window_records(str(path), prediction):
+            for record in window_records(name, result):
                 writer.write(record)
+        for number, event in enumerate(events):
+            labels = [{"label": event["label"], "score": round(event["mean_score"], 6)}]
+            writer.write({"file": name, "window": f"event {number}", "start_s": event["start_s"],
+                          "end_s": event["end_s"], "labels": labels})  # fmt: skip
+    bar.close()
     if failures:
-        print(f"{failures} of {len(files) + len(missing)} inputs failed", file=sys.stderr)
+        print(f"{failures} of {len(inputs) + len(inputs.missing)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -89,25 +152,6 @@ def window_records(file: str, prediction: "Prediction") -> list[dict[str, Any]]:
         }
         for index, window in enumerate(prediction.windows)
     ]
-
-
-def collect_files(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Explicit files as given, audio files found recursively in folders (sorted); and the paths that do not exist."""
-    files: list[Path] = []
-    missing: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(found for found in path.rglob("*") if _is_audio_file(found)))
-        elif path.exists():
-            files.append(path)
-        else:
-            missing.append(raw)
-    return files, missing
-
-
-def _is_audio_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
 
 
 class RecordWriter:

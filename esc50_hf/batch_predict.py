@@ -1,0 +1,213 @@
+"""Batch classification over collections, on one process or many (`accelerate`), resumable, into one file.
+
+`esc50-hf predict INPUTS... --output FILE` (see `commands/predict.py`) runs `classify_to_file`:
+
+* the inputs (audio files, folders searched recursively, or the rows of `datasets` datasets) are
+  numbered in a fixed order and split across the processes `accelerate launch` started
+  (`PartialState.split_between_processes`); one process is the plain case;
+* each process appends one JSON line per input to its own shard, `FILE.shards/rank-<r>.jsonl`,
+  flushed as it goes; an input whose line is in any shard is not classified again, so the same
+  command resumes a killed run (a half-written last line is ignored and redone);
+* once every process is done, the main process merges the shards into `FILE` in input order
+  (`.jsonl`, `.csv` or `.parquet`, by extension): the same file whatever the number of processes.
+  The shards stay, so running the command again only re-merges; delete `FILE.shards` to start over.
+
+Unreadable inputs get a row with their `error` (and no labels) and a line on stderr; the exit status
+is 1 when any input failed.
+"""
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .audio_io import AudioInputError
+from .windows import Prediction, events_from_windows
+
+# Suffixes picked up inside folders; files named explicitly are tried whatever their suffix.
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".au", ".webm", ".wma"}
+)
+OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One thing to classify: its name in the output and what `SoundClassifier` reads (a path or bytes)."""
+
+    name: str
+    source: Any
+
+
+class Inputs:
+    """The numbered inputs: files and folders, or the rows of datasets (`split` given); `missing` paths apart."""
+
+    def __init__(self, paths: list[str], split: str | None = None, audio_column: str = "audio") -> None:
+        self.missing: list[str] = []
+        if split is None:
+            files: list[Path] = []
+            for raw in paths:
+                path = Path(raw)
+                if path.is_dir():
+                    found = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+                    files.extend(sorted(found))
+                elif path.exists():
+                    files.append(path)
+                else:
+                    self.missing.append(raw)
+            self._files, self._rows = files, []
+        else:
+            self._files, self._rows = [], [self._dataset(raw, split, audio_column) for raw in paths]
+
+    @staticmethod
+    def _dataset(name: str, split: str, audio_column: str) -> tuple[str, Any]:
+        from datasets import Audio, load_dataset
+
+        dataset = load_dataset(name, split=split)
+        if audio_column not in dataset.column_names:
+            raise SystemExit(f"error: {name} has no column {audio_column!r} (columns: {dataset.column_names})")
+        # The encoded file, not datasets' decoding: every input goes through the same decoding and limits.
+        return name, dataset.cast_column(audio_column, Audio(decode=False)).select_columns([audio_column])
+
+    def __len__(self) -> int:
+        return len(self._files) + sum(len(rows) for _, rows in self._rows)
+
+    def __getitem__(self, index: int) -> Input:
+        if index < len(self._files):
+            return Input(str(self._files[index]), self._files[index])
+        index -= len(self._files)
+        for name, rows in self._rows:
+            if index < len(rows):
+                audio = rows[index][rows.column_names[0]]
+                source = audio["bytes"] if audio.get("bytes") else audio["path"]
+                return Input(f"{name}[{index}]" + (f" {audio['path']}" if audio.get("path") else ""), source)
+            index -= len(rows)
+        raise IndexError(index)
+
+
+def record(index: int, item: Input, result: Prediction | AudioInputError, options: dict[str, Any]) -> dict[str, Any]:
+    """One input's row: its top-k labels (or its error), and on request its windows and events."""
+    row: dict[str, Any] = {"index": index, "input": item.name}
+    if isinstance(result, AudioInputError):
+        return {**row, "duration_s": None, "labels": [], "error": str(result)}
+    row |= {
+        "duration_s": result.duration,
+        "labels": [{"label": entry.label, "score": round(entry.score, 6)} for entry in result.labels],
+        "error": None,
+    }
+    if options.get("windows"):
+        row["windows"] = [
+            {"start_s": w.start, "end_s": w.end, "label": w.label, "score": round(w.score, 6)} for w in result.windows
+        ]
+    if options.get("events"):
+        row["events"] = [
+            {**event, "mean_score": round(event["mean_score"], 6)}
+            for event in events_from_windows(result.windows, options.get("min_score", 0.0))
+        ]
+    return row
+
+
+def read_shards(folder: Path) -> dict[int, dict[str, Any]]:
+    """Every complete row in the shards, by input index (a torn last line from a kill is skipped)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for shard in sorted(folder.glob("rank-*.jsonl")):
+        for line in shard.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[row["index"]] = row
+    return rows
+
+
+def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dict[str, Any]) -> int:
+    """Runs this process's share of `inputs` into its shard, then (main process) merges; returns the exit status."""
+    import torch
+    from accelerate import PartialState
+    from tqdm import tqdm
+
+    # cpu=True when there is no GPU: without it, processes started by `accelerate launch --multi_gpu` on a
+    # CPU machine each take themselves for the only one (gloo then joins them)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    shards = output.with_name(output.name + ".shards")
+    if state.is_main_process:
+        shards.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
+    finished = read_shards(shards)
+    todo = [index for index in range(len(inputs)) if index not in finished]
+    if state.is_main_process and finished:
+        print(f"resuming: {len(finished)} of {len(inputs)} inputs already classified in {shards}", file=sys.stderr)
+    with state.split_between_processes(todo) as mine:
+        bar = tqdm(
+            total=None if options.get("windows") else len(mine),
+            unit="s" if options.get("windows") else "file",
+            desc=f"classifying (process {state.process_index})" if state.num_processes > 1 else "classifying",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            position=state.process_index,
+        )
+        on_audio = bar.update if options.get("windows") else None  # audio time for long recordings
+        shard_path = shards / f"rank-{state.process_index}.jsonl"
+        torn = shard_path.is_file() and shard_path.stat().st_size and not shard_path.read_bytes().endswith(b"\n")
+        with shard_path.open("a") as shard:
+            if torn:  # a kill mid-line: end it, so the next row starts on its own line
+                shard.write("\n")
+            results = classifier.predict_many((inputs[i].source for i in mine), options["top_k"], on_audio)
+            for index, result in zip(mine, results):
+                item = inputs[index]
+                if isinstance(result, AudioInputError):
+                    tqdm.write(f"error: {item.name}: {result}", file=sys.stderr)
+                shard.write(json.dumps(record(index, item, result, options)) + "\n")
+                shard.flush()
+                if on_audio is None:
+                    bar.update(1)
+        bar.close()
+    state.wait_for_everyone()
+    rows = read_shards(shards)
+    if state.is_main_process:
+        missing = [index for index in range(len(inputs)) if index not in rows]
+        if missing:  # only if a process died between its last write and here
+            raise SystemExit(f"error: {len(missing)} inputs have no result in {shards}; run the command again")
+        write_rows([rows[index] for index in range(len(inputs))], output, options["top_k"])
+    failed = sum(1 for row in rows.values() if row["error"])
+    if state.is_main_process and failed:
+        print(f"{failed} of {len(inputs)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def write_rows(rows: list[dict[str, Any]], output: Path, top_k: int) -> None:
+    """Writes the merged rows (without the shard index) atomically, in the format of `output`'s extension."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    rows = [{key: value for key, value in row.items() if key != "index"} for row in rows]
+    if output.suffix == ".jsonl":
+        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    elif output.suffix == ".csv":
+        with partial.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            nested = [key for key in ("windows", "events") if rows and key in rows[0]]
+            ranked = [f"{field}_{rank}" for rank in range(1, top_k + 1) for field in ("label", "score")]
+            writer.writerow(["input", "duration_s", *ranked, "error", *nested])
+            for row in rows:
+                cells = [value for entry in row["labels"] for value in (entry["label"], entry["score"])]
+                cells += [""] * (len(ranked) - len(cells))
+                extra = [json.dumps(row[key]) for key in nested]
+                writer.writerow([row["input"], row["duration_s"], *cells, row["error"] or "", *extra])
+    else:
+        from datasets import Dataset
+
+        Dataset.from_list(rows).to_parquet(str(partial))
+    os.replace(partial, output)
+
+
+def label_track(events: list[dict[str, Any]]) -> Iterator[str]:
+    """Audacity's label-track format (Raven reads it too): `start<TAB>end<TAB>label` per event, seconds."""
+    for event in events:
+        yield f"{event['start_s']:.3f}\t{event['end_s']:.3f}\t{event['label']}\n"
+
+
+__all__ = ["AUDIO_SUFFIXES", "OUTPUT_FORMATS", "Input", "Inputs", "classify_to_file", "label_track", "read_shards"]

@@ -1,0 +1,150 @@
+"""`esc50-hf predict --output`: one process or two (accelerate, gloo), resumable shards, datasets, events,
+label tracks, and long recordings in constant memory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from esc50_hf.batch_predict import read_shards
+from esc50_hf.cli import main
+from esc50_hf.windows import WindowPrediction, events_from_windows
+
+from .conftest import synthetic_clip
+
+pytestmark = pytest.mark.slow
+MB = 2**20
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    """Eleven clips (one 12 s long, one in a subfolder) and one broken file."""
+    root = tmp_path_factory.mktemp("collection")
+    (root / "sub").mkdir()
+    for index in range(10):
+        rate = (16000, 22050, 44100)[index % 3]
+        sf.write(root / f"clip{index:02d}.wav", synthetic_clip(target=index * 4, seed=index, rate=rate), rate)
+    sf.write(root / "sub" / "long.flac", synthetic_clip(target=7, seed=99, seconds=12.0), 44100)
+    (root / "sub" / "broken.wav").write_bytes(b"RIFF....WAVEfmt nothing useful")
+    return root
+
+
+def _predict(args: list[str], processes: int = 1) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "accelerate.commands.launch"]
+    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--num_processes", "1"]
+    return subprocess.run(
+        [*launcher, "-m", "esc50_hf", "predict", *args], capture_output=True, text=True, timeout=600, env=os.environ
+    )
+
+
+def test_two_processes_write_what_one_process_writes(collection, saved_model_dir, tmp_path):
+    common = [str(collection), "--model", str(saved_model_dir), "--windows", "--events"]
+    one = _predict([*common, "--output", str(tmp_path / "one.jsonl")])
+    two = _predict([*common, "--output", str(tmp_path / "two.jsonl")], processes=2)
+    for completed in (one, two):
+        assert completed.returncode == 1, completed.stderr[-3000:]  # the broken file
+        assert "broken.wav" in completed.stderr and "1 of 12 inputs failed" in completed.stderr
+    assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert [Path(row["input"]).name for row in rows] == [*[f"clip{i:02d}.wav" for i in range(10)], "broken.wav",
+                                                          "long.flac"]  # fmt: skip
+    assert rows[10]["error"] and not rows[10]["labels"]
+    assert [(w["start_s"], w["end_s"]) for w in rows[11]["windows"]] == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0),
+                                                                          (7.0, 12.0)]  # fmt: skip
+    shards = read_shards(tmp_path / "two.jsonl.shards")
+    assert len(shards) == 12 and len(list((tmp_path / "two.jsonl.shards").glob("rank-*.jsonl"))) == 2
+
+
+def test_a_killed_run_resumes_without_repeating_finished_inputs(collection, saved_model_dir, tmp_path, capsys):
+    output = tmp_path / "out.csv"
+    args = ["predict", str(collection), "--model", str(saved_model_dir), "--output", str(output)]
+    assert main(args) == 1
+    complete = output.read_text()
+    shards = output.with_name("out.csv.shards")
+    # as a kill -9 leaves it: 5 rows written, the 6th torn mid-line; one of the 5 marked to show it is kept
+    lines = (shards / "rank-0.jsonl").read_text().splitlines()
+    kept = [json.loads(line) for line in lines[:5]]
+    kept[0]["duration_s"] = 123.0
+    (shards / "rank-0.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept) + lines[5][:25])
+    output.unlink()
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "resuming: 5 of 12 inputs already classified" in capsys.readouterr().err
+    resumed = output.read_text().splitlines()
+    assert resumed[1].split(",")[1] == "123.0"  # not classified again
+    assert resumed[2:] == complete.splitlines()[2:]  # the rest, redone, is the same
+    assert len(read_shards(shards)) == 12
+
+
+def test_a_dataset_input(parquet_dir, saved_model_dir, tmp_path):
+    output = tmp_path / "rows.parquet"
+    args = ["predict", str(parquet_dir), "--split", "train", "--model", str(saved_model_dir), "--output", str(output)]
+    assert main(args) == 0
+    from datasets import load_dataset
+
+    rows = load_dataset("parquet", data_files=str(output), split="train")
+    assert len(rows) == 250 and rows[0]["input"].startswith(f"{parquet_dir}[0]")
+    assert all(row["error"] is None and len(row["labels"]) == 5 for row in rows)
+
+
+def test_events_merge_agreeing_windows_and_respect_min_score():
+    windows = [
+        WindowPrediction(0.0, 5.0, "rain", 0.9),
+        WindowPrediction(2.5, 7.5, "rain", 0.7),
+        WindowPrediction(5.0, 10.0, "dog", 0.8),
+        WindowPrediction(7.5, 12.5, "dog", 0.2),
+        WindowPrediction(10.0, 15.0, "dog", 0.6),
+    ]
+    assert events_from_windows(windows, min_score=0.5) == [
+        {"start_s": 0.0, "end_s": 7.5, "label": "rain", "mean_score": pytest.approx(0.8)},
+        {"start_s": 5.0, "end_s": 10.0, "label": "dog", "mean_score": pytest.approx(0.8)},
+        {"start_s": 10.0, "end_s": 15.0, "label": "dog", "mean_score": pytest.approx(0.6)},
+    ]
+
+
+def test_label_track_for_audacity(collection, saved_model_dir, capsys):
+    status = main(["predict", str(collection / "sub" / "long.flac"), "--model", str(saved_model_dir), "--windows",
+                   "--format", "labels"])  # fmt: skip
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts, ends, labels = zip(*(line.split("\t") for line in lines))
+    assert float(starts[0]) == 0.0 and float(ends[-1]) == 12.0 and all(label for label in labels)
+
+
+MEMORY_RUN = """
+import json, resource, sys
+from esc50_hf.cli import main
+status = main(["predict", sys.argv[1], "--model", sys.argv[2], "--windows", "--events", "--output", sys.argv[3]])
+print(json.dumps({"status": status, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def _write_long(path: Path, seconds: int, rate: int = 8000) -> Path:
+    """A long 8-kHz recording written block by block: a minute of tone and noise, repeated."""
+    minute = (0.3 * synthetic_clip(target=20, seed=5, rate=rate, seconds=60.0) * 32767).astype(np.int16)
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as sound:
+        for _ in range(seconds // 60):
+            sound.write(minute)
+    return path
+
+
+def test_an_hour_takes_the_memory_of_a_minute(saved_model_dir, tmp_path):
+    peaks = {}
+    for name, seconds in (("minute", 60), ("hour", 3600)):
+        audio = _write_long(tmp_path / f"{name}.wav", seconds)
+        completed = subprocess.run(
+            [sys.executable, "-c", MEMORY_RUN, str(audio), str(saved_model_dir), str(tmp_path / f"{name}.jsonl")],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        report = json.loads(completed.stdout.splitlines()[-1])
+        assert report["status"] == 0
+        peaks[name] = report["peak"]
+    row = json.loads((tmp_path / "hour.jsonl").read_text())
+    assert row["duration_s"] == 3600.0 and len(row["windows"]) == 1439 and row["events"]
+    assert peaks["hour"] - peaks["minute"] < 200 * MB, {name: peak / MB for name, peak in peaks.items()}
