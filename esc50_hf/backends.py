@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "int8")
 
 
 class LogitsBackend(Protocol):
@@ -36,11 +36,13 @@ class TorchBackend:
 
 
 def load_backend(model_path: str | Path, backend: str = "torch", **kwargs) -> LogitsBackend:
-    """`backend="torch"` or `"onnx"` (ONNX Runtime on `<model_path>/model.onnx`)."""
+    """`backend="torch"`, `"onnx"` (ONNX Runtime on `<model_path>/model.onnx`) or `"int8"` (on `model.int8.onnx`)."""
     if backend == "torch":
         return TorchBackend(model_path, **kwargs)
-    if backend == "onnx":
+    if backend in ("onnx", "int8"):
         from .onnx_backend import OnnxBackend
 
+        if backend == "int8":
+            kwargs.setdefault("quantized", True)
         return OnnxBackend(model_path, **kwargs)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

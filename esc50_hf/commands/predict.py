@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", default=None, help="model folder or Hub id (default: models/esc50-mel-cnn in the checkout)"
     )
-    parser.add_argument("--backend", default="torch", help="torch (default) or onnx (needs model.onnx)")
+    parser.add_argument(
+        "--backend", default="torch", help="torch (default), onnx (needs model.onnx) or int8 (model.int8.onnx)"
+    )
     parser.add_argument("--top-k", type=int, default=5, help="labels per record (default: 5)")
     parser.add_argument(
         "--format",
