@@ -7,10 +7,11 @@ not list or accept them. Every input goes through `esc50_hf.audio_io` (header ch
 decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
 the request fails, the server goes on serving.
 
-What a public deployment gets (see README: Serve):
+What a public deployment gets (see docs/serving.md):
 - requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
   `--concurrency` of them are decoded at once, and their windows share forward passes of the
-  network (`SoundClassifier(dynamic_batching=True)`), so throughput rises with load;
+  network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
+  limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
 - uploads are deleted `--keep-uploads` seconds after they arrive, whether or not they were
   classified, and the oldest ones whenever the upload folder grows past `--max-upload-mb`
   (`UploadJanitor`), so no burst of uploads can fill the disk; Gradio deletes the rest when the
