@@ -16,16 +16,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(result: dict, argv: list[str]) -> str:
     rows = "".join(
-        f"| {entry['backend']} | {entry['processes']} | {entry['files']} | {entry['wall_s']} | {entry['files_per_s']} |\n"
+        f"| {entry['backend']} | {entry['processes']} | {entry['files']} | {entry['wall_s']} "
+        f"| {entry['files_per_s']} |\n"
         for entry in result["collections"]
     )
     long_run = result["long_recording"]
