@@ -94,6 +94,28 @@ class WindowPool:
         )
 
 
+def events_from_windows(windows: list[WindowPrediction], min_score: float = 0.0) -> list[dict[str, Any]]:
+    """Sound events: runs of consecutive windows whose best label agrees, each window's score at least
+    `min_score`, as `{"start_s", "end_s", "label", "mean_score"}` (windows overlap, so an event ends where its
+    last window ends). Windows below `min_score` end the current event and start none."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for window in windows:
+        if window.score < min_score:
+            current = None
+            continue
+        if current is not None and current["label"] == window.label:
+            current["end_s"] = window.end
+            current["scores"].append(window.score)
+            continue
+        current = {"start_s": window.start, "end_s": window.end, "label": window.label, "scores": [window.score]}
+        events.append(current)
+    return [
+        {**{key: event[key] for key in ("start_s", "end_s", "label")}, "mean_score": float(np.mean(event["scores"]))}
+        for event in events
+    ]
+
+
 def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
     """Start offsets of the windows covering `num_samples` (what `iter_windows` yields, as a list).
 
@@ -137,6 +159,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "LabelScore",
+    "events_from_windows",
     "Prediction",
     "WindowPool",
     "WindowPrediction",
