@@ -5,11 +5,8 @@ the example clips are in `examples/`. `python app.py --help` lists the serving o
 """
 
 import sys
-from pathlib import Path
 
 from esc50_hf.demo import main
 
-HERE = Path(__file__).resolve().parent
-
 if __name__ == "__main__":
-    sys.exit(main(default_model=HERE / "models" / "esc50-mel-cnn", examples_dir=HERE / "examples"))
+    sys.exit(main())  # the checkout's models/esc50-mel-cnn and examples/ (esc50_hf/paths.py)

@@ -32,6 +32,8 @@ import requests
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
+
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
 from esc50_hf.demo import app_subprocess  # noqa: E402
@@ -39,7 +41,7 @@ from esc50_hf.demo import app_subprocess  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(REPO / "models" / "esc50-mel-cnn"), help="model folder or Hub id")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder or Hub id")
     parser.add_argument("--backend", default="torch", help="torch or onnx, passed to app.py")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 100], help="concurrent clients per level")
     parser.add_argument("--requests-per-client", type=int, nargs="+", default=[50, 6, 6], help="per level")

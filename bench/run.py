@@ -29,6 +29,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
+
 SECTIONS = ("backends", "ast", "training", "size", "pipeline")
 BACKENDS = ("torch", "onnx", "int8")
 PACKAGES = ("torch", "onnxruntime", "onnx", "transformers", "numpy", "torchaudio", "soundfile")
@@ -42,7 +44,7 @@ BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle eno
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "esc50-mel-cnn"), help="saved model folder")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder")
     parser.add_argument("--data-dir", default=None, help="ESC-50 folder in the official layout (default: download)")
     parser.add_argument("--fold", type=int, default=5, help="the clips measured; the other folds calibrate int8")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips of the fold (checks)")

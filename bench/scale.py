@@ -26,6 +26,8 @@ from pathlib import Path
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
+
 PEAK_RSS_CHILD = """
 import resource, subprocess, sys, json, time
 start = time.perf_counter()
@@ -38,7 +40,7 @@ print(json.dumps({"rc": done.returncode, "wall_s": wall, "stderr": done.stderr[-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(REPO / "models" / "esc50-mel-cnn"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--data-dir", required=True, help="ESC-50 in the official layout (meta/, audio/)")
     parser.add_argument("--hours", type=float, default=3.0, help="length of the long recording")
     parser.add_argument("--output-dir", type=Path, default=REPO / "bench")

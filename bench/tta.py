@@ -20,12 +20,14 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 ROOT = Path(__file__).resolve().parent.parent
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
+
 VIEWS = (1, 2, 4, 8)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "esc50-mel-cnn"), help="saved model folder")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder")
     parser.add_argument("--data-dir", default=None, help="ESC-50 folder in the official layout (default: download)")
     parser.add_argument("--fold", type=int, default=5)
     parser.add_argument("--crop-fraction", type=float, default=0.8, help="length of each crop, as a share of the clip")

@@ -49,7 +49,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .audio_io import AudioInputError, AudioLimits  # noqa: E402
 from .backends import BACKENDS  # noqa: E402
-from .inference import DEFAULT_MAX_BATCH_SIZE, REPO_ROOT, ModelLoadError, Prediction, SoundClassifier, resolve_model  # noqa: E402
+from .inference import DEFAULT_MAX_BATCH_SIZE, ModelLoadError, Prediction, SoundClassifier, resolve_model  # noqa: E402
+from .paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR, REPO_ROOT  # noqa: E402
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 TOP_K = 5
 TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
-EXAMPLES_DIR = REPO_ROOT / "examples"  # real ESC-50 fold-5 clips with their attribution.csv
 AUTH_ENV = "ESC50_AUTH"  # "user:password", the same as --auth
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_QUEUE = 1000
@@ -340,7 +340,9 @@ def is_local_address(host: str) -> bool:
 
 
 def main(
-    argv: list[str] | None = None, default_model: str | Path | None = None, examples_dir: Path | None = EXAMPLES_DIR
+    argv: list[str] | None = None,
+    default_model: str | Path | None = DEFAULT_MODEL_DIR,
+    examples_dir: Path | None = EXAMPLES_DIR,
 ) -> int:
     args = build_parser(default_model).parse_args(argv)
     try:

@@ -32,6 +32,7 @@ import numpy as np
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, load_audio, stream_audio
 from .backends import LogitsBackend, load_backend
 from .labels import ESC50_LABELS
+from .paths import DEFAULT_MODEL_DIR
 from .windows import (
     LabelScore,
     Prediction,
@@ -42,10 +43,7 @@ from .windows import (
     window_starts,
 )
 
-# Where the trained model lives in a checkout; the app, the CLI and the benchmarks default to it.
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"
 
 
 @dataclass(frozen=True)

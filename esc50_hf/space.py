@@ -14,10 +14,9 @@ from pathlib import Path
 
 import gradio
 
-from .inference import REPO_ROOT
+from .paths import EXAMPLES_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-EXAMPLES_DIR = REPO_ROOT / "examples"
 SPACE_MODEL_DIR = "models/esc50-mel-cnn"  # where a local model folder goes inside the Space
 PYTHON_VERSION = "3.11"
 # The model is trained on ESC-50 and the example clips are ESC-50's: CC BY-NC 3.0 (the code itself is MIT).

@@ -1,0 +1,12 @@
+"""Where things live in a checkout: the one place the default model folder and the example clips are named.
+
+Standard library only, so that scripts (the benchmarks) can read it without importing torch.
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"  # the shipped model; the app, CLI and benchmarks' default
+EXAMPLES_DIR = REPO_ROOT / "examples"  # real ESC-50 fold-5 clips for the demo, with their attribution.csv
+
+__all__ = ["DEFAULT_MODEL_DIR", "EXAMPLES_DIR", "REPO_ROOT"]
