@@ -32,9 +32,9 @@ import requests
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
-from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
-
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
+
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
 
 from esc50_hf.demo import app_subprocess  # noqa: E402
 

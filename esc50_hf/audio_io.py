@@ -264,7 +264,13 @@ class _SoundfileReader(AudioReader):
     def blocks(self) -> Iterator[np.ndarray]:
         with self._sound:
             while True:
-                block = self._sound.read(self.block_frames, dtype="float32", always_2d=True)
+                try:
+                    block = self._sound.read(self.block_frames, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as error:  # a header that opens, data that does not
+                    raise AudioInputError(
+                        "The audio could not be decoded to the end: corrupt or truncated data "
+                        f"({_short_reason(error)})."
+                    ) from error
                 if not len(block):
                     return
                 yield block
@@ -274,35 +280,34 @@ class _FfmpegReader(AudioReader):
     """FFmpeg through torchcodec, in-process: M4A/AAC, Opus/WebM, WMA, Matroska and the rest.
 
     FFmpeg mixes to mono and resamples to the model's rate as it decodes, frame by frame, so
-    what is held is the mono output, never all channels at the file's own rate. The length is
-    known before decoding: from the header, or else from torchcodec's scan of the packets
-    (which a lying header cannot fool), and checked against the limits first. (torchcodec's
-    time-range decoding is not used for blocks: with some codecs it drops the part of a frame
-    that crosses a range boundary.)
+    what is held is the mono output, never all channels at the file's own rate. The length the
+    container states (or FFmpeg estimates) is checked first; as that can understate the truth
+    (a raw AAC stream's estimate comes from its first bitrate), decoding stops one second past
+    `max_seconds` whatever the file claims, so memory stays within the limit's mono size and the
+    decoded length, counted in `stream_audio`, refuses the rest. With `max_seconds=None` (local
+    files on the command line) the whole file is decoded at once: hours of an FFmpeg-only format
+    cost their 22.05 kHz mono size. (torchcodec's time ranges are not used for blocks: with some
+    codecs a range drops the part of a frame that crosses its start.)
     """
 
     def __init__(self, source: str | bytes, limits: AudioLimits, sampling_rate: int) -> None:
         from torchcodec.decoders import AudioDecoder
 
-        self._source, self._sampling_rate = source, sampling_rate
+        self._source, self._sampling_rate, self._limits = source, sampling_rate, limits
         metadata = AudioDecoder(source).metadata
         self.sample_rate, self.num_channels = int(metadata.sample_rate or 0), int(metadata.num_channels or 0)
         lengths = [seconds for seconds in (metadata.duration_seconds, metadata.duration_seconds_from_header) if seconds]
         self.duration = max(lengths) if lengths else None
         self._check_header(limits)
-        if self.duration is None and limits.max_seconds is not None:
-            raise AudioInputError(
-                "The audio's length cannot be determined before decoding it, so it cannot be checked against the "
-                f"{_format_seconds(limits.max_seconds)} limit: convert it to WAV, FLAC or OGG."
-            )
         self.output_rate, self.output_channels = sampling_rate, 1
 
     def blocks(self) -> Iterator[np.ndarray]:
         from torchcodec.decoders import AudioDecoder
 
         decoder = AudioDecoder(self._source, sample_rate=self._sampling_rate, num_channels=1)
+        stop = None if self._limits.max_seconds is None else self._limits.max_seconds + 1.0
         try:
-            mono = decoder.get_all_samples().data[0].numpy()
+            mono = decoder.get_samples_played_in_range(0.0, stop).data[0].numpy()
         except RuntimeError as error:
             raise AudioInputError(
                 f"The audio could not be decoded to the end: corrupt or truncated data ({_short_reason(error)})."

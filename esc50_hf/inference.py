@@ -38,6 +38,7 @@ from .windows import (
     Prediction,
     WindowPool,
     WindowPrediction,
+    hop_samples,
     iter_windows,
     softmax,
     window_starts,
@@ -110,10 +111,7 @@ class SoundClassifier:
         self.extractor = AutoFeatureExtractor.from_pretrained(self.model)
         self.backend = load_backend(self.model, backend, **backend_kwargs)
         self.clip_samples = self.extractor.clip_samples
-        hop_seconds = self.extractor.clip_seconds / 2 if hop_seconds is None else hop_seconds
-        self.hop_samples = int(round(hop_seconds * self.sampling_rate))
-        if not 0 < self.hop_samples <= self.clip_samples:
-            raise ValueError(f"hop_seconds must be in (0, {self.extractor.clip_seconds}], got {hop_seconds}")
+        self.hop_samples = hop_samples(hop_seconds, self.clip_samples, self.sampling_rate)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size

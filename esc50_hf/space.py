@@ -14,6 +14,8 @@ from pathlib import Path
 
 import gradio
 
+from .audio_io import DEFAULT_LIMITS, MAX_CHANNELS
+from .demo import DEFAULT_KEEP_UPLOADS, DEFAULT_MAX_QUEUE
 from .paths import EXAMPLES_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -61,9 +63,9 @@ REST endpoint, `/gradio_api/call/predict` (see "Use via API" at the bottom of th
 Model: {model_text}. Trained on ESC-50 (K. J. Piczak, 2015, CC BY-NC 3.0): not for commercial use.
 The example clips are ESC-50 clips; `examples/README.md` credits each one.
 
-Limits of the public app: 10 minutes or 128 MiB per upload, up to 32 channels, 8-96 kHz; uploads are
-deleted after 10 minutes; requests beyond the queue of 1000 get HTTP 503. Set the Space secret
-`ESC50_AUTH=user:password` to require a login.
+Limits of the public app: {max_minutes:g} minutes or {max_mib:g} MiB per upload, up to {max_channels}
+channels, {min_khz:g}-{max_khz:g} kHz; uploads are deleted after {keep_minutes:g} minutes; requests beyond the
+queue of {max_queue} get HTTP 503. Set the Space secret `ESC50_AUTH=user:password` to require a login.
 
 Written by `esc50-hf space`; publish it with
 
@@ -114,6 +116,13 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
             license=SPACE_LICENSE,
             models=models,
             model_text=model_text,
+            max_minutes=DEFAULT_LIMITS.max_seconds / 60,
+            max_mib=DEFAULT_LIMITS.max_bytes / 2**20,
+            max_channels=MAX_CHANNELS,
+            min_khz=DEFAULT_LIMITS.min_rate / 1000,
+            max_khz=DEFAULT_LIMITS.max_rate / 1000,
+            keep_minutes=DEFAULT_KEEP_UPLOADS / 60,
+            max_queue=DEFAULT_MAX_QUEUE,
         )
     )
     return output

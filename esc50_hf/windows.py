@@ -116,6 +116,16 @@ def events_from_windows(windows: list[WindowPrediction], min_score: float = 0.0)
     ]
 
 
+def hop_samples(hop_seconds: float | None, clip_samples: int, sampling_rate: int) -> int:
+    """The step between windows in samples (default: half a clip); `ValueError` unless 1 <= step <= a clip."""
+    samples = clip_samples // 2 if hop_seconds is None else int(round(hop_seconds * sampling_rate))
+    if not 1 <= samples <= clip_samples:
+        raise ValueError(
+            f"hop_seconds must be in [1 / {sampling_rate}, {clip_samples / sampling_rate:g}] s, got {hop_seconds}"
+        )
+    return samples
+
+
 def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
     """Start offsets of the windows covering `num_samples` (what `iter_windows` yields, as a list).
 
@@ -160,6 +170,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 __all__ = [
     "LabelScore",
     "events_from_windows",
+    "hop_samples",
     "Prediction",
     "WindowPool",
     "WindowPrediction",

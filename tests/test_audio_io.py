@@ -226,3 +226,29 @@ def test_header_that_understates_the_length_is_caught_while_decoding(tmp_path):
     sf.write(path, np.zeros(8000 * 30, np.int16), 8000, subtype="VORBIS")
     with pytest.raises(AudioInputError, match="too long"):
         load_audio(path, limits=AudioLimits(max_seconds=10.0))
+
+
+def test_an_ffmpeg_stream_whose_length_is_understated_is_stopped_at_the_limit(tmp_path):
+    """A raw AAC stream: FFmpeg estimates its length from the first bitrate (3 s of noise, then 2 min of
+    silence: "6.4 s"); decoding stops one second past the limit and the file is refused, whatever it claims."""
+    path = tmp_path / "understated.aac"
+    graph = "[1]atrim=0:120[silence];[0][silence]concat=n=2:v=0:a=1"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=d=3:a=0.3", "-f", "lavfi",
+         "-i", "anullsrc=r=22050:cl=mono", "-filter_complex", graph, "-ar", "22050", "-ac", "1", "-c:a", "aac",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    with pytest.raises(AudioInputError, match=r"more than 20\.0 s were decoded although its header says"):
+        load_audio(path, limits=AudioLimits(max_seconds=20.0))
+    assert load_audio(path, limits=AudioLimits(max_seconds=200.0)).size > 120 * SAMPLING_RATE
+
+
+def test_a_file_that_breaks_after_its_header_is_an_audio_error(tmp_path, stereo_int16):
+    """The header opens, the data stops (an interrupted upload): the user's error, not a decoder traceback."""
+    path = tmp_path / "cut.flac"
+    sf.write(path, np.tile(stereo_int16, (10, 1)), RATE, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + np.random.default_rng(3).bytes(len(data) // 2))
+    with pytest.raises(AudioInputError, match="could not be decoded to the end: corrupt or truncated"):
+        load_audio(path)

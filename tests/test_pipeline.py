@@ -197,3 +197,10 @@ def test_limits_and_bad_input_raise_the_audio_error(classifier, tmp_path):
         classifier(b"\x89PNG\r\n\x1a\n" + bytes(2000))
     with pytest.raises(ValueError, match="top_k must be at least 1"):
         classifier(str(long_file), top_k=0)
+
+
+def test_a_hop_below_one_sample_is_refused(classifier, saved_model_dir):
+    with pytest.raises(ValueError, match="hop_seconds must be in"):
+        classifier(np.zeros(SAMPLING_RATE, np.float32), hop_seconds=1e-5)
+    with pytest.raises(ValueError, match="hop_seconds must be in"):
+        SoundClassifier(saved_model_dir, hop_seconds=1e-5)

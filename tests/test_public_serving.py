@@ -36,7 +36,7 @@ def crafted(tmp_path_factory) -> dict[str, Path]:
     files = {
         "v16.ogg": ("anullsrc=r=96000:cl=hexadecagonal", "60", "libvorbis"),  # 16 channels, 60 s
         "bomb.flac": ("anullsrc=r=96000:cl=7.1", "600", "flac"),  # 8 channels, 10 min
-        # 16 channels, 10 min, in Matroska/TTA: FFmpeg's decoder (torchcodec) and a length known only by scanning
+        # 16 channels, 10 min, in Matroska/TTA: FFmpeg's decoder (torchcodec), no length in the stream header
         "ten_minutes_16ch.mka": ("anullsrc=r=96000:cl=hexadecagonal", "600", "tta"),
     }
     for name, (source, seconds, codec) in files.items():

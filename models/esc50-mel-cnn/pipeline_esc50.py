@@ -36,7 +36,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, load_audio, stream_audio
-from .windows import WindowPool, iter_windows, softmax
+from .windows import WindowPool, hop_samples, iter_windows, softmax
 
 
 class Esc50AudioClassificationPipeline(ChunkPipeline):
@@ -66,10 +66,8 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         preprocess: dict[str, Any] = {}
         postprocess: dict[str, Any] = {}
         if hop_seconds is not None:
-            clip_seconds = self.feature_extractor.clip_seconds
-            if not 0 < hop_seconds <= clip_seconds:
-                raise ValueError(f"hop_seconds must be in (0, {clip_seconds}], got {hop_seconds}")
-            preprocess["hop_seconds"] = hop_seconds
+            extractor = self.feature_extractor
+            preprocess["hop"] = hop_samples(hop_seconds, extractor.clip_samples, extractor.sampling_rate)
         if max_seconds != "default":
             preprocess["limits"] = AudioLimits(max_seconds=max_seconds)
         if top_k is not None:
@@ -81,11 +79,11 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         return preprocess, {}, postprocess
 
     def preprocess(
-        self, inputs: Any, hop_seconds: float | None = None, limits: AudioLimits = DEFAULT_LIMITS
+        self, inputs: Any, hop: int | None = None, limits: AudioLimits = DEFAULT_LIMITS
     ) -> Iterator[dict[str, Any]]:
         rate = self.feature_extractor.sampling_rate
         clip = self.feature_extractor.clip_samples
-        hop = int(round((hop_seconds or self.feature_extractor.clip_seconds / 2) * rate))
+        hop = hop or hop_samples(None, clip, rate)
         windows = iter_windows(_blocks(inputs, rate, limits), clip, hop)
         current = next(windows, None)
         if current is None:
