@@ -34,9 +34,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
-
 from esc50_hf.demo import app_subprocess  # noqa: E402
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
