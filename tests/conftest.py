@@ -64,9 +64,13 @@ def esc50_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def saved_model_dir(tmp_path_factory) -> Path:
-    """A randomly initialised model and its feature extractor, saved as a Hub-ready folder."""
+    """A randomly initialised model (seeded: the same weights in every run) and its feature extractor, saved as a
+    Hub-ready folder."""
+    import torch
+
     from esc50_hf import Esc50CnnConfig, Esc50CnnForAudioClassification, Esc50FeatureExtractor
 
+    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("random-model")
     extractor = Esc50FeatureExtractor(num_mel_bins=32, mean=-40.0, std=20.0)
     model = Esc50CnnForAudioClassification(Esc50CnnConfig(num_mel_bins=32, block_channels=[8, 16, 32]))
