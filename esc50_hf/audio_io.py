@@ -140,6 +140,32 @@ def stream_audio(
         yield tail
 
 
+def audio_blocks(
+    source: Any, sampling_rate: int = SAMPLING_RATE, limits: AudioLimits = DEFAULT_LIMITS
+) -> Iterator[np.ndarray]:
+    """Any input -> mono float32 blocks at `sampling_rate`, for every entry point (`SoundClassifier`, the pipeline).
+
+    File paths and bytes stream block by block (`stream_audio`); in-memory audio comes as one block, checked and
+    resampled: a `(rate, array)` tuple, an `{"array"|"raw", "sampling_rate"}` dict (numpy or torch), a bare 1-D
+    array or tensor (taken to be at `sampling_rate`), or a torchcodec `AudioDecoder` (what a `datasets` Audio
+    column holds; its stated length is checked first and it is decoded no further than the limit allows).
+    """
+    if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
+        yield from stream_audio(source, sampling_rate, limits)
+        return
+    if hasattr(source, "get_samples_played_in_range"):
+        metadata = source.metadata
+        _check_rate(metadata.sample_rate, limits)
+        if metadata.duration_seconds_from_header:
+            _check_duration(metadata.duration_seconds_from_header, limits)
+        stop = None if limits.max_seconds is None else limits.max_seconds + 1.0
+        decoded = source.get_samples_played_in_range(0.0, stop)
+        source = {"array": decoded.data.numpy(), "sampling_rate": decoded.sample_rate}
+    elif isinstance(source, np.ndarray | torch.Tensor):
+        source = {"array": source, "sampling_rate": sampling_rate}
+    yield load_audio(source, sampling_rate, limits)
+
+
 def to_model_waveform(samples: Any, rate: int, sampling_rate: int, limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Validates an in-memory array, mixes it to mono and resamples it."""
     rate = _check_rate(rate, limits)
@@ -498,6 +524,7 @@ __all__ = [
     "AudioLimits",
     "AudioReader",
     "StreamingResampler",
+    "audio_blocks",
     "load_audio",
     "open_audio",
     "stream_audio",

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, load_audio, stream_audio
+from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
 from .backends import LogitsBackend, load_backend
 from .labels import ESC50_LABELS
 from .paths import DEFAULT_MODEL_DIR
@@ -222,9 +222,7 @@ class SoundClassifier:
     def _blocks(self, source: Any) -> Iterable[np.ndarray]:
         if isinstance(source, _Waveform):
             return [source.samples]
-        if isinstance(source, tuple | dict):
-            return [self.load(source)]
-        return stream_audio(source, self.sampling_rate, self.limits)
+        return audio_blocks(source, self.sampling_rate, self.limits)  # the pipeline's input path too
 
     def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
         """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time."""

@@ -27,15 +27,13 @@ Inputs: a file path, the file's bytes, a 1-D float array at the model's rate, a
 `AudioDecoder` (what a `datasets` Audio column holds).
 """
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
-from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, load_audio, stream_audio
+from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, audio_blocks
 from .windows import WindowPool, hop_samples, iter_windows, softmax
 
 
@@ -84,7 +82,7 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         rate = self.feature_extractor.sampling_rate
         clip = self.feature_extractor.clip_samples
         hop = hop or hop_samples(None, clip, rate)
-        windows = iter_windows(_blocks(inputs, rate, limits), clip, hop)
+        windows = iter_windows(audio_blocks(inputs, rate, limits), clip, hop)
         current = next(windows, None)
         if current is None:
             raise AudioInputError("The audio is empty (0 samples).")
@@ -124,19 +122,6 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
             for window in prediction.windows
         ]
         return {"labels": labels, "timeline": timeline, "duration_s": prediction.duration}
-
-
-def _blocks(inputs: Any, rate: int, limits: AudioLimits) -> Iterator[np.ndarray]:
-    """The input as mono float32 blocks at `rate`: files and bytes streamed, arrays checked and resampled."""
-    if isinstance(inputs, str | os.PathLike | bytes | bytearray | memoryview):
-        yield from stream_audio(inputs, rate, limits)
-        return
-    if hasattr(inputs, "get_all_samples"):  # a torchcodec AudioDecoder, as a `datasets` Audio column holds
-        samples = inputs.get_all_samples()
-        inputs = {"array": samples.data.numpy(), "sampling_rate": samples.sample_rate}
-    elif isinstance(inputs, np.ndarray | torch.Tensor):
-        inputs = {"array": inputs, "sampling_rate": rate}  # a bare array is taken to be at the model's rate
-    yield load_audio(inputs, rate, limits)
 
 
 __all__ = ["Esc50AudioClassificationPipeline"]

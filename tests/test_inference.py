@@ -136,3 +136,17 @@ def test_onnx_backend_gives_the_same_prediction(saved_model_dir, classifier, tmp
     assert [w.label for w in got.windows] == [w.label for w in expected.windows]
     assert [x.label for x in got.labels] == [x.label for x in expected.labels]
     assert [x.score for x in got.labels] == pytest.approx([x.score for x in expected.labels], abs=1e-5)
+
+
+def test_the_pipelines_inputs_work_here_too(classifier, tmp_path):
+    """One input path (`audio_io.audio_blocks`) for SoundClassifier and the pipeline: bare arrays and decoders."""
+    import soundfile as sf
+    from torchcodec.decoders import AudioDecoder
+
+    clip = synthetic_clip(target=17, seed=6, rate=SAMPLING_RATE, seconds=3.0)
+    sf.write(tmp_path / "clip.wav", clip, SAMPLING_RATE, subtype="FLOAT")
+    expected = classifier.predict((SAMPLING_RATE, clip))
+    for source in (clip, torch.from_numpy(clip), AudioDecoder(str(tmp_path / "clip.wav"))):
+        got = classifier.predict(source)
+        assert [x.label for x in got.labels] == [x.label for x in expected.labels]
+        assert [x.score for x in got.labels] == pytest.approx([x.score for x in expected.labels], abs=1e-5)
