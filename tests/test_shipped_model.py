@@ -79,7 +79,9 @@ A_THEN_B = """
 import json, sys
 from transformers import pipeline
 classifier = pipeline("audio-classification", model=sys.argv[1], trust_remote_code=True)
-print(json.dumps({path: classifier(path, top_k=1)[0]["label"] for path in sys.argv[2:]}))
+labels = {path: classifier(path, top_k=1)[0]["label"] for path in sys.argv[2:]}
+labels["imported_esc50_hf"] = any(name.split(".")[0] == "esc50_hf" for name in sys.modules)
+print(json.dumps(labels))
 """
 
 
@@ -102,4 +104,4 @@ def test_thirty_seconds_of_a_then_b_answers_b_in_a_fresh_process(tmp_path):
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
     labels = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert labels == {clips[0]: "dog", clips[1]: "rain", str(mixed): "rain"}
+    assert labels == {clips[0]: "dog", clips[1]: "rain", str(mixed): "rain", "imported_esc50_hf": False}
