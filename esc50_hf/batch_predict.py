@@ -142,15 +142,8 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
     if state.is_main_process and finished:
         print(f"resuming: {len(finished)} of {len(inputs)} inputs already classified in {shards}", file=sys.stderr)
     with state.split_between_processes(todo) as mine:
-        bar = tqdm(
-            total=None if options.get("windows") else len(mine),
-            unit="s" if options.get("windows") else "file",
-            desc=f"classifying (process {state.process_index})" if state.num_processes > 1 else "classifying",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            position=state.process_index,
-        )
-        on_audio = bar.update if options.get("windows") else None  # audio time for long recordings
+        desc = f"classifying (process {state.process_index})" if state.num_processes > 1 else "classifying"
+        bar, on_audio = progress_bar(len(mine), options.get("windows", False), desc, state.process_index)
         shard_path = shards / f"rank-{state.process_index}.jsonl"
         torn = shard_path.is_file() and shard_path.stat().st_size and not shard_path.read_bytes().endswith(b"\n")
         with shard_path.open("a") as shard:
@@ -177,6 +170,22 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
     if state.is_main_process and failed:
         print(f"{failed} of {len(inputs)} inputs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def progress_bar(files: int, windows: bool, desc: str = "classifying", position: int = 0) -> tuple[Any, Any]:
+    """A bar on stderr: in files, or with `windows` in seconds of audio; returns it and the `on_audio` callback
+    for `SoundClassifier.predict_many` (`None` in files: the caller counts each input)."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=None if windows else files,
+        unit="s" if windows else "file",
+        desc=desc,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        position=position,
+    )
+    return bar, bar.update if windows else None
 
 
 def write_rows(rows: list[dict[str, Any]], output: Path, top_k: int) -> None:
@@ -210,4 +219,13 @@ def label_track(events: list[dict[str, Any]]) -> Iterator[str]:
         yield f"{event['start_s']:.3f}\t{event['end_s']:.3f}\t{event['label']}\n"
 
 
-__all__ = ["AUDIO_SUFFIXES", "OUTPUT_FORMATS", "Input", "Inputs", "classify_to_file", "label_track", "read_shards"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "OUTPUT_FORMATS",
+    "Input",
+    "Inputs",
+    "classify_to_file",
+    "label_track",
+    "progress_bar",
+    "read_shards",
+]

@@ -75,6 +75,11 @@ def resolve_model(model: str | Path | None, default: str | Path | None = None) -
     return str(default)
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether `name` has the shape of a Hub repository id, `OWNER/NAME` (not a relative path like `./x/y`)."""
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not name.startswith(".")
+
+
 class SoundClassifier:
     """A saved ESC-50 model (folder or Hub id) behind any backend, for audio of any length.
 
@@ -124,8 +129,7 @@ class SoundClassifier:
         """`SoundClassifier(...)`, with any failure to load (missing folder, unknown Hub id, damaged or
         truncated weights, missing `model.onnx`) turned into one `ModelLoadError` line instead of a traceback."""
         name = str(model)
-        looks_like_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith(".")
-        if not Path(name).is_dir() and not looks_like_hub_id:
+        if not Path(name).is_dir() and not is_hub_id(name):
             raise ModelLoadError(
                 f"No model folder at {name}: pass a folder written by train.py or a Hub model id (OWNER/NAME)."
             )
@@ -318,6 +322,7 @@ __all__ = [
     "SoundClassifier",
     "WindowBatcher",
     "WindowPrediction",
+    "is_hub_id",
     "iter_windows",
     "resolve_model",
     "softmax",

@@ -8,7 +8,6 @@ model). It starts from that folder alone: `cd DIR && python app.py`.
 """
 
 import importlib.metadata
-import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import gradio
 
 from .audio_io import DEFAULT_LIMITS, MAX_CHANNELS
 from .demo import DEFAULT_KEEP_UPLOADS, DEFAULT_MAX_QUEUE
+from .inference import is_hub_id
 from .paths import EXAMPLES_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -93,7 +93,7 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
     is_folder = model_path.is_dir()
     if is_folder and not (model_path / "config.json").is_file():
         raise FileNotFoundError(f"{model_path} is not a saved model folder (no config.json).")
-    if not is_folder and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(model)):
+    if not is_folder and not is_hub_id(str(model)):
         raise FileNotFoundError(f"{model} is neither a model folder nor a Hub model id (OWNER/NAME).")
     output.mkdir(parents=True, exist_ok=True)
 

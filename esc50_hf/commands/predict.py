@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from ..audio_io import AudioInputError, AudioLimits
-    from ..batch_predict import OUTPUT_FORMATS, Inputs, classify_to_file, label_track
+    from ..batch_predict import OUTPUT_FORMATS, Inputs, classify_to_file, label_track, progress_bar
     from ..inference import ModelLoadError, SoundClassifier, resolve_model
     from ..windows import events_from_windows
 
@@ -97,14 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     writer = RecordWriter(args.format, args.top_k, sys.stdout) if args.format != "labels" else None
     failures = len(inputs.missing)
-    bar = tqdm(
-        total=None if args.windows else len(inputs),
-        unit="s" if args.windows else "file",
-        desc="classifying",
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    on_audio = bar.update if args.windows else None  # progress in audio time for long recordings
+    bar, on_audio = progress_bar(len(inputs), args.windows)
     sources = (inputs[index].source for index in range(len(inputs)))
     for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio)):
         name = inputs[index].name
