@@ -22,13 +22,18 @@ class Esc50CnnConfig(PreTrainedConfig):
     r"""Hyper-parameters of [`Esc50CnnForAudioClassification`].
 
     The network is a stack of convolution blocks over a log-mel spectrogram
-    (`num_mel_bins` x time). Each block is two 3x3 convolutions with batch norm and ReLU,
-    followed by 2x2 average pooling; a global pooling head (mean over frequency, then mean + max
-    over time) makes the model independent of clip length.
+    (`num_mel_bins` x time). A stem (one 3x3 convolution with batch norm and ReLU, then 2x2
+    average pooling) brings the spectrogram to half its resolution cheaply; each block is two
+    3x3 convolutions with batch norm and ReLU, followed by 2x2 average pooling; a global pooling
+    head (mean over frequency, then mean + max over time) makes the model independent of clip
+    length. The blocks' compute grows with the square of their channels but shrinks four-fold
+    with each pooling, so the stem is what keeps the first, widest-resolution block cheap.
 
     Args:
         num_mel_bins (`int`, *optional*, defaults to 64):
             Mel bands of the input; must match the feature extractor's `num_mel_bins`.
+        stem_channels (`int`, *optional*, defaults to 16):
+            Output channels of the stem; 0 leaves it out (the first block then runs at full resolution).
         block_channels (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Output channels of each convolution block.
         dropout (`float`, *optional*, defaults to 0.3):
@@ -42,6 +47,7 @@ class Esc50CnnConfig(PreTrainedConfig):
     def __init__(
         self,
         num_mel_bins: int = 64,
+        stem_channels: int = 16,
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
         label_smoothing: float = 0.0,
@@ -50,7 +56,10 @@ class Esc50CnnConfig(PreTrainedConfig):
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
         kwargs.setdefault("id2label", dict(ID2LABEL))
         kwargs.setdefault("label2id", dict(LABEL2ID))
+        if stem_channels < 0:
+            raise ValueError(f"stem_channels must be 0 (no stem) or more, got {stem_channels}")
         self.num_mel_bins = num_mel_bins
+        self.stem_channels = stem_channels
         self.block_channels = list(block_channels)
         self.dropout = dropout
         self.label_smoothing = label_smoothing

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
@@ -170,13 +171,16 @@ def check_esc50_features(features: Features, source: str) -> None:
         )
 
 
-def split_folds(dataset: Dataset, validation_fold: int = 5) -> DatasetDict:
-    """`train` = every fold but `validation_fold`; `validation` = that fold."""
+def split_folds(dataset: Dataset, validation_fold: int = 5, train_folds: Sequence[int] | None = None) -> DatasetDict:
+    """`validation` = `validation_fold`; `train` = `train_folds` (default: every other fold)."""
     if validation_fold not in FOLDS:
         raise ValueError(f"validation_fold must be one of {FOLDS}, got {validation_fold}")
+    train_folds = [fold for fold in FOLDS if fold != validation_fold] if train_folds is None else list(train_folds)
+    if validation_fold in train_folds or not set(train_folds) <= set(FOLDS):
+        raise ValueError(f"train_folds must be folds among {FOLDS} other than {validation_fold}, got {train_folds}")
     folds = dataset["fold"]
     validation = [index for index, fold in enumerate(folds) if fold == validation_fold]
-    train = [index for index, fold in enumerate(folds) if fold != validation_fold]
+    train = [index for index, fold in enumerate(folds) if fold in train_folds]
     return DatasetDict(train=dataset.select(train), validation=dataset.select(validation))
 
 

@@ -73,15 +73,40 @@ class DataArguments:
         "the Hub dataset the model card names (datasets:, model-index); publish it with `esc50-hf dataset`",
         DEFAULT_HUB_DATASET_ID,
     )
-    validation_fold: int = _field("the fold held out for validation (1-5); the others train", 5)
+    validation_fold: int = _field("the fold held out for validation (1-5)", 5)
+    train_folds: list[int] | None = _field(
+        "the folds that train; unset: every fold but --validation_fold. Compare recipes without fold 5, e.g. "
+        "--train_folds 1 2 3 --validation_fold 4",
+        None,
+    )
     cv_folds: list[int] = _field("folds that --cv trains, each once as the validation fold", list(FOLDS))
     feature_cache_dir: str | None = _field("folder of the log-mel cache; unset: <output_dir>/feature_cache", None)
     feature_workers: int = _field("processes that decode and augment clips while the feature cache is built", 2)
 
     def __post_init__(self) -> None:
-        for name, folds in (("validation_fold", [self.validation_fold]), ("cv_folds", self.cv_folds)):
-            if not set(folds) <= set(FOLDS):
+        named = (
+            ("validation_fold", [self.validation_fold]),
+            ("cv_folds", self.cv_folds),
+            ("train_folds", self.train_folds or []),
+        )
+        for name, folds in named:
+            if not set(folds or []) <= set(FOLDS):
                 raise ValueError(f"--{name} must name folds among {list(FOLDS)}, got {folds}")
+        if self.train_folds is not None:
+            if not self.train_folds:
+                raise ValueError(
+                    "--train_folds must name at least one fold (leave it unset to train on all the others)"
+                )
+            if self.validation_fold in self.train_folds:
+                raise ValueError(
+                    f"--train_folds {self.train_folds} contains the validation fold {self.validation_fold}: "
+                    "a fold cannot both train and validate"
+                )
+
+    def training_folds(self, validation_fold: int | None = None) -> list[int]:
+        """The folds that train when `validation_fold` (default: --validation_fold) validates."""
+        validation_fold = self.validation_fold if validation_fold is None else validation_fold
+        return sorted(self.train_folds) if self.train_folds is not None else [f for f in FOLDS if f != validation_fold]
 
 
 @dataclass
@@ -98,6 +123,10 @@ class ModelArguments:
     hop_length: int = _field("samples between spectrogram frames", default_of(Esc50FeatureExtractor, "hop_length"))
     f_min: float = _field("lowest frequency of the mel filter bank (Hz)", default_of(Esc50FeatureExtractor, "f_min"))
     f_max: float | None = _field("highest frequency of the mel filter bank (Hz); unset: Nyquist", None)
+    stem_channels: int = _field(
+        "output channels of the stem convolution (then 2x2 pooling); 0: no stem, blocks start at full resolution",
+        default_of(Esc50CnnConfig, "stem_channels"),
+    )
     block_channels: list[int] = _field(
         "output channels of each convolution block", list(default_of(Esc50CnnConfig, "block_channels"))
     )
@@ -191,6 +220,10 @@ class Esc50TrainingArguments(TrainingArguments):
             first (transformers 5 dropped this option).
         torch_threads (`int`, *optional*):
             Threads per process; unset, the machine's cores are shared among the local processes.
+        ema_decay (`float`, *optional*, defaults to 0.998):
+            Decay per optimizer step of the exponential moving average of the weights (and batch-norm
+            statistics) that becomes the final model; 0 keeps the last weights instead. The final
+            evaluation reports the last weights too (`metrics.json`, `last_weights`).
     """
 
     output_dir: str | None = _recipe_default("output_dir", "outputs/esc50-mel-cnn")
@@ -199,6 +232,10 @@ class Esc50TrainingArguments(TrainingArguments):
     )
     torch_threads: int | None = _field(
         "threads per process; unset: the machine's cores shared among the local processes", None
+    )
+    ema_decay: float = _field(
+        "decay per step of the moving average of the weights saved as the final model; 0: keep the last weights",
+        0.998,
     )
     per_device_train_batch_size: int = _recipe_default("per_device_train_batch_size", 32)
     per_device_eval_batch_size: int = _recipe_default("per_device_eval_batch_size", 64)
@@ -218,6 +255,9 @@ class Esc50TrainingArguments(TrainingArguments):
 
     def __post_init__(self) -> None:
         import torch
+
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema_decay must be in [0, 1) (0: no averaging), got {self.ema_decay}")
 
         if not torch.cuda.is_available():
             self.use_cpu = True  # transformers refuses bf16 without a GPU unless told the run is on CPU

@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import PartialState
+from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import EvalPrediction, Trainer, TrainerCallback, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
@@ -90,6 +93,52 @@ class EpochTimer(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs) -> None:
         self.durations.append(time.perf_counter() - self._started)
+
+
+class WeightAverage(TrainerCallback):
+    """An exponential moving average of the weights and batch-norm statistics, updated after every optimizer step.
+
+    torch's `AveragedModel` keeps the average; it is written into each checkpoint folder just before the
+    Trainer fills it (`ema_model.safetensors`) and read back on resume, so a resumed run averages as an
+    uninterrupted one. `copy_to` puts the average into the model once training ends.
+
+    Args:
+        decay (`float`):
+            Weight of the old average at each step, in (0, 1).
+        resume_from (`str`, *optional*):
+            The checkpoint the run resumes from.
+    """
+
+    FILE_NAME = "ema_model.safetensors"
+
+    def __init__(self, decay: float, resume_from: str | None = None) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.decay, self.resume_from = decay, resume_from
+        self.average: AveragedModel | None = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
+        self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        if self.resume_from:
+            saved = Path(self.resume_from) / self.FILE_NAME
+            if saved.is_file():
+                self.average.module.load_state_dict(load_file(saved))
+                self.average.n_averaged.fill_(max(1, state.global_step))
+            else:
+                _log(f"{saved} is missing: the weight average restarts from the resumed weights")
+
+    def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
+        self.average.update_parameters(model)
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        # DefaultFlowCallback has decided by now whether this epoch ends with a checkpoint.
+        if control.should_save and state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in self.average.module.state_dict().items()}, folder / self.FILE_NAME)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.average.module.state_dict())
 
 
 class CleanFeatures(torch.utils.data.Dataset):
@@ -179,7 +228,8 @@ def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor):
     """
     data, augmentation, args = setup.data, setup.augmentation, setup.training
     dataset = load_esc50(data.data_dir, extractor.sampling_rate)
-    splits = split_folds(dataset, data.validation_fold)
+    train_folds = data.training_folds()
+    splits = split_folds(dataset, data.validation_fold, train_folds)
     cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
     augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
@@ -187,14 +237,15 @@ def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor):
             dataset, extractor, cache_dir, augmenter,
             augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
         )  # fmt: skip
-    in_validation = torch.tensor(dataset["fold"]) == data.validation_fold  # same order as split_folds
-    train = log_mels[~in_validation], labels[~in_validation]
+    folds = torch.tensor(dataset["fold"])  # same order as split_folds
+    in_validation, in_train = folds == data.validation_fold, torch.isin(folds, torch.tensor(train_folds))
+    train = log_mels[in_train], labels[in_train]
     validation = log_mels[in_validation, :1], labels[in_validation]  # the clean clips only
     return splits, train, validation
 
 
 def train(setup: TrainingSetup) -> dict[str, Any]:
-    """Trains on every fold but `validation_fold`, evaluates the final model on it, writes the model folder.
+    """Trains on `train_folds` (default: all but `validation_fold`), evaluates the final model, writes the model folder.
 
     The folder is checked first (resume only a complete checkpoint of this recipe; never start over
     another run's work unless `--overwrite_output_dir`), and the final model is swapped in atomically.
@@ -229,8 +280,14 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     )
     epoch_timer = EpochTimer()
     trainer.add_callback(epoch_timer)
+    weight_average = WeightAverage(args.ema_decay, resume_point) if args.ema_decay > 0 else None
+    if weight_average is not None:
+        trainer.add_callback(weight_average)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_point)
+    last_weights = trainer.evaluate(metric_key_prefix="last_weights")
+    if weight_average is not None:
+        weight_average.copy_to(trainer.model)
     timing = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "epochs_in_this_process": len(epoch_timer.durations),
@@ -239,6 +296,7 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "processes": trainer.args.world_size,
         "torch_threads_per_process": torch.get_num_threads(),
         "hardware": hardware_description(),
+        "last_weights": {"accuracy": last_weights["last_weights_accuracy"], "f1": last_weights["last_weights_f1"]},
     }
     staging = staging_folder(folder)
     if trainer.is_world_process_zero() and staging.exists():
@@ -267,6 +325,8 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
     `--overwrite_output_dir`). `cv_results.json` summarises every finished fold in `output_dir`,
     rewritten after each fold (an empty `cv_folds` only rewrites it).
     """
+    if setup.data.train_folds is not None:
+        raise ValueError("--cv trains each fold on all the other folds: leave --train_folds unset")
     root = Path(setup.training.output_dir)
     for fold in setup.data.cv_folds:
         fold_dir = root / f"fold-{fold}"
