@@ -133,9 +133,14 @@ class ModelArguments:
     dropout: float = _field("dropout before the classifier", default_of(Esc50CnnConfig, "dropout"))
     label_smoothing: float = _field("label smoothing of the training loss", 0.1)
 
+    FEATURE_FIELDS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
+    MODEL_FIELDS = ("num_mel_bins", "stem_channels", "block_channels", "dropout", "label_smoothing")
+
     def feature_extractor_kwargs(self) -> dict[str, Any]:
-        names = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in self.FEATURE_FIELDS}
+
+    def model_config_kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.MODEL_FIELDS}
 
 
 @dataclass

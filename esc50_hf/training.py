@@ -160,12 +160,7 @@ def build_feature_extractor(arguments: ModelArguments) -> Esc50FeatureExtractor:
 
 
 def build_model(arguments: ModelArguments) -> Esc50CnnForAudioClassification:
-    model_config = Esc50CnnConfig(
-        num_mel_bins=arguments.num_mel_bins,
-        block_channels=arguments.block_channels,
-        dropout=arguments.dropout,
-        label_smoothing=arguments.label_smoothing,
-    )
+    model_config = Esc50CnnConfig(**arguments.model_config_kwargs())
     # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
     return Esc50CnnForAudioClassification(model_config).to(memory_format=torch.channels_last)
 

@@ -83,3 +83,21 @@ def test_saved_folder_carries_code_and_auto_map(saved_model_dir):
     assert preprocessor["auto_map"]["AutoFeatureExtractor"] == "feature_extraction_esc50.Esc50FeatureExtractor"
     for code in ("configuration_esc50_cnn.py", "modeling_esc50_cnn.py", "feature_extraction_esc50.py", "labels.py"):
         assert (saved_model_dir / code).is_file(), code
+
+
+def test_the_stem_halves_the_resolution_cheaply_and_can_be_left_out():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with_stem = Esc50CnnForAudioClassification(Esc50CnnConfig(stem_channels=16)).eval()
+    without = Esc50CnnForAudioClassification(Esc50CnnConfig(stem_channels=0)).eval()
+    assert with_stem.stem(torch.zeros(1, 1, 64, 216)).shape == (1, 16, 32, 108)
+    assert (with_stem.blocks[0].conv1.in_channels, without.blocks[0].conv1.in_channels) == (16, 1)
+    assert not any(name.startswith("stem.") for name in without.state_dict())  # the architecture without a stem
+    flops = []
+    for network in (with_stem, without):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            network(torch.zeros(1, 64, 216))
+        flops.append(counter.get_total_flops())
+    assert flops[0] < flops[1] / 3  # the blocks run at a quarter of the pixels
+    with pytest.raises(ValueError, match="stem_channels must be 0 \\(no stem\\) or more, got -1"):
+        Esc50CnnConfig(stem_channels=-1)

@@ -1,6 +1,7 @@
 """The training configuration: HfArgumentParser over the project's dataclasses, the shipped recipe as defaults,
 clear errors for unknown flags and invalid augmentations, and the recipe fingerprint."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
         (["--time_mask_width", "-1"], "--time_mask_width: TimeMasking max_width must be >= 0"),
         (["--augmented_variants", "-1"], "--augmented_variants must be 0 or more"),
         (["--validation_fold", "6"], "--validation_fold must name folds among [1, 2, 3, 4, 5]"),
+        (["--train_folds", "1", "7"], "--train_folds must name folds among [1, 2, 3, 4, 5]"),
+        (["--train_folds", "4", "5"], "--train_folds [4, 5] contains the validation fold 5"),
+        (["--ema_decay", "1"], "--ema_decay must be in [0, 1) (0: no averaging), got 1.0"),
     ],
 )
 def test_invalid_augmentation_and_data_options_fail_at_once_naming_the_flag(arguments, message, capsys):
@@ -173,3 +177,26 @@ def test_replace_rejects_unknown_options():
     with pytest.raises(ValueError, match="Unknown training option"):
         parse_args(["--config", str(SMOKE)]).replace(learning_rat=0.1)
     assert isinstance(parse_args(["--config", str(SMOKE)]).replace(seed=3), TrainingSetup)
+
+
+def test_train_folds_default_to_every_fold_but_the_validation_one():
+    assert parse_args(["--validation_fold", "4"]).data.training_folds() == [1, 2, 3, 5]
+    inner = parse_args(["--train_folds", "3", "1", "2", "--validation_fold", "4"])
+    assert inner.data.training_folds() == [1, 2, 3]
+    assert inner.recipe()["train_folds"] == [3, 1, 2]
+    assert inner.fingerprint() != parse_args(["--validation_fold", "4"]).fingerprint()  # another recipe
+
+
+def test_every_feature_and_model_option_reaches_the_saved_configs():
+    """Each ModelArguments field lands in preprocessor_config.json or config.json with the value given."""
+    from esc50_hf.training import build_feature_extractor, build_model
+
+    flags = ["--stem_channels", "0", "--block_channels", "8", "16", "--dropout", "0.2", "--label_smoothing", "0.05"]
+    flags += ["--num_mel_bins", "40", "--n_fft", "512", "--hop_length", "256", "--f_min", "20", "--f_max", "8000"]
+    arguments = parse_args([*flags, "--sampling_rate", "16000"]).model
+    extractor, config = build_feature_extractor(arguments).to_dict(), build_model(arguments).config.to_dict()
+    for item in dataclasses.fields(arguments):
+        assert item.name in arguments.FEATURE_FIELDS + arguments.MODEL_FIELDS, item.name
+        saved = extractor[item.name] if item.name in arguments.FEATURE_FIELDS else config[item.name]
+        assert saved == getattr(arguments, item.name), item.name
+    assert build_model(arguments).blocks[0].conv1.in_channels == 1  # --stem_channels 0: no stem

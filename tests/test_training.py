@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+import torch
 from huggingface_hub import ModelCard
 
 from esc50_hf.train_config import parse_args
@@ -423,3 +424,78 @@ def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tm
     (fold_dir / "metrics.json").unlink()  # checkpoints of another recipe are never resumed
     with pytest.raises(OutputFolderError, match="checkpoints of another recipe"):
         cross_validate(setup.replace(learning_rate=0.01))
+
+
+def test_the_saved_model_is_the_moving_average_of_the_weights(smoke_run):
+    from safetensors.torch import load_file
+
+    last_checkpoint = sorted(smoke_run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1]
+    average = load_file(last_checkpoint / "ema_model.safetensors")
+    last_weights = load_file(last_checkpoint / "model.safetensors")
+    saved = load_file(smoke_run / "model.safetensors")
+    assert set(saved) <= set(average)
+    assert all(torch.equal(saved[name], average[name]) for name in saved)
+    assert not all(torch.equal(saved[name], last_weights[name]) for name in saved)
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert set(metrics["last_weights"]) == {"accuracy", "f1"}  # the last weights, scored too
+    assert json.loads((smoke_run / "training_config.json").read_text())["ema_decay"] > 0
+
+
+def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    from esc50_hf.training import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    args, control = type("Args", (), {"output_dir": str(tmp_path)})(), TrainerControl()
+    state = TrainerState()
+    average = WeightAverage(0.75)
+    average.on_train_begin(args, state, control, model=model)
+    weights = []
+    for step in range(1, 4):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+            model[1].running_mean.add_(2.0)
+        weights.append((model[0].weight.clone(), model[1].running_mean.clone()))
+        state.global_step = step
+        average.on_step_end(args, state, control, model=model)
+    expected_weight, expected_mean = weights[0]  # the first step's weights start the average
+    for weight, mean in weights[1:]:
+        expected_weight, expected_mean = 0.75 * expected_weight + 0.25 * weight, 0.75 * expected_mean + 0.25 * mean
+    torch.testing.assert_close(average.average.module[0].weight, expected_weight)
+    torch.testing.assert_close(average.average.module[1].running_mean, expected_mean)  # batch-norm statistics too
+
+    control.should_save = True
+    average.on_epoch_end(args, state, control)  # writes the average where the Trainer's checkpoint will go
+    checkpoint = tmp_path / "checkpoint-3"
+    assert (checkpoint / WeightAverage.FILE_NAME).is_file()
+    resumed = WeightAverage(0.75, resume_from=str(checkpoint))
+    resumed.on_train_begin(args, state, control, model=model)
+    torch.testing.assert_close(resumed.average.module[0].weight, expected_weight)
+    resumed.on_step_end(args, state, control, model=model)  # averages on, does not restart from the model
+    torch.testing.assert_close(resumed.average.module[0].weight, 0.75 * expected_weight + 0.25 * weights[-1][0])
+    target = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    resumed.copy_to(target)
+    torch.testing.assert_close(target[0].weight, resumed.average.module[0].weight)
+    with pytest.raises(ValueError, match="decay must be in \\(0, 1\\)"):
+        WeightAverage(1.0)
+
+
+def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
+    from esc50_hf.training import build_feature_extractor, prepare_features
+
+    setup = parse_args([
+        "--config", str(SMOKE), "--data_dir", str(esc50_dir), "--output_dir", str(tmp_path / "model"),
+        "--train_folds", "1", "3", "--validation_fold", "2",
+    ])  # fmt: skip
+    splits, (train_mels, train_labels), (validation_mels, validation_labels) = prepare_features(
+        setup, build_feature_extractor(setup.model)
+    )
+    assert set(splits["train"]["fold"]) == {1, 3} and set(splits["validation"]["fold"]) == {2}
+    assert train_labels.tolist() == splits["train"]["label"]
+    assert validation_labels.tolist() == splits["validation"]["label"]
+    assert len(train_mels) == len(splits["train"]) and len(validation_mels) == len(splits["validation"])
+    with pytest.raises(ValueError, match="--cv trains each fold on all the other folds"):
+        from esc50_hf.training import cross_validate
+
+        cross_validate(setup)

@@ -1,0 +1,264 @@
+"""Compare training recipes from their run folders: the selection table (fold 5 unseen) and the chosen recipe's scores.
+
+    python bench/recipes.py RUN_FOLDER [RUN_FOLDER ...] [--cv CV_FOLDER] [--readme README.md]
+
+Each RUN_FOLDER is a model folder written by `train.py` (`metrics.json`, `training_config.json`,
+`config.json`). Runs are grouped into candidates by folder name, a trailing `-s<seed>` removed
+(`stem-s0`, `stem-s1` -> `stem`), and by their split; runs grouped together must be the same recipe
+but for the seed, or the script stops. Per candidate: the network's cost (parameters, GFLOPs per 5-s
+clip from torch's flop counter), seconds per epoch, and accuracy / macro-F1 as mean ± population std
+over its seeds, for the saved model (the weight average when the recipe has one) and for the last
+weights. Candidates validated on fold 5 or trained on it are listed apart: they are the chosen
+recipe's test runs, never the basis of a choice.
+
+Writes `RECIPES.md` and `recipes.json` into `--output-dir` (default `bench/`); with `--readme`,
+replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that file by the
+summary, so the README's numbers come from the runs.
+"""
+
+import argparse
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_FOLD = 5
+README_START, README_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="model folders written by train.py")
+    parser.add_argument("--cv", default=None, help="a `train.py --cv` output folder (its cv_results.json and folds)")
+    parser.add_argument("--readme", default=None, help="a file with a recipes block to refresh, e.g. README.md")
+    parser.add_argument("--output-dir", default=str(ROOT / "bench"))
+    return parser.parse_args(argv)
+
+
+def read_run(folder: Path) -> dict[str, Any]:
+    from esc50_hf.train_config import read_config_file
+
+    for name in ("metrics.json", "training_config.json", "config.json"):
+        if not (folder / name).is_file():
+            raise SystemExit(f"{folder} has no {name}: pass model folders written by train.py")
+    recipe = read_config_file(folder / "training_config.json")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    validation_fold = int(recipe["validation_fold"])
+    train_folds = recipe.get("train_folds") or [fold for fold in range(1, 6) if fold != validation_fold]
+    return {
+        "folder": str(folder),
+        "candidate": re.sub(r"-s\d+$", "", folder.name),
+        "recipe": recipe,
+        "seed": recipe["seed"],
+        "validation_fold": validation_fold,
+        "train_folds": sorted(int(fold) for fold in train_folds),
+        "metrics": metrics,
+        **network_cost(folder),
+    }
+
+
+def network_cost(folder: Path) -> dict[str, float]:
+    """Parameters and forward GFLOPs of the folder's network on one 5-s clip (weights not needed)."""
+    from esc50_hf.configuration_esc50_cnn import Esc50CnnConfig
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+
+    config = Esc50CnnConfig.from_pretrained(folder)
+    frames = Esc50FeatureExtractor.from_pretrained(folder).num_frames
+    model = Esc50CnnForAudioClassification(config).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, config.num_mel_bins, frames))
+    return {"parameters": sum(p.numel() for p in model.parameters()), "gflops": counter.get_total_flops() / 1e9}
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from esc50_hf.train_config import recipe_differences
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["candidate"], run["validation_fold"], tuple(run["train_folds"])), []).append(run)
+    rows = []
+    for (candidate, validation_fold, train_folds), members in groups.items():
+        first = members[0]
+        for other in members[1:]:
+            differences = recipe_differences(first["recipe"], other["recipe"], ignore=("seed",))
+            if differences:
+                raise SystemExit(
+                    f"{other['folder']} and {first['folder']} are both named {candidate!r} but differ in "
+                    f"{', '.join(differences)}: give different recipes different names"
+                )
+        seeds = [run["seed"] for run in members]
+        if len(set(seeds)) != len(seeds):
+            raise SystemExit(f"{candidate!r} has two runs with the same seed: {[run['folder'] for run in members]}")
+        row = {
+            "candidate": candidate,
+            "validation_fold": validation_fold,
+            "train_folds": list(train_folds),
+            "sees_test_fold": TEST_FOLD in (validation_fold, *train_folds),
+            "seeds": seeds,
+            "runs": [run["folder"] for run in members],
+            "parameters": first["parameters"],
+            "gflops": round(first["gflops"], 3),
+            "ema_decay": first["recipe"].get("ema_decay", 0.0),
+            "seconds_per_epoch": _mean([run["metrics"].get("seconds_per_epoch") for run in members]),
+            "train_minutes": _mean([run["metrics"].get("train_seconds", 0) / 60 for run in members]),
+            "threads": sorted({run["metrics"].get("torch_threads_per_process") for run in members}),
+            "hardware": first["metrics"].get("hardware"),
+            "epochs": first["recipe"].get("num_train_epochs"),
+            "per_seed": [
+                {
+                    "seed": run["seed"],
+                    "accuracy": run["metrics"]["accuracy"],
+                    "f1": run["metrics"]["f1"],
+                    "last_weights": run["metrics"].get("last_weights"),
+                }
+                for run in members
+            ],
+        }
+        for key in ("accuracy", "f1"):
+            row[key] = _spread([run["metrics"][key] for run in members])
+            last = [run["metrics"].get("last_weights", {}).get(key) for run in members]
+            row[f"last_weights_{key}"] = _spread(last) if None not in last else None
+        rows.append(row)
+    return sorted(rows, key=lambda row: (row["sees_test_fold"], row["gflops"], row["candidate"]))
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=0)), "n": int(len(values))}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    values = [value for value in values if value is not None]
+    return round(float(np.mean(values)), 2) if values else None
+
+
+def _score(spread: dict[str, float] | None) -> str:
+    if spread is None:
+        return "-"
+    return f"{spread['mean']:.4f}" if spread["n"] == 1 else _mean_std(spread)
+
+
+def _mean_std(spread: dict[str, float]) -> str:
+    return f"{spread['mean']:.4f} ± {spread['std']:.4f}"
+
+
+def _folds(folds: list[int]) -> str:
+    return ",".join(str(fold) for fold in folds)
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| candidate | train / validate | seeds | parameters | GFLOPs per clip | s per epoch (threads) "
+        "| accuracy | macro-F1 | last weights: accuracy |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['candidate']} | {_folds(row['train_folds'])} / {row['validation_fold']} "
+            f"| {', '.join(str(seed) for seed in row['seeds'])} | {row['parameters'] / 1e6:.2f} M "
+            f"| {row['gflops']:.2f} "
+            f"| {row['seconds_per_epoch']} ({_folds(row['threads'])}) | {_score(row['accuracy'])} "
+            f"| {_score(row['f1'])} | {_score(row['last_weights_accuracy'])} |"
+        )
+    return lines
+
+
+def cross_validation(folder: Path) -> dict[str, Any]:
+    path = folder / "cv_results.json"
+    if not path.is_file():
+        raise SystemExit(f"{folder} has no cv_results.json: pass a `train.py --cv` output folder")
+    return json.loads(path.read_text())
+
+
+def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str) -> str:
+    selection = [row for row in rows if not row["sees_test_fold"]]
+    test = [row for row in rows if row["sees_test_fold"]]
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    lines = [
+        "# Training recipes compared",
+        "",
+        f"Generated {when} by `{command}` from the run folders' `metrics.json` and `training_config.json`.",
+        "Scores are mean ± population std over the seeds; GFLOPs are torch's flop count of one 5-s clip; seconds",
+        "per epoch are training only, with the threads shown per run (runs went two side by side, one thread each).",
+        "",
+        "## Selection: fold 5 never used",
+        "",
+        *table(selection),
+        "",
+        '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
+        '"last weights" is the same run\'s final weights, scored on the same fold.',
+    ]
+    if test:
+        lines += ["", "## The chosen recipe on the test fold", "", *table(test)]
+        for row in test:
+            lines += ["", f"`{row['candidate']}`, per seed (in training order):", ""]
+            lines += ["| seed | accuracy | macro-F1 | run |", "| ---: | ---: | ---: | --- |"]
+            for seed, run in zip(row["per_seed"], row["runs"]):
+                lines.append(f"| {seed['seed']} | {seed['accuracy']:.4f} | {seed['f1']:.4f} | `{Path(run).name}` |")
+    if cv is not None:
+        summary = cv["summary"]
+        lines += ["", "## 5-fold cross-validation of the chosen recipe", ""]
+        lines += ["| fold | accuracy | macro-F1 | s per epoch |", "| --- | ---: | ---: | ---: |"]
+        for fold, result in cv["folds"].items():
+            lines.append(
+                f"| {fold} | {result['accuracy']:.4f} | {result['f1']:.4f} | {result.get('seconds_per_epoch')} |"
+            )
+        lines.append(f"| **mean ± std** | **{_mean_std(summary['accuracy'])}** | **{_mean_std(summary['f1'])}** | |")
+        if summary.get("folds_missing"):
+            lines.append(f"\nFolds not finished: {summary['folds_missing']}.")
+    return "\n".join(lines) + "\n"
+
+
+def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | None) -> None:
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{path} has no {README_START} ... {README_END} block to refresh")
+    test = [row for row in rows if row["sees_test_fold"]]
+    lines = []
+    for row in test:
+        lines.append(
+            f"- `{row['candidate']}` trained {len(row['seeds'])} times on folds {_folds(row['train_folds'])}, "
+            f"scored on fold {row['validation_fold']}: accuracy **{_score(row['accuracy'])}**, macro-F1 "
+            f"**{_score(row['f1'])}** ({row['parameters'] / 1e6:.2f} M parameters, {row['gflops']:.2f} GFLOPs per "
+            f"clip, {row['train_minutes']:.0f} min per training on {_folds(row['threads'])} thread(s))."
+        )
+    if cv is not None:
+        summary = cv["summary"]
+        lines.append(
+            f"- 5-fold cross-validation: accuracy **{_mean_std(summary['accuracy'])}**, "
+            f"macro-F1 **{_mean_std(summary['f1'])}**"
+            + (f" (folds {summary['folds_missing']} missing)" if summary.get("folds_missing") else "")
+            + "."
+        )
+    lines.append("")
+    lines += table([row for row in rows if not row["sees_test_fold"]])
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_START}\n" + "\n".join(lines) + f"\n{README_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    args = parse_args(argv)
+    rows = summarize([read_run(Path(folder)) for folder in args.runs])
+    cv = cross_validation(Path(args.cv)) if args.cv else None
+    command = "python bench/recipes.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "recipes.json").write_text(json.dumps({"candidates": rows, "cross_validation": cv}, indent=2))
+    (output / "RECIPES.md").write_text(report(rows, cv, command))
+    if args.readme:
+        refresh_readme(Path(args.readme), rows, cv)
+    print(f"wrote {output / 'RECIPES.md'}")
+
+
+if __name__ == "__main__":
+    main()
