@@ -149,6 +149,10 @@ def _mean_std(spread: dict[str, float]) -> str:
     return f"{spread['mean']:.4f} ± {spread['std']:.4f}"
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
 def _folds(folds: list[int]) -> str:
     return ",".join(str(fold) for fold in folds)
 
@@ -224,7 +228,7 @@ def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | 
     lines = []
     for row in test:
         lines.append(
-            f"- `{row['candidate']}` trained {len(row['seeds'])} times on folds {_folds(row['train_folds'])}, "
+            f"- `{row['candidate']}` trained {_times(len(row['seeds']))} on folds {_folds(row['train_folds'])}, "
             f"scored on fold {row['validation_fold']}: accuracy **{_score(row['accuracy'])}**, macro-F1 "
             f"**{_score(row['f1'])}** ({row['parameters'] / 1e6:.2f} M parameters, {row['gflops']:.2f} GFLOPs per "
             f"clip, {row['train_minutes']:.0f} min per training on {_folds(row['threads'])} thread(s))."

@@ -26,6 +26,12 @@ MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 BASELINE_FILE = "baseline_metrics.json"
 CROSS_VALIDATION_FILE = "cv_results.json"
 REPEATED_RUNS_FILE = "repeated_runs.json"
+SELECTION_FILE = "recipe_selection.json"
+# Kept per candidate from `bench/recipes.py`'s recipes.json when attached to a card.
+SELECTION_KEYS = (
+    "candidate", "train_folds", "validation_fold", "seeds", "parameters", "gflops", "seconds_per_epoch",
+    "accuracy", "f1", "last_weights_accuracy",
+)  # fmt: skip
 # Headline numbers kept from a training run's metrics.json when it is attached to another folder's card.
 RUN_SUMMARY_KEYS = (
     "accuracy", "f1", "epochs", "seconds_per_epoch", "torch_threads_per_process", "processes", "hardware"
@@ -174,6 +180,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         baseline=_read_json(folder / BASELINE_FILE),
         cross_validation=_read_json(folder / CROSS_VALIDATION_FILE),
         repeated_runs=_repeated_runs_with_spread(folder, results),
+        selection=_read_json(folder / SELECTION_FILE),
     )
     card.save(folder / "README.md")
     return card
@@ -184,12 +191,21 @@ def attach_companion_results(
     baseline: dict[str, Any] | None = None,
     cross_validation: dict[str, Any] | None = None,
     repeated_runs: list[Path] | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> None:
     """Stores headline numbers measured outside the folder's own run beside it (a few kB).
 
     `repeated_runs` are other training folders of the same recipe and validation fold: their scores
-    show how much one fold's score moves from one training to the next.
+    show how much one fold's score moves from one training to the next. `selection` is the
+    `recipes.json` of `bench/recipes.py`: the candidates compared without the test fold, from which
+    this recipe was chosen.
     """
+    if selection is not None:
+        candidates = [row for row in selection.get("candidates", []) if not row.get("sees_test_fold")]
+        if not candidates:
+            raise ValueError("the selection holds no candidate compared without the test fold (fold 5)")
+        kept = [{key: row[key] for key in SELECTION_KEYS if key in row} for row in candidates]
+        (folder / SELECTION_FILE).write_text(json.dumps({"candidates": kept}, indent=2))
     if baseline is not None:
         kept = ("model", "fold", "num_clips", "num_train_clips", "accuracy", "f1", "wall_seconds")
         (folder / BASELINE_FILE).write_text(json.dumps({k: baseline[k] for k in kept if k in baseline}, indent=2))

@@ -499,3 +499,37 @@ def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
         from esc50_hf.training import cross_validate
 
         cross_validate(setup)
+
+
+def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path):
+    """bench/recipes.py groups runs by name and split, averages over seeds, and the card shows the selection."""
+    from esc50_hf.cli import main
+
+    runs = {name: tmp_path / name for name in ("stem-s0", "stem-s1", "chosen-s0")}
+    for folder in runs.values():
+        shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
+    for name, seed, accuracy in (("stem-s0", 0, 0.5), ("stem-s1", 1, 0.7)):
+        _edit_json(runs[name] / "training_config.json", seed=seed, validation_fold=4, train_folds=[1, 2, 3])
+        _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=4)
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
+    script = [sys.executable, str(REPO / "bench" / "recipes.py"), *map(str, runs.values())]
+    completed = subprocess.run(
+        [*script, "--output-dir", str(tmp_path / "out"), "--readme", str(readme)], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = (tmp_path / "out" / "RECIPES.md").read_text()
+    assert "| stem | 1,2,3 / 4 | 0, 1 |" in report and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in report
+    assert "## The chosen recipe on the test fold" in report and "| chosen | 1,2,3,4 / 5 | 7 |" in report
+    text = readme.read_text()
+    assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
+    assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text
+
+    _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
+    completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
+    assert completed.returncode != 0 and "differ in learning_rate" in completed.stderr
+
+    assert main(["card", "--model", str(runs["chosen-s0"]), "--selection", str(tmp_path / "out" / "recipes.json")]) == 0
+    card = ModelCard.load(runs["chosen-s0"] / "README.md").text
+    assert "How the recipe was chosen (fold 5 unseen)" in card and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in card
+    assert "| chosen |" not in card and "{{" not in card  # the test-fold runs are not part of the selection

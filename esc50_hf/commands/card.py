@@ -1,4 +1,4 @@
-"""`esc50-hf card`: re-render a model folder's card, adding baseline, cross-validation and repeated-run results."""
+"""`esc50-hf card`: re-render a model card with baseline, cross-validation, repeated-run and selection results."""
 
 import argparse
 import json
@@ -19,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FOLDER",
         help="other training folders of the same recipe and validation fold (run-to-run spread of the score)",
     )
+    parser.add_argument(
+        "--selection",
+        default=None,
+        metavar="RECIPES_JSON",
+        help="recipes.json written by bench/recipes.py: the candidates compared without fold 5",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -34,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             baseline=json.loads(Path(args.baseline).read_text()) if args.baseline else None,
             cross_validation=json.loads(Path(args.cv).read_text()) if args.cv else None,
             repeated_runs=[Path(run) for run in args.repeated_runs] if args.repeated_runs else None,
+            selection=json.loads(Path(args.selection).read_text()) if args.selection else None,
         )
     except ValueError as error:
         raise SystemExit(f"esc50-hf card: {error}") from None
