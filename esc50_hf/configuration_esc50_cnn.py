@@ -18,6 +18,10 @@ CUSTOM_PIPELINES = {
 }
 
 
+# The stem of new models; a config.json saved before the stem existed has no `stem_channels` and means 0.
+DEFAULT_STEM_CHANNELS = 16
+
+
 class Esc50CnnConfig(PreTrainedConfig):
     r"""Hyper-parameters of [`Esc50CnnForAudioClassification`].
 
@@ -33,7 +37,8 @@ class Esc50CnnConfig(PreTrainedConfig):
         num_mel_bins (`int`, *optional*, defaults to 64):
             Mel bands of the input; must match the feature extractor's `num_mel_bins`.
         stem_channels (`int`, *optional*, defaults to 16):
-            Output channels of the stem; 0 leaves it out (the first block then runs at full resolution).
+            Output channels of the stem; 0 leaves it out (the first block then runs at full resolution). A
+            `config.json` saved before the stem existed has no such key and loads as 0, the network it describes.
         block_channels (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Output channels of each convolution block.
         dropout (`float`, *optional*, defaults to 0.3):
@@ -47,7 +52,7 @@ class Esc50CnnConfig(PreTrainedConfig):
     def __init__(
         self,
         num_mel_bins: int = 64,
-        stem_channels: int = 16,
+        stem_channels: int | None = None,
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
         label_smoothing: float = 0.0,
@@ -56,6 +61,8 @@ class Esc50CnnConfig(PreTrainedConfig):
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
         kwargs.setdefault("id2label", dict(ID2LABEL))
         kwargs.setdefault("label2id", dict(LABEL2ID))
+        if stem_channels is None:  # `transformers_version` is in every saved config.json: an older folder
+            stem_channels = 0 if "transformers_version" in kwargs else DEFAULT_STEM_CHANNELS
         if stem_channels < 0:
             raise ValueError(f"stem_channels must be 0 (no stem) or more, got {stem_channels}")
         self.num_mel_bins = num_mel_bins

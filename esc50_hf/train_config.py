@@ -44,7 +44,7 @@ from .augmentation import (
     TimeStretch,
     WaveformAugmentations,
 )
-from .configuration_esc50_cnn import Esc50CnnConfig
+from .configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
 from .data import DEFAULT_HUB_DATASET_ID, FOLDS
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 
@@ -125,7 +125,7 @@ class ModelArguments:
     f_max: float | None = _field("highest frequency of the mel filter bank (Hz); unset: Nyquist", None)
     stem_channels: int = _field(
         "output channels of the stem convolution (then 2x2 pooling); 0: no stem, blocks start at full resolution",
-        default_of(Esc50CnnConfig, "stem_channels"),
+        DEFAULT_STEM_CHANNELS,
     )
     block_channels: list[int] = _field(
         "output channels of each convolution block", list(default_of(Esc50CnnConfig, "block_channels"))
@@ -242,6 +242,7 @@ class Esc50TrainingArguments(TrainingArguments):
         "decay per step of the moving average of the weights saved as the final model; 0: keep the last weights",
         0.998,
     )
+    seed: int = _recipe_default("seed", 0)  # the shipped model's; its feature cache is keyed by it too
     per_device_train_batch_size: int = _recipe_default("per_device_train_batch_size", 32)
     per_device_eval_batch_size: int = _recipe_default("per_device_eval_batch_size", 64)
     num_train_epochs: float = _recipe_default("num_train_epochs", 100.0)

@@ -101,3 +101,19 @@ def test_the_stem_halves_the_resolution_cheaply_and_can_be_left_out():
     assert flops[0] < flops[1] / 3  # the blocks run at a quarter of the pixels
     with pytest.raises(ValueError, match="stem_channels must be 0 \\(no stem\\) or more, got -1"):
         Esc50CnnConfig(stem_channels=-1)
+
+
+def test_a_folder_saved_before_the_stem_existed_loads_the_network_it_describes(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    old = Esc50CnnForAudioClassification(Esc50CnnConfig(num_mel_bins=32, stem_channels=0, block_channels=[8, 16]))
+    old.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["stem_channels"]  # what the previous version wrote
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.stem_channels == 0
+    inputs = torch.randn(2, 32, 216)
+    torch.testing.assert_close(loaded(input_values=inputs).logits, old.eval()(input_values=inputs).logits)
+    assert Esc50CnnConfig().stem_channels == 16  # a new config gets the stem
