@@ -129,9 +129,13 @@ class WeightAverage(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
         self.average.update_parameters(model)
+        self._save_if_checkpoint_follows(args, state, control)  # save_strategy "steps"
 
     def on_epoch_end(self, args, state, control, **kwargs) -> None:
-        # DefaultFlowCallback has decided by now whether this epoch ends with a checkpoint.
+        self._save_if_checkpoint_follows(args, state, control)  # save_strategy "epoch"
+
+    def _save_if_checkpoint_follows(self, args, state, control) -> None:
+        # DefaultFlowCallback, which runs before this callback, has decided whether a checkpoint follows.
         if control.should_save and state.is_world_process_zero:
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             folder.mkdir(parents=True, exist_ok=True)

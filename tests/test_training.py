@@ -469,10 +469,13 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
     average.on_epoch_end(args, state, control)  # writes the average where the Trainer's checkpoint will go
     checkpoint = tmp_path / "checkpoint-3"
     assert (checkpoint / WeightAverage.FILE_NAME).is_file()
+    assert not (tmp_path / "checkpoint-2").exists()  # only where a checkpoint follows
     resumed = WeightAverage(0.75, resume_from=str(checkpoint))
     resumed.on_train_begin(args, state, control, model=model)
     torch.testing.assert_close(resumed.average.module[0].weight, expected_weight)
+    state.global_step = 4
     resumed.on_step_end(args, state, control, model=model)  # averages on, does not restart from the model
+    assert (tmp_path / "checkpoint-4" / WeightAverage.FILE_NAME).is_file()  # save_strategy "steps" saves here
     torch.testing.assert_close(resumed.average.module[0].weight, 0.75 * expected_weight + 0.25 * weights[-1][0])
     target = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     resumed.copy_to(target)
