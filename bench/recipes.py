@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from esc50_hf.data import TEST_FOLD
+
 ROOT = Path(__file__).resolve().parent.parent
-TEST_FOLD = 5
 README_START, README_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
 
 
@@ -42,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_run(folder: Path) -> dict[str, Any]:
+    from esc50_hf.data import training_folds
     from esc50_hf.train_config import read_config_file
 
     for name in ("metrics.json", "training_config.json", "config.json"):
@@ -50,14 +52,14 @@ def read_run(folder: Path) -> dict[str, Any]:
     recipe = read_config_file(folder / "training_config.json")
     metrics = json.loads((folder / "metrics.json").read_text())
     validation_fold = int(recipe["validation_fold"])
-    train_folds = recipe.get("train_folds") or [fold for fold in range(1, 6) if fold != validation_fold]
+    train_folds = training_folds(validation_fold, recipe.get("train_folds"))
     return {
         "folder": str(folder),
         "candidate": re.sub(r"-s\d+$", "", folder.name),
         "recipe": recipe,
         "seed": recipe["seed"],
         "validation_fold": validation_fold,
-        "train_folds": sorted(int(fold) for fold in train_folds),
+        "train_folds": train_folds,
         "metrics": metrics,
         **network_cost(folder),
     }
@@ -126,7 +128,33 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             last = [run["metrics"].get("last_weights", {}).get(key) for run in members]
             row[f"last_weights_{key}"] = _spread(last) if None not in last else None
         rows.append(row)
-    return sorted(rows, key=lambda row: (row["sees_test_fold"], row["gflops"], row["candidate"]))
+    rows = sorted(rows, key=lambda row: (row["sees_test_fold"], row["gflops"], row["candidate"]))
+    _check_the_test_runs(rows, groups)
+    return rows
+
+
+def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
+    """At most one recipe meets the test fold, and it is one of the candidates compared without it."""
+    from esc50_hf.train_config import recipe_differences
+
+    tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
+    if len(tested) > 1:
+        raise SystemExit(f"runs of several recipes touch fold {TEST_FOLD} ({sorted(tested)}): only the chosen one may")
+    split_keys = ("seed", "train_folds", "validation_fold")
+    for row in rows:
+        if not row["sees_test_fold"]:
+            continue
+        recipe = groups[(row["candidate"], row["validation_fold"], tuple(row["train_folds"]))][0]["recipe"]
+        row["chosen_from"] = [
+            other["candidate"]
+            for other in rows
+            if not other["sees_test_fold"]
+            and not recipe_differences(
+                recipe,
+                groups[(other["candidate"], other["validation_fold"], tuple(other["train_folds"]))][0]["recipe"],
+                ignore=split_keys,
+            )
+        ]
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -202,7 +230,8 @@ def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str) 
     if test:
         lines += ["", "## The chosen recipe on the test fold", "", *table(test)]
         for row in test:
-            lines += ["", f"`{row['candidate']}`, per seed (in training order):", ""]
+            chosen_from = ", ".join(f"`{name}`" for name in row.get("chosen_from", [])) or "no candidate above"
+            lines += ["", f"`{row['candidate']}` is the recipe of {chosen_from} on the other split; per seed:", ""]
             lines += ["| seed | accuracy | macro-F1 | run |", "| ---: | ---: | ---: | --- |"]
             for seed, run in zip(row["per_seed"], row["runs"]):
                 lines.append(f"| {seed['seed']} | {seed['accuracy']:.4f} | {seed['f1']:.4f} | `{Path(run).name}` |")

@@ -65,6 +65,12 @@ class Esc50CnnConfig(PreTrainedConfig):
             stem_channels = 0 if "transformers_version" in kwargs else DEFAULT_STEM_CHANNELS
         if stem_channels < 0:
             raise ValueError(f"stem_channels must be 0 (no stem) or more, got {stem_channels}")
+        poolings = len(block_channels) + bool(stem_channels)  # each halves the mel axis
+        if num_mel_bins < 2**poolings:
+            raise ValueError(
+                f"num_mel_bins={num_mel_bins} is too few for {poolings} 2x2 poolings (the stem and "
+                f"{len(block_channels)} blocks): use at least {2**poolings} mel bands, or fewer blocks"
+            )
         self.num_mel_bins = num_mel_bins
         self.stem_channels = stem_channels
         self.block_channels = list(block_channels)

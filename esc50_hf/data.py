@@ -39,6 +39,8 @@ ESC50_CITATION = """@inproceedings{piczak2015dataset,
   pages = {1015--1018}
 }"""
 META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+# The fold this project reports as its test score; no recipe, epoch or model is chosen by it.
+TEST_FOLD = 5
 FOLDS = (1, 2, 3, 4, 5)
 _HOW_TO_PASS_DATA_DIR = (
     "Pass a local copy instead: load_esc50(data_dir=...) / --data-dir DIR, where DIR holds "
@@ -171,13 +173,25 @@ def check_esc50_features(features: Features, source: str) -> None:
         )
 
 
-def split_folds(dataset: Dataset, validation_fold: int = 5, train_folds: Sequence[int] | None = None) -> DatasetDict:
-    """`validation` = `validation_fold`; `train` = `train_folds` (default: every other fold)."""
+def training_folds(validation_fold: int, train_folds: Sequence[int] | None = None) -> list[int]:
+    """The folds that train when `validation_fold` validates: `train_folds`, checked, or every other fold."""
     if validation_fold not in FOLDS:
         raise ValueError(f"validation_fold must be one of {FOLDS}, got {validation_fold}")
-    train_folds = [fold for fold in FOLDS if fold != validation_fold] if train_folds is None else list(train_folds)
-    if validation_fold in train_folds or not set(train_folds) <= set(FOLDS):
-        raise ValueError(f"train_folds must be folds among {FOLDS} other than {validation_fold}, got {train_folds}")
+    if train_folds is None:
+        return [fold for fold in FOLDS if fold != validation_fold]
+    if not train_folds or validation_fold in train_folds or not set(train_folds) <= set(FOLDS):
+        raise ValueError(
+            f"train_folds must be one or more folds among {FOLDS} other than the validation fold {validation_fold}, "
+            f"got {list(train_folds)}"
+        )
+    return sorted(set(train_folds))
+
+
+def split_folds(
+    dataset: Dataset, validation_fold: int = TEST_FOLD, train_folds: Sequence[int] | None = None
+) -> DatasetDict:
+    """`validation` = `validation_fold`; `train` = `train_folds` (default: every other fold)."""
+    train_folds = training_folds(validation_fold, train_folds)
     folds = dataset["fold"]
     validation = [index for index, fold in enumerate(folds) if fold == validation_fold]
     train = [index for index, fold in enumerate(folds) if fold in train_folds]

@@ -31,6 +31,8 @@ CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "config.json", "o
 # What makes a finished model folder: weights and configs, and the record of the run that made them.
 MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "training_config.json", "metrics.json")
 RECIPE_FILE = "training_config.json"
+# The moving average of the weights in a checkpoint (written by training.WeightAverage).
+EMA_FILE = "ema_model.safetensors"
 # Training by-products that stay in the folder when its final model is replaced.
 BY_PRODUCTS = re.compile(r"^(checkpoint-\d+|runs|feature_cache)$")
 
@@ -95,6 +97,8 @@ def _inspect_checkpoint(path: Path, step: int) -> Checkpoint:
         stored = state["stateful_callbacks"][RecipeFingerprint.__name__]["args"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return Checkpoint(path, step, "no recipe fingerprint in trainer_state.json (unreadable or older version)")
+    if stored["recipe"].get("ema_decay") and not (path / EMA_FILE).is_file():
+        return Checkpoint(path, step, f"incomplete: no {EMA_FILE} (the recipe averages the weights)")
     return Checkpoint(path, step, None, stored["fingerprint"], stored["recipe"])
 
 

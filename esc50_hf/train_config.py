@@ -45,7 +45,7 @@ from .augmentation import (
     WaveformAugmentations,
 )
 from .configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
-from .data import DEFAULT_HUB_DATASET_ID, FOLDS
+from .data import DEFAULT_HUB_DATASET_ID, FOLDS, training_folds
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 
 
@@ -92,21 +92,14 @@ class DataArguments:
         for name, folds in named:
             if not set(folds or []) <= set(FOLDS):
                 raise ValueError(f"--{name} must name folds among {list(FOLDS)}, got {folds}")
-        if self.train_folds is not None:
-            if not self.train_folds:
-                raise ValueError(
-                    "--train_folds must name at least one fold (leave it unset to train on all the others)"
-                )
-            if self.validation_fold in self.train_folds:
-                raise ValueError(
-                    f"--train_folds {self.train_folds} contains the validation fold {self.validation_fold}: "
-                    "a fold cannot both train and validate"
-                )
+        try:
+            self.training_folds()
+        except ValueError as error:
+            raise ValueError(f"--train_folds: {error}") from None
 
-    def training_folds(self, validation_fold: int | None = None) -> list[int]:
-        """The folds that train when `validation_fold` (default: --validation_fold) validates."""
-        validation_fold = self.validation_fold if validation_fold is None else validation_fold
-        return sorted(self.train_folds) if self.train_folds is not None else [f for f in FOLDS if f != validation_fold]
+    def training_folds(self) -> list[int]:
+        """The folds that train: --train_folds, or every fold but --validation_fold."""
+        return training_folds(self.validation_fold, self.train_folds)
 
 
 @dataclass
@@ -214,7 +207,7 @@ def _recipe_default(name: str, default: Any) -> Any:
 
 @dataclass
 class Esc50TrainingArguments(TrainingArguments):
-    """`transformers.TrainingArguments` with the shipped recipe as defaults, plus two options of this project.
+    """`transformers.TrainingArguments` with the shipped recipe as defaults, plus three options of this project.
 
     Every other option (`--gradient_accumulation_steps`, `--max_grad_norm`, `--torch_compile`, ...)
     is transformers' own, with transformers' default.
@@ -227,8 +220,10 @@ class Esc50TrainingArguments(TrainingArguments):
             Threads per process; unset, the machine's cores are shared among the local processes.
         ema_decay (`float`, *optional*, defaults to 0.998):
             Decay per optimizer step of the exponential moving average of the weights (and batch-norm
-            statistics) that becomes the final model; 0 keeps the last weights instead. The final
-            evaluation reports the last weights too (`metrics.json`, `last_weights`).
+            statistics) that becomes the final model; 0 keeps the last weights instead. The average spans
+            about `1 / (1 - ema_decay)` optimizer steps: with N processes or gradient accumulation an epoch
+            has fewer steps, so the same decay spans more epochs; a run shorter than that span is refused.
+            The final evaluation reports the last weights too (`metrics.json`, `last_weights`).
     """
 
     output_dir: str | None = _recipe_default("output_dir", "outputs/esc50-mel-cnn")
@@ -264,6 +259,11 @@ class Esc50TrainingArguments(TrainingArguments):
 
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema_decay must be in [0, 1) (0: no averaging), got {self.ema_decay}")
+        if self.ema_decay and (self.load_best_model_at_end or self.save_strategy in ("best", SaveStrategy.BEST)):
+            raise ValueError(
+                "--ema_decay saves the moving average of the weights as the final model; it cannot be combined with "
+                "--load_best_model_at_end or --save_strategy best (set --ema_decay 0 to keep a checkpoint's weights)"
+            )
 
         if not torch.cuda.is_available():
             self.use_cpu = True  # transformers refuses bf16 without a GPU unless told the run is on CPU
@@ -379,9 +379,19 @@ LEGACY_KEYS = {
 }
 
 
+# Recorded by every train.py run: a file holding them all is a complete recipe, not a partial config.
+RECORDED_MODEL_KEYS = ("num_mel_bins", "n_fft", "hop_length", "block_channels", "dropout", "augmented_variants")
+# What a complete recipe recorded before an option existed meant: the behaviour from before the option.
+BEFORE_THE_OPTION = {"stem_channels": 0, "ema_decay": 0.0}
+
+
 def translate_legacy_recipe(values: dict[str, Any]) -> dict[str, Any]:
-    """Renames the keys of an older recipe; `optimizer: adam` was AdamW without weight decay."""
+    """Renames the keys of an older recipe; `optimizer: adam` was AdamW without weight decay; a complete recipe
+    recorded before the stem and the weight average existed trains without them."""
     translated = {LEGACY_KEYS.get(key, key): value for key, value in values.items()}
+    if all(key in translated for key in RECORDED_MODEL_KEYS):
+        for key, value in BEFORE_THE_OPTION.items():
+            translated.setdefault(key, value)
     if "optimizer" in values:
         if values["optimizer"] == "adam":
             translated["weight_decay"] = 0.0

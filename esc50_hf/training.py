@@ -19,6 +19,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds
+from .evaluation import evaluate_model
 from .feature_cache import cached_log_mels
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .hub import check_can_push, push_folder
@@ -27,6 +28,7 @@ from .metrics import classification_metrics, spread
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .reporting import write_model_folder_reports
 from .run_folder import (
+    EMA_FILE,
     RecipeFingerprint,
     check_new_run,
     check_resumable,
@@ -109,7 +111,7 @@ class WeightAverage(TrainerCallback):
             The checkpoint the run resumes from.
     """
 
-    FILE_NAME = "ema_model.safetensors"
+    FILE_NAME = EMA_FILE
 
     def __init__(self, decay: float, resume_from: str | None = None) -> None:
         if not 0.0 < decay < 1.0:
@@ -118,6 +120,13 @@ class WeightAverage(TrainerCallback):
         self.average: AveragedModel | None = None
 
     def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
+        horizon = round(1 / (1 - self.decay))
+        if state.max_steps < horizon:
+            raise ValueError(
+                f"--ema_decay {self.decay} averages over about {horizon} optimizer steps, but this run has only "
+                f"{state.max_steps}: the saved model would lean on the first weights. Lower --ema_decay (e.g. "
+                f"{1 - 10 / max(state.max_steps, 10):.3g}) or set it to 0 to keep the last weights"
+            )
         self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
         if self.resume_from:
             saved = Path(self.resume_from) / self.FILE_NAME
@@ -136,7 +145,7 @@ class WeightAverage(TrainerCallback):
 
     def _save_if_checkpoint_follows(self, args, state, control) -> None:
         # DefaultFlowCallback, which runs before this callback, has decided whether a checkpoint follows.
-        if control.should_save and state.is_world_process_zero:
+        if control.should_save and args.should_save:  # the processes that write checkpoints
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             folder.mkdir(parents=True, exist_ok=True)
             save_file({k: v.contiguous() for k, v in self.average.module.state_dict().items()}, folder / self.FILE_NAME)
@@ -284,9 +293,6 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         trainer.add_callback(weight_average)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_point)
-    last_weights = trainer.evaluate(metric_key_prefix="last_weights")
-    if weight_average is not None:
-        weight_average.copy_to(trainer.model)
     timing = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "epochs_in_this_process": len(epoch_timer.durations),
@@ -295,8 +301,12 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "processes": trainer.args.world_size,
         "torch_threads_per_process": torch.get_num_threads(),
         "hardware": hardware_description(),
-        "last_weights": {"accuracy": last_weights["last_weights_accuracy"], "f1": last_weights["last_weights_f1"]},
     }
+    if weight_average is not None:
+        if trainer.is_world_process_zero():  # scored as the saved model is, from the audio (write_model_folder_reports)
+            scores = evaluate_model(trainer.model, extractor, splits["validation"])
+            timing["last_weights"] = {"accuracy": scores["accuracy"], "f1": scores["f1"]}
+        weight_average.copy_to(trainer.model)
     staging = staging_folder(folder)
     if trainer.is_world_process_zero() and staging.exists():
         shutil.rmtree(staging)

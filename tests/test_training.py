@@ -447,8 +447,10 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
     from esc50_hf.training import WeightAverage
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    args, control = type("Args", (), {"output_dir": str(tmp_path)})(), TrainerControl()
-    state = TrainerState()
+    args, control = type("Args", (), {"output_dir": str(tmp_path), "should_save": True})(), TrainerControl()
+    state = TrainerState(max_steps=10)
+    with pytest.raises(ValueError, match="averages over about 100 optimizer steps, but this run has only 10"):
+        WeightAverage(0.99).on_train_begin(args, state, control, model=model)
     average = WeightAverage(0.75)
     average.on_train_begin(args, state, control, model=model)
     weights = []
@@ -473,10 +475,14 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
     resumed = WeightAverage(0.75, resume_from=str(checkpoint))
     resumed.on_train_begin(args, state, control, model=model)
     torch.testing.assert_close(resumed.average.module[0].weight, expected_weight)
-    state.global_step = 4
+    state.global_step, control.should_save = 4, False
+    resumed.on_step_end(args, state, control, model=model)
+    assert not (tmp_path / "checkpoint-4").exists()
+    state.global_step, control.should_save = 5, True
     resumed.on_step_end(args, state, control, model=model)  # averages on, does not restart from the model
-    assert (tmp_path / "checkpoint-4" / WeightAverage.FILE_NAME).is_file()  # save_strategy "steps" saves here
-    torch.testing.assert_close(resumed.average.module[0].weight, 0.75 * expected_weight + 0.25 * weights[-1][0])
+    assert (tmp_path / "checkpoint-5" / WeightAverage.FILE_NAME).is_file()  # save_strategy "steps" saves here
+    expected_weight = 0.75 * (0.75 * expected_weight + 0.25 * weights[-1][0]) + 0.25 * weights[-1][0]
+    torch.testing.assert_close(resumed.average.module[0].weight, expected_weight)
     target = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     resumed.copy_to(target)
     torch.testing.assert_close(target[0].weight, resumed.average.module[0].weight)
