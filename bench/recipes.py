@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("runs", nargs="+", help="model folders written by train.py")
     parser.add_argument("--cv", default=None, help="a `train.py --cv` output folder (its cv_results.json and folds)")
     parser.add_argument("--readme", default=None, help="a file with a recipes block to refresh, e.g. README.md")
+    parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     return parser.parse_args(argv)
 
@@ -209,7 +210,7 @@ def cross_validation(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str) -> str:
+def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str, choice: str | None = None) -> str:
     selection = [row for row in rows if not row["sees_test_fold"]]
     test = [row for row in rows if row["sees_test_fold"]]
     when = datetime.now(UTC).isoformat(timespec="seconds")
@@ -227,6 +228,8 @@ def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str) 
         '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
         '"last weights" is the same run\'s final weights, scored on the same fold.',
     ]
+    if choice:
+        lines += ["", f"**The choice.** {choice}"]
     if test:
         lines += ["", "## The chosen recipe on the test fold", "", *table(test)]
         for row in test:
@@ -286,8 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     command = "python bench/recipes.py " + " ".join(sys.argv[1:] if argv is None else argv)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "recipes.json").write_text(json.dumps({"candidates": rows, "cross_validation": cv}, indent=2))
-    (output / "RECIPES.md").write_text(report(rows, cv, command))
+    document = {"candidates": rows, "cross_validation": cv, "choice": args.choice}
+    (output / "recipes.json").write_text(json.dumps(document, indent=2))
+    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice))
     if args.readme:
         refresh_readme(Path(args.readme), rows, cv)
     print(f"wrote {output / 'RECIPES.md'}")
