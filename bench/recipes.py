@@ -252,7 +252,7 @@ def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str, 
     return "\n".join(lines) + "\n"
 
 
-def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | None) -> None:
+def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | None, choice: str | None) -> None:
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{path} has no {README_START} ... {README_END} block to refresh")
@@ -273,8 +273,10 @@ def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | 
             + (f" (folds {summary['folds_missing']} missing)" if summary.get("folds_missing") else "")
             + "."
         )
-    lines.append("")
+    lines += ["", "Selection on folds 1-3 -> 4 (fold 5 unseen):", ""]
     lines += table([row for row in rows if not row["sees_test_fold"]])
+    if choice:
+        lines += ["", f"**The choice.** {choice}"]
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     path.write_text(f"{head}{README_START}\n" + "\n".join(lines) + f"\n{README_END}{tail}")
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
     (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice))
     if args.readme:
-        refresh_readme(Path(args.readme), rows, cv)
+        refresh_readme(Path(args.readme), rows, cv, args.choice)
     print(f"wrote {output / 'RECIPES.md'}")
 
 
