@@ -273,7 +273,7 @@ def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | 
             + (f" (folds {summary['folds_missing']} missing)" if summary.get("folds_missing") else "")
             + "."
         )
-    lines += ["", "Selection on folds 1-3 -> 4 (fold 5 unseen):", ""]
+    lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
     lines += table([row for row in rows if not row["sees_test_fold"]])
     if choice:
         lines += ["", f"**The choice.** {choice}"]
