@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("runs", nargs="+", help="model folders written by train.py")
     parser.add_argument("--cv", default=None, help="a `train.py --cv` output folder (its cv_results.json and folds)")
     parser.add_argument("--readme", default=None, help="a file with a recipes block to refresh, e.g. README.md")
+    parser.add_argument(
+        "--previous",
+        default=None,
+        help="the previously shipped model's reports (metrics.json, repeated_runs.json, cv_results.json, configs)",
+    )
     parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     return parser.parse_args(argv)
@@ -210,7 +215,13 @@ def cross_validation(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str, choice: str | None = None) -> str:
+def report(
+    rows: list[dict[str, Any]],
+    cv: dict[str, Any] | None,
+    command: str,
+    choice: str | None = None,
+    previous: dict[str, Any] | None = None,
+) -> str:
     selection = [row for row in rows if not row["sees_test_fold"]]
     test = [row for row in rows if row["sees_test_fold"]]
     when = datetime.now(UTC).isoformat(timespec="seconds")
@@ -249,10 +260,62 @@ def report(rows: list[dict[str, Any]], cv: dict[str, Any] | None, command: str, 
         lines.append(f"| **mean ± std** | **{_mean_std(summary['accuracy'])}** | **{_mean_std(summary['f1'])}** | |")
         if summary.get("folds_missing"):
             lines.append(f"\nFolds not finished: {summary['folds_missing']}.")
+    if previous is not None:
+        lines += ["", "## For reference: the previous recipe", "", *previous_lines(previous)]
     return "\n".join(lines) + "\n"
 
 
-def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | None, choice: str | None) -> None:
+def previous_recipe(folder: Path) -> dict[str, Any]:
+    """The previously shipped recipe's fold-5 trainings and cross-validation, from the reports it shipped with."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    repeated = (
+        json.loads((folder / "repeated_runs.json").read_text())["runs"]
+        if (folder / "repeated_runs.json").is_file()
+        else []
+    )
+    cv = (
+        json.loads((folder / "cv_results.json").read_text())["summary"]
+        if (folder / "cv_results.json").is_file()
+        else None
+    )
+    runs = [metrics, *repeated]
+    return {
+        "folder": str(folder),
+        "validation_fold": metrics["validation_fold"],
+        "trainings": len(runs),
+        "accuracy": _spread([run["accuracy"] for run in runs]),
+        "f1": _spread([run["f1"] for run in runs]),
+        "seconds_per_epoch": [run.get("seconds_per_epoch") for run in runs],
+        "threads": sorted({run.get("torch_threads_per_process") for run in runs}),
+        "cross_validation": cv,
+        **network_cost(folder),
+    }
+
+
+def previous_lines(previous: dict[str, Any]) -> list[str]:
+    cv = previous["cross_validation"]
+    return [
+        f"- The previous recipe (shipped before; `{previous['folder']}`): "
+        f"{previous['parameters'] / 1e6:.2f} M parameters, "
+        f"{previous['gflops']:.2f} GFLOPs per clip; fold {previous['validation_fold']} over {previous['trainings']} "
+        f"trainings: accuracy {_score(previous['accuracy'])}, macro-F1 {_score(previous['f1'])}"
+        + (
+            f"; 5-fold cross-validation: accuracy {_mean_std(cv['accuracy'])}, macro-F1 {_mean_std(cv['f1'])}"
+            if cv
+            else ""
+        )
+        + f" (seconds per epoch {', '.join(str(value) for value in previous['seconds_per_epoch'])} on "
+        f"{_folds(previous['threads'])} threads)."
+    ]
+
+
+def refresh_readme(
+    path: Path,
+    rows: list[dict[str, Any]],
+    cv: dict[str, Any] | None,
+    choice: str | None,
+    previous: dict[str, Any] | None = None,
+) -> None:
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{path} has no {README_START} ... {README_END} block to refresh")
@@ -273,6 +336,8 @@ def refresh_readme(path: Path, rows: list[dict[str, Any]], cv: dict[str, Any] | 
             + (f" (folds {summary['folds_missing']} missing)" if summary.get("folds_missing") else "")
             + "."
         )
+    if previous is not None:
+        lines += previous_lines(previous)
     lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
     lines += table([row for row in rows if not row["sees_test_fold"]])
     if choice:
@@ -291,11 +356,12 @@ def main(argv: list[str] | None = None) -> None:
     command = "python bench/recipes.py " + " ".join(sys.argv[1:] if argv is None else argv)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    document = {"candidates": rows, "cross_validation": cv, "choice": args.choice}
+    previous = previous_recipe(Path(args.previous)) if args.previous else None
+    document = {"candidates": rows, "cross_validation": cv, "choice": args.choice, "previous": previous}
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
-    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice))
+    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous))
     if args.readme:
-        refresh_readme(Path(args.readme), rows, cv, args.choice)
+        refresh_readme(Path(args.readme), rows, cv, args.choice, previous)
     print(f"wrote {output / 'RECIPES.md'}")
 
 
