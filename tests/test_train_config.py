@@ -51,7 +51,7 @@ def test_the_defaults_are_the_shipped_recipe():
     setup = parse_args(["--config", str(REPO / "configs" / "esc50.yaml")])
     recipe = setup.recipe()
     compared = sorted(key for key in set(shipped) | set(recipe) if not is_run_setting(key))
-    assert len(compared) == 38  # all but paths, workers, threads, logging and publishing
+    assert len(compared) == 44  # all but paths, workers, threads, logging and publishing
     assert {"stem_channels", "ema_decay", "train_folds", "seed"} <= set(compared)
     for key in compared:
         ours = recipe[key] if key in recipe else getattr(setup.training, key)

@@ -18,17 +18,27 @@ CUSTOM_PIPELINES = {
 }
 
 
+# The stem of new models; a config.json saved before the stem existed has no `stem_channels` and means 0.
+DEFAULT_STEM_CHANNELS = 16
+
+
 class Esc50CnnConfig(PreTrainedConfig):
     r"""Hyper-parameters of [`Esc50CnnForAudioClassification`].
 
     The network is a stack of convolution blocks over a log-mel spectrogram
-    (`num_mel_bins` x time). Each block is two 3x3 convolutions with batch norm and ReLU,
-    followed by 2x2 average pooling; a global pooling head (mean over frequency, then mean + max
-    over time) makes the model independent of clip length.
+    (`num_mel_bins` x time). A stem (one 3x3 convolution with batch norm and ReLU, then 2x2
+    average pooling) brings the spectrogram to half its resolution cheaply; each block is two
+    3x3 convolutions with batch norm and ReLU, followed by 2x2 average pooling; a global pooling
+    head (mean over frequency, then mean + max over time) makes the model independent of clip
+    length. The blocks' compute grows with the square of their channels but shrinks four-fold
+    with each pooling, so the stem is what keeps the first, widest-resolution block cheap.
 
     Args:
         num_mel_bins (`int`, *optional*, defaults to 64):
             Mel bands of the input; must match the feature extractor's `num_mel_bins`.
+        stem_channels (`int`, *optional*, defaults to 16):
+            Output channels of the stem; 0 leaves it out (the first block then runs at full resolution). A
+            `config.json` saved before the stem existed has no such key and loads as 0, the network it describes.
         block_channels (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Output channels of each convolution block.
         dropout (`float`, *optional*, defaults to 0.3):
@@ -42,6 +52,7 @@ class Esc50CnnConfig(PreTrainedConfig):
     def __init__(
         self,
         num_mel_bins: int = 64,
+        stem_channels: int | None = None,
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
         label_smoothing: float = 0.0,
@@ -50,7 +61,18 @@ class Esc50CnnConfig(PreTrainedConfig):
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
         kwargs.setdefault("id2label", dict(ID2LABEL))
         kwargs.setdefault("label2id", dict(LABEL2ID))
+        if stem_channels is None:  # `transformers_version` is in every saved config.json: an older folder
+            stem_channels = 0 if "transformers_version" in kwargs else DEFAULT_STEM_CHANNELS
+        if stem_channels < 0:
+            raise ValueError(f"stem_channels must be 0 (no stem) or more, got {stem_channels}")
+        poolings = len(block_channels) + bool(stem_channels)  # each halves the mel axis
+        if num_mel_bins < 2**poolings:
+            raise ValueError(
+                f"num_mel_bins={num_mel_bins} is too few for {poolings} 2x2 poolings (the stem and "
+                f"{len(block_channels)} blocks): use at least {2**poolings} mel bands, or fewer blocks"
+            )
         self.num_mel_bins = num_mel_bins
+        self.stem_channels = stem_channels
         self.block_channels = list(block_channels)
         self.dropout = dropout
         self.label_smoothing = label_smoothing

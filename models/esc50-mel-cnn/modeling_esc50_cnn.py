@@ -25,6 +25,18 @@ class Esc50ConvBlock(nn.Module):
         return F.avg_pool2d(hidden, kernel_size=2)
 
 
+class Esc50Stem(nn.Module):
+    """One 3x3 convolution with batch norm and ReLU, then 2x2 average pooling: full resolution in, half out."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, out_channels, kernel_size=3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.relu(self.norm(self.conv(hidden))), kernel_size=2)
+
+
 class Esc50CnnPreTrainedModel(PreTrainedModel):
     config_class = Esc50CnnConfig
     base_model_prefix = "esc50_cnn"
@@ -58,8 +70,9 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
 
     def __init__(self, config: Esc50CnnConfig) -> None:
         super().__init__(config)
-        channels = [1, *config.block_channels]
+        channels = [config.stem_channels or 1, *config.block_channels]
         self.input_norm = nn.BatchNorm1d(config.num_mel_bins)  # per-mel-band standardisation
+        self.stem = Esc50Stem(config.stem_channels) if config.stem_channels else nn.Identity()
         self.blocks = nn.ModuleList(
             Esc50ConvBlock(in_channels, out_channels) for in_channels, out_channels in zip(channels[:-1], channels[1:])
         )
@@ -94,7 +107,7 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
                 f"input_values must have shape (batch, {self.config.num_mel_bins}, frames), "
                 f"got {tuple(input_values.shape)}"
             )
-        hidden = self.input_norm(input_values).unsqueeze(1)  # (batch, 1, mels, frames)
+        hidden = self.stem(self.input_norm(input_values).unsqueeze(1))  # (batch, channels, mels, frames)
         for block in self.blocks:
             hidden = block(hidden)
         hidden = hidden.mean(dim=2)  # average over frequency
