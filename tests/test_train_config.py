@@ -113,6 +113,7 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
             "--train_folds: train_folds must be one or more folds among (1, 2, 3, 4, 5) other",
         ),
         (["--ema_decay", "1"], "--ema_decay must be in [0, 1) (0: no averaging), got 1.0"),
+        (["--load_best_model_at_end", "true"], "cannot be combined with --load_best_model_at_end or --save_strategy"),
     ],
 )
 def test_invalid_augmentation_and_data_options_fail_at_once_naming_the_flag(arguments, message, capsys):
