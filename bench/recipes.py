@@ -90,7 +90,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
-        groups.setdefault((run["candidate"], run["validation_fold"], tuple(run["train_folds"])), []).append(run)
+        groups.setdefault(_group_key(run), []).append(run)
     rows = []
     for (candidate, validation_fold, train_folds), members in groups.items():
         first = members[0]
@@ -150,17 +150,22 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
     for row in rows:
         if not row["sees_test_fold"]:
             continue
-        recipe = groups[(row["candidate"], row["validation_fold"], tuple(row["train_folds"]))][0]["recipe"]
+        recipe = groups[_group_key(row)][0]["recipe"]
         row["chosen_from"] = [
             other["candidate"]
             for other in rows
             if not other["sees_test_fold"]
             and not recipe_differences(
                 recipe,
-                groups[(other["candidate"], other["validation_fold"], tuple(other["train_folds"]))][0]["recipe"],
+                groups[_group_key(other)][0]["recipe"],
                 ignore=split_keys,
             )
         ]
+
+
+def _group_key(item: dict[str, Any]) -> tuple:
+    """Runs (and the rows summarising them) of one candidate on one split share this key."""
+    return item["candidate"], item["validation_fold"], tuple(item["train_folds"])
 
 
 def _spread(values: list[float]) -> dict[str, float]:

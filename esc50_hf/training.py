@@ -128,13 +128,9 @@ class WeightAverage(TrainerCallback):
                 f"{1 - 10 / max(state.max_steps, 10):.3g}) or set it to 0 to keep the last weights"
             )
         self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
-        if self.resume_from:
-            saved = Path(self.resume_from) / self.FILE_NAME
-            if saved.is_file():
-                self.average.module.load_state_dict(load_file(saved))
-                self.average.n_averaged.fill_(max(1, state.global_step))
-            else:
-                _log(f"{saved} is missing: the weight average restarts from the resumed weights")
+        if self.resume_from:  # run_folder only resumes checkpoints of an averaging recipe that hold the average
+            self.average.module.load_state_dict(load_file(Path(self.resume_from) / self.FILE_NAME))
+            self.average.n_averaged.fill_(max(1, state.global_step))
 
     def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
         self.average.update_parameters(model)
