@@ -6,6 +6,8 @@ Options are transformers' `TrainingArguments` (`--learning_rate`, `--num_train_e
 `--gradient_accumulation_steps`, `--bf16`, `--push_to_hub`, ...) and this project's data,
 feature/model and augmentation ones; the YAML (or JSON) file gives their defaults and flags
 override them. `python train.py --help` lists them all. `--cv` runs 5-fold cross-validation.
+`--export_features FILE` writes the recipe's log-mels to a portable file, and `--features_file FILE`
+trains from it where the audio is not (e.g. a GPU machine).
 """
 
 from esc50_hf.train_config import parse_args
@@ -13,9 +15,14 @@ from esc50_hf.train_config import parse_args
 
 def main() -> None:
     setup = parse_args()
-    from esc50_hf.training import cross_validate, train
+    from esc50_hf.training import cross_validate, export_features, train
 
-    cross_validate(setup) if setup.cross_validate else train(setup)
+    if setup.export_features:
+        export_features(setup)
+    elif setup.cross_validate:
+        cross_validate(setup)
+    else:
+        train(setup)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,25 @@
 Decoding and waveform augmentation dominate the cost on a 2-core machine, so they run once per
 (clip, variant) in DataLoader worker processes, through the same `Esc50FeatureExtractor.log_mel`
 that serves inference; training then only reads from memory.
+
+The cache is private to one machine (its key names the clips' files). `write_feature_file` stores
+the same features as a portable safetensors file that says what they are (feature parameters,
+waveform augmentation, variants, seed, folds, clip names), so a recipe can train where the audio
+is not (`train.py --features_file`), e.g. on a GPU machine.
 """
 
 import hashlib
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from datasets import Audio, Dataset
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .augmentation import WaveformAugmentations
@@ -79,9 +88,12 @@ def cached_log_mels(
         cached = torch.load(path)
         return cached["features"], cached["labels"]
     featurizer = _ClipFeaturizer(dataset, feature_extractor, augmenter, variants, seed)
+    # An own generator: starting the workers draws a seed from it, and drawing from torch's global one would give a
+    # run that computes the cache other initial weights than the same recipe reading the cache (or a feature file).
     loader = torch.utils.data.DataLoader(
-        featurizer, batch_size=None, num_workers=workers, worker_init_fn=_single_threaded_worker
-    )
+        featurizer, batch_size=None, num_workers=workers, worker_init_fn=_single_threaded_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
     features, labels = [], []
     for clip_features, label in tqdm(loader, total=len(featurizer), desc=f"Computing {description}"):
         features.append(clip_features)
@@ -108,12 +120,17 @@ def _cache_key(
     fingerprint = {
         "clips": _clip_fingerprints(dataset),
         "labels": dataset["label"],
-        "features": {k: v for k, v in feature_extractor.to_dict().items() if k not in ("mean", "std")},
+        "features": feature_parameters(feature_extractor),
         "augmentation": augmentation,
         "variants": variants if augmentation is not None else 0,
         "seed": seed,
     }
     return hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def feature_parameters(feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
+    """What decides the log-mels: the extractor's settings without the normalisation a run computes later."""
+    return {key: value for key, value in feature_extractor.to_dict().items() if key not in ("mean", "std")}
 
 
 def _clip_fingerprints(dataset: Dataset) -> list:
@@ -127,3 +144,117 @@ def _clip_fingerprints(dataset: Dataset) -> list:
                 stat = Path(item["path"]).stat()
                 fingerprints.append((item["path"], stat.st_mtime_ns, stat.st_size))
     return fingerprints
+
+
+FEATURE_FILE_FORMAT = "esc50-hf log-mels 1"
+# What a recipe and a feature file must agree on, as the file's metadata names them.
+_RECIPE_METADATA = ("feature_extractor", "augmented_variants", "augmentation", "seed")
+
+
+@dataclass
+class FeatureFile:
+    """A portable copy of the features a recipe trains on (see `write_feature_file`).
+
+    Attributes:
+        log_mels (`torch.Tensor`): float16 `(clips, 1 + augmented_variants, mels, frames)`; variant 0 is clean.
+        labels (`torch.Tensor`): int64 `(clips,)` class ids.
+        folds (`torch.Tensor`): int64 `(clips,)` ESC-50 folds.
+        metadata (`dict`): what made them: `feature_extractor`, `augmented_variants`, `augmentation`, `seed`, `clips`.
+    """
+
+    log_mels: torch.Tensor
+    labels: torch.Tensor
+    folds: torch.Tensor
+    metadata: dict[str, Any]
+
+    def check_recipe(self, path: str | Path, feature_extractor: Esc50FeatureExtractor, recipe: dict[str, Any]) -> None:
+        """Raises `ValueError` naming every setting in which the file was made differently from this recipe.
+
+        `recipe` holds `augmented_variants`, `augmentation` (the waveform transforms' parameters) and `seed`;
+        without augmented variants the features depend on neither the transforms nor the seed.
+        """
+        wanted = {"feature_extractor": feature_parameters(feature_extractor), **recipe}
+        if not wanted["augmented_variants"]:
+            wanted["augmentation"] = wanted["seed"] = None
+        made = {key: self.metadata.get(key) for key in _RECIPE_METADATA}
+        if not made["augmented_variants"]:
+            made["augmentation"] = made["seed"] = None
+        differences = [key for key in _RECIPE_METADATA if _normalised(made[key]) != _normalised(wanted[key])]
+        if differences:
+            details = "; ".join(f"{key}: file {made[key]!r}, recipe {wanted[key]!r}" for key in differences)
+            raise ValueError(
+                f"{path} was exported for another recipe ({details}). Export it again with this recipe's options: "
+                f"python train.py <the same options> --export_features {path}"
+            )
+
+
+def _normalised(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def write_feature_file(
+    path: str | Path,
+    log_mels: torch.Tensor,
+    labels: torch.Tensor,
+    folds: torch.Tensor,
+    feature_extractor: Esc50FeatureExtractor,
+    augmentation: list[dict] | None,
+    variants: int,
+    seed: int,
+    clips: list[str],
+) -> Path:
+    """Writes features from `cached_log_mels` with what made them, as safetensors (tensors + string metadata).
+
+    Args:
+        path (`str` or `Path`): the file to write (replaced atomically).
+        log_mels (`torch.Tensor`): float16 `(clips, 1 + variants, mels, frames)`.
+        labels (`torch.Tensor`): `(clips,)` class ids.
+        folds (`torch.Tensor`): `(clips,)` ESC-50 folds.
+        feature_extractor (`Esc50FeatureExtractor`): the extractor that computed them.
+        augmentation (`list[dict]`, *optional*): the waveform transforms' parameters (None without variants).
+        variants (`int`): augmented variants per clip.
+        seed (`int`): the seed the variants were drawn with.
+        clips (`list[str]`): the clips' file names, in row order.
+    """
+    path = Path(path)
+    metadata = {
+        "format": FEATURE_FILE_FORMAT,
+        "feature_extractor": feature_parameters(feature_extractor),
+        "augmented_variants": variants,
+        "augmentation": augmentation if variants else None,
+        "seed": seed if variants else None,
+        "clips": list(clips),
+    }
+    tensors = {
+        "log_mels": log_mels.to(torch.float16).contiguous(),
+        "labels": labels.to(torch.int64).contiguous(),
+        "folds": torch.as_tensor(folds, dtype=torch.int64).contiguous(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    save_file(tensors, temporary, metadata={key: json.dumps(value) for key, value in metadata.items()})
+    temporary.replace(path)
+    return path
+
+
+def read_feature_file(path: str | Path) -> FeatureFile:
+    """Reads a file written by `write_feature_file`; a missing, foreign or damaged file is a `ValueError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--features_file {path}: no such file (write one with train.py --export_features)")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            raw = handle.metadata() or {}
+            if raw.get("format") != json.dumps(FEATURE_FILE_FORMAT):
+                raise ValueError(
+                    f"{path} is not a feature file of this project (expected format {FEATURE_FILE_FORMAT!r}); "
+                    "write one with train.py --export_features"
+                )
+            tensors = {name: handle.get_tensor(name) for name in ("log_mels", "labels", "folds")}
+        metadata = {key: json.loads(value) for key, value in raw.items()}
+    except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as error:
+        raise ValueError(f"{path} is not a readable feature file ({error}); export it again") from None
+    clips = len(tensors["labels"])
+    if tensors["log_mels"].ndim != 4 or len(tensors["log_mels"]) != clips or len(tensors["folds"]) != clips:
+        raise ValueError(f"{path} is damaged: its tensors disagree on the number of clips; export it again")
+    return FeatureFile(tensors["log_mels"], tensors["labels"], tensors["folds"], metadata)

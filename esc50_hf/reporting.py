@@ -10,12 +10,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt
 import numpy as np
-from datasets import Dataset
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import DEFAULT_HUB_DATASET_ID, fold_config_name
-from .evaluation import evaluate_model
-from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .labels import ESC50_LABELS
 from .metrics import spread
 from .train_config import read_config_file, recipe_differences
@@ -41,14 +38,13 @@ RUN_SUMMARY_KEYS = (
 def write_model_folder_reports(
     folder: Path,
     model,
-    extractor: Esc50FeatureExtractor,
-    validation: Dataset,
+    scores: dict[str, Any],
     recipe: dict[str, Any],
     log_history: list[dict[str, Any]],
-    timing: dict[str, Any],
+    run_facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """Evaluates the final model on the validation fold and writes the reports, the recipe and the model card."""
-    scores = evaluate_model(model, extractor, validation)
+    """Writes the reports of the final model's validation `scores` (`evaluation.score_predictions`), the recipe and
+    the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
     results = {
         "validation_fold": recipe["validation_fold"],
@@ -56,7 +52,7 @@ def write_model_folder_reports(
         "f1": scores["f1"],
         "num_clips": scores["num_clips"],
         "epochs": recipe["num_train_epochs"],
-        **timing,
+        **run_facts,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "most_confused_pairs": scores["most_confused_pairs"],
         "per_epoch_validation": [

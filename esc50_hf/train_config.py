@@ -82,6 +82,12 @@ class DataArguments:
     cv_folds: list[int] = _field("folds that --cv trains, each once as the validation fold", list(FOLDS))
     feature_cache_dir: str | None = _field("folder of the log-mel cache; unset: <output_dir>/feature_cache", None)
     feature_workers: int = _field("processes that decode and augment clips while the feature cache is built", 2)
+    features_file: str | None = _field(
+        "train from a feature file written by --export_features instead of the audio (no decoding; e.g. on a GPU "
+        "machine without the dataset); it must have been exported with this recipe's feature and augmentation "
+        "options, and the final model is scored on its clean clips",
+        None,
+    )
 
     def __post_init__(self) -> None:
         named = (
@@ -284,6 +290,7 @@ class TrainingSetup:
     augmentation: AugmentationArguments
     training: Esc50TrainingArguments
     cross_validate: bool = False
+    export_features: str | None = None
 
     def recipe(self) -> dict[str, Any]:
         """What `training_config.json` records: `train.py --config` reads it back into the same setup."""
@@ -309,7 +316,7 @@ class TrainingSetup:
         unknown = set(changes) - set().union(*(_init_fields(type(group)) for group in groups.values()))
         if unknown:
             raise ValueError(f"Unknown training option(s): {sorted(unknown)}")
-        return TrainingSetup(**groups, cross_validate=self.cross_validate)
+        return TrainingSetup(**groups, cross_validate=self.cross_validate, export_features=self.export_features)
 
 
 def _init_fields(cls: type) -> set[str]:
@@ -329,6 +336,13 @@ def build_parser() -> HfArgumentParser:
     )
     parser.add_argument("--config", default=None, help="YAML or JSON file of option defaults, e.g. configs/esc50.yaml")
     parser.add_argument("--cv", action="store_true", help="train and evaluate each of --cv_folds once")
+    parser.add_argument(
+        "--export_features",
+        default=None,
+        metavar="FILE",
+        help="write the log-mels this recipe trains on (every fold, clean clips and augmented variants; float16 "
+        "safetensors) to FILE and stop; train elsewhere with --features_file FILE",
+    )
     return parser
 
 
@@ -344,7 +358,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
     config_path = config_reader.parse_known_args(argv)[0].config
     if config_path:
         values = read_config_file(config_path)
-        known = {action.dest for action in parser._actions} - {"help", "config", "cv"}
+        known = {action.dest for action in parser._actions} - {"help", "config", "cv", "export_features"}
         unknown = sorted(set(values) - known)
         if unknown:
             parser.error(f"{config_path}: unknown key(s) {', '.join(unknown)} (see python train.py --help)")
@@ -357,7 +371,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
         parser.error(str(error))
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)} (see python train.py --help)")
-    return TrainingSetup(*groups, cross_validate=extra.cv)
+    if extra.export_features and (extra.cv or groups[0].features_file):
+        parser.error("--export_features writes a feature file from the audio and stops: drop --cv and --features_file")
+    return TrainingSetup(*groups, cross_validate=extra.cv, export_features=extra.export_features)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -402,7 +418,7 @@ def translate_legacy_recipe(values: dict[str, Any]) -> dict[str, Any]:
 # Options that change where, how fast or how visibly a run executes, or where it is published, not what it
 # learns; the seed is not one of them (it draws a different run of the recipe).
 RUN_SETTINGS = frozenset({
-    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "output_dir", "overwrite_output_dir",
+    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "features_file", "output_dir", "overwrite_output_dir",
     "resume_from_checkpoint", "torch_threads", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory",
     "dataloader_persistent_workers", "dataloader_prefetch_factor", "per_device_eval_batch_size", "run_name",
     "report_to", "disable_tqdm", "push_to_hub", "local_rank", "do_train", "do_eval", "do_predict", "project",

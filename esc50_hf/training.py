@@ -5,12 +5,14 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from accelerate import PartialState
+from datasets import Dataset
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import EvalPrediction, Trainer, TrainerCallback, set_seed
@@ -19,8 +21,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds
-from .evaluation import evaluate_model
-from .feature_cache import cached_log_mels
+from .evaluation import evaluate_model, predict_feature_logits, score_predictions
+from .feature_cache import cached_log_mels, read_feature_file, write_feature_file
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .hub import check_can_push, push_folder
 from .labels import NUM_LABELS
@@ -224,16 +226,39 @@ def _resume_point(setup: TrainingSetup) -> str | None:
     return requested
 
 
-def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor):
-    """Loads the split and returns cached (features, labels) for train and validation.
+@dataclass
+class FoldFeatures:
+    """The features of one run: cached log-mels of the training clips (all variants) and of the clean validation
+    clips, and how the final model is scored (`validation_audio`, or the clean features where the audio is absent).
+    """
 
-    The cache covers all clips (augmented variants included), so the five cross-validation
-    runs share one. The main process computes it first; other DDP processes then read it.
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    validation_audio: Dataset | None
+
+    @property
+    def scored_from(self) -> str:
+        return "audio" if self.validation_audio is not None else "features_file"
+
+    def score(self, model: torch.nn.Module, extractor: Esc50FeatureExtractor) -> dict[str, Any]:
+        """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
+        if self.validation_audio is not None:
+            return evaluate_model(model, extractor, self.validation_audio)
+        log_mels, labels = self.validation
+        logits = predict_feature_logits(model, extractor.normalize(log_mels[:, 0].float()))
+        return score_predictions(logits.argmax(axis=-1), labels.numpy())
+
+
+def recipe_log_mels(
+    setup: TrainingSetup, extractor: Esc50FeatureExtractor
+) -> tuple[Dataset, torch.Tensor, torch.Tensor]:
+    """The dataset and the cached `(features, labels)` of all its clips, variants included, for this recipe.
+
+    The cache covers all clips, so the five cross-validation runs share one. The main process
+    computes it first; other DDP processes then read it.
     """
     data, augmentation, args = setup.data, setup.augmentation, setup.training
     dataset = load_esc50(data.data_dir, extractor.sampling_rate)
-    train_folds = data.training_folds()
-    splits = split_folds(dataset, data.validation_fold, train_folds)
     cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
     augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
@@ -241,11 +266,56 @@ def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor):
             dataset, extractor, cache_dir, augmenter,
             augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
         )  # fmt: skip
-    folds = torch.tensor(dataset["fold"])  # same order as split_folds
-    in_validation, in_train = folds == data.validation_fold, torch.isin(folds, torch.tensor(train_folds))
-    train = log_mels[in_train], labels[in_train]
-    validation = log_mels[in_validation, :1], labels[in_validation]  # the clean clips only
-    return splits, train, validation
+    return dataset, log_mels, labels
+
+
+def _file_recipe(setup: TrainingSetup) -> dict[str, Any]:
+    """What a feature file must have been made with for this recipe (see `FeatureFile.check_recipe`)."""
+    variants = setup.augmentation.augmented_variants
+    return {
+        "augmented_variants": variants,
+        "augmentation": setup.augmentation.waveform().parameters() if variants else None,
+        "seed": setup.training.seed,
+    }
+
+
+def export_features(setup: TrainingSetup) -> Path:
+    """`train.py --export_features FILE`: the features this recipe trains on, all folds, as a portable file."""
+    extractor = build_feature_extractor(setup.model)
+    dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+    recipe = _file_recipe(setup)
+    path = Path(setup.export_features)
+    if PartialState().is_main_process:
+        write_feature_file(
+            path, log_mels, labels, torch.tensor(dataset["fold"]), extractor,
+            recipe["augmentation"], recipe["augmented_variants"], recipe["seed"], dataset["filename"],
+        )  # fmt: skip
+        megabytes = path.stat().st_size / 1e6
+        _log(f"Wrote {path}: {len(labels)} clips x {log_mels.shape[1]} views, {megabytes:.1f} MB")
+    return path
+
+
+def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor) -> FoldFeatures:
+    """Train and validation features of this run: from the audio through the cache, or from `--features_file`."""
+    data = setup.data
+    train_folds = torch.tensor(data.training_folds())
+    if data.features_file:
+        stored = read_feature_file(data.features_file)
+        stored.check_recipe(data.features_file, extractor, _file_recipe(setup))
+        log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
+        missing = sorted(set([*train_folds.tolist(), data.validation_fold]) - set(folds.tolist()))
+        if missing:
+            raise ValueError(f"{data.features_file} holds no clips of fold(s) {missing}; export all folds again")
+    else:
+        dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+        folds = torch.tensor(dataset["fold"])
+        validation_audio = split_folds(dataset, data.validation_fold, train_folds.tolist())["validation"]
+    in_validation, in_train = folds == data.validation_fold, torch.isin(folds, train_folds)
+    return FoldFeatures(
+        train=(log_mels[in_train], labels[in_train]),
+        validation=(log_mels[in_validation, :1], labels[in_validation]),  # the clean clips only
+        validation_audio=validation_audio,
+    )
 
 
 def train(setup: TrainingSetup) -> dict[str, Any]:
@@ -265,7 +335,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     set_seed(args.seed)
     _set_torch_threads(args)
     extractor = build_feature_extractor(setup.model)
-    splits, (train_mels, train_labels), (val_mels, val_labels) = prepare_features(setup, extractor)
+    features = prepare_features(setup, extractor)
+    (train_mels, train_labels), (val_mels, val_labels) = features.train, features.validation
     clean = train_mels[:, 0].float()
     extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
 
@@ -289,7 +360,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         trainer.add_callback(weight_average)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_point)
-    timing = {
+    run_facts = {
+        "scored_from": features.scored_from,
         "train_seconds": round(time.perf_counter() - started, 1),
         "epochs_in_this_process": len(epoch_timer.durations),
         "seconds_per_epoch": round(float(np.mean(epoch_timer.durations)), 2) if epoch_timer.durations else None,
@@ -299,9 +371,9 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "hardware": hardware_description(),
     }
     if weight_average is not None:
-        if trainer.is_world_process_zero():  # scored as the saved model is, from the audio (write_model_folder_reports)
-            scores = evaluate_model(trainer.model, extractor, splits["validation"])
-            timing["last_weights"] = {"accuracy": scores["accuracy"], "f1": scores["f1"]}
+        if trainer.is_world_process_zero():  # scored as the saved model is, below
+            scores = features.score(trainer.model, extractor)
+            run_facts["last_weights"] = {"accuracy": scores["accuracy"], "f1": scores["f1"]}
         weight_average.copy_to(trainer.model)
     staging = staging_folder(folder)
     if trainer.is_world_process_zero() and staging.exists():
@@ -310,8 +382,9 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle nothing reads; the recipe is JSON
+        scores = features.score(trainer.model, extractor)
         results = write_model_folder_reports(
-            staging, trainer.model, extractor, splits["validation"], recipe, trainer.state.log_history, timing
+            staging, trainer.model, scores, recipe, trainer.state.log_history, run_facts
         )
         publish_model_folder(folder, recipe)
         if args.push_to_hub:

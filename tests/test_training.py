@@ -491,23 +491,106 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
 
 
 def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
+    from esc50_hf.data import load_esc50
     from esc50_hf.training import build_feature_extractor, prepare_features
 
     setup = parse_args([
         "--config", str(SMOKE), "--data_dir", str(esc50_dir), "--output_dir", str(tmp_path / "model"),
         "--train_folds", "1", "3", "--validation_fold", "2",
     ])  # fmt: skip
-    splits, (train_mels, train_labels), (validation_mels, validation_labels) = prepare_features(
-        setup, build_feature_extractor(setup.model)
-    )
-    assert set(splits["train"]["fold"]) == {1, 3} and set(splits["validation"]["fold"]) == {2}
-    assert train_labels.tolist() == splits["train"]["label"]
-    assert validation_labels.tolist() == splits["validation"]["label"]
-    assert len(train_mels) == len(splits["train"]) and len(validation_mels) == len(splits["validation"])
+    features = prepare_features(setup, build_feature_extractor(setup.model))
+    (train_mels, train_labels), (validation_mels, validation_labels) = features.train, features.validation
+    dataset = load_esc50(esc50_dir).select_columns(["label", "fold"])
+    expected_train = [row["label"] for row in dataset if row["fold"] in (1, 3)]
+    assert train_labels.tolist() == expected_train and len(train_mels) == len(expected_train)
+    assert validation_labels.tolist() == [row["label"] for row in dataset if row["fold"] == 2]
+    assert set(features.validation_audio["fold"]) == {2} and len(validation_mels) == len(features.validation_audio)
     with pytest.raises(ValueError, match="--cv trains each fold on all the other folds"):
         from esc50_hf.training import cross_validate
 
         cross_validate(setup)
+
+
+@pytest.fixture(scope="module")
+def feature_file(esc50_dir, smoke_run, tmp_path_factory) -> Path:
+    """`train.py --export_features` with the smoke recipe, reading the smoke run's feature cache."""
+    path = tmp_path_factory.mktemp("features") / "esc50-smoke.safetensors"
+    completed = run_training(
+        "python", esc50_dir, tmp_path_factory.mktemp("unused"),
+        "--feature_cache_dir", str(smoke_run / "feature_cache"), "--export_features", str(path),
+    )  # fmt: skip
+    assert_succeeded(completed)
+    assert "Wrote" in completed.stdout and not (smoke_run / "unused").exists()
+    return path
+
+
+def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_file, smoke_run, esc50_dir):
+    from esc50_hf.data import load_esc50
+    from esc50_hf.feature_cache import read_feature_file
+
+    stored = read_feature_file(feature_file)
+    cached = torch.load(next((smoke_run / "feature_cache").glob("esc50-*.pt")))
+    assert stored.log_mels.dtype == torch.float16 and torch.equal(stored.log_mels, cached["features"])
+    assert torch.equal(stored.labels, cached["labels"])
+    rows = load_esc50(esc50_dir).select_columns(["fold", "filename"])
+    assert stored.folds.tolist() == rows["fold"] and stored.metadata["clips"] == rows["filename"]
+    assert stored.metadata["augmented_variants"] == 1 and stored.metadata["seed"] == 7
+    assert stored.metadata["feature_extractor"]["num_mel_bins"] == 32
+    assert [item["transform"] for item in stored.metadata["augmentation"]][:2] == ["GaussianNoise", "PitchShift"]
+
+
+def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature_file, smoke_run, tmp_path):
+    """Same recipe, same seed: the same weights as the run that read the audio, and the score of those weights."""
+    from esc50_hf.evaluation import predict_feature_logits
+    from esc50_hf.feature_cache import read_feature_file
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+
+    output = tmp_path / "model"
+    nowhere = tmp_path / "no-audio-here"
+    completed = run_training("python", nowhere, output, "--features_file", str(feature_file), "--report_to", "none")
+    assert_succeeded(completed)
+    assert not nowhere.exists()
+    assert (output / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["scored_from"] == "features_file"
+    assert json.loads((smoke_run / "metrics.json").read_text())["scored_from"] == "audio"
+    stored = read_feature_file(feature_file)
+    extractor = Esc50FeatureExtractor.from_pretrained(output)
+    model = Esc50CnnForAudioClassification.from_pretrained(output)
+    clean = extractor.normalize(stored.log_mels[stored.folds == 5, 0].float())
+    predictions = predict_feature_logits(model, clean).argmax(axis=-1)
+    accuracy = float((predictions == stored.labels[stored.folds == 5].numpy()).mean())
+    assert metrics["accuracy"] == pytest.approx(accuracy)
+
+
+def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path):
+    from esc50_hf.training import build_feature_extractor, prepare_features
+
+    def prepare(**options):
+        setup = smoke_setup(features_file=feature_file, output_dir=tmp_path / "model", **options)
+        return prepare_features(setup, build_feature_extractor(setup.model))
+
+    assert len(prepare(train_folds="1", validation_fold=2).validation[1]) == 50  # the fixtures: 50 clips per fold
+    for options, named in (
+        ({"seed": 8}, "seed: file 7, recipe 8"),
+        ({"num_mel_bins": 16}, "feature_extractor"),
+        ({"augmented_variants": 0}, "augmented_variants: file 1, recipe 0"),
+        ({"pitch_shift_semitones": 3}, "augmentation"),
+    ):
+        with pytest.raises(ValueError, match=f"exported for another recipe \\(.*{named}.*--export_features"):
+            prepare(**options)
+    for path, message in (
+        (smoke_run / "model.safetensors", "is not a feature file of this project"),
+        (tmp_path / "missing.safetensors", "no such file"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            prepare_features(
+                smoke_setup(features_file=path, output_dir=tmp_path / "model"),
+                build_feature_extractor(smoke_setup().model),
+            )
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(SMOKE), "--export_features", str(tmp_path / "x.safetensors"), "--cv"])
 
 
 def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path):
