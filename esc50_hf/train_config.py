@@ -418,10 +418,11 @@ def translate_legacy_recipe(values: dict[str, Any]) -> dict[str, Any]:
 # Options that change where, how fast or how visibly a run executes, or where it is published, not what it
 # learns; the seed is not one of them (it draws a different run of the recipe).
 RUN_SETTINGS = frozenset({
-    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "features_file", "output_dir", "overwrite_output_dir",
-    "resume_from_checkpoint", "torch_threads", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory",
-    "dataloader_persistent_workers", "dataloader_prefetch_factor", "per_device_eval_batch_size", "run_name",
-    "report_to", "disable_tqdm", "push_to_hub", "local_rank", "do_train", "do_eval", "do_predict", "project",
+    "data_dir", "cv_folds", "feature_cache_dir", "feature_workers", "features_file", "output_dir",
+    "overwrite_output_dir", "resume_from_checkpoint", "torch_threads", "use_cpu", "dataloader_num_workers",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "per_device_eval_batch_size", "run_name", "report_to", "disable_tqdm", "push_to_hub", "local_rank", "do_train",
+    "do_eval", "do_predict", "project",
 })  # fmt: skip
 RUN_SETTING_PREFIXES = ("logging_", "log_", "save_", "eval_", "hub_", "ddp_", "trackio_")
 
