@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the previously shipped model's reports (metrics.json, repeated_runs.json, cv_results.json, configs)",
     )
     parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
+    parser.add_argument("--title", default="Training recipes compared", help="the report's heading")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     return parser.parse_args(argv)
 
@@ -67,8 +68,15 @@ def read_run(folder: Path) -> dict[str, Any]:
         "validation_fold": validation_fold,
         "train_folds": train_folds,
         "metrics": metrics,
+        "device": device(metrics.get("hardware")),
         **network_cost(folder),
     }
+
+
+def device(hardware: str | None) -> str:
+    """ "CPU" or the GPU's name, from metrics.json's hardware ("<processor>, <n> cores[, <GPU>]")."""
+    last = (hardware or "").rsplit(", ", 1)[-1]
+    return "CPU" if not hardware or last.endswith(" cores") else last.removeprefix("NVIDIA ")
 
 
 def network_cost(folder: Path) -> dict[str, float]:
@@ -92,7 +100,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         groups.setdefault(_group_key(run), []).append(run)
     rows = []
-    for (candidate, validation_fold, train_folds), members in groups.items():
+    for (candidate, validation_fold, train_folds, run_device), members in groups.items():
         first = members[0]
         for other in members[1:]:
             differences = recipe_differences(first["recipe"], other["recipe"], ignore=("seed",))
@@ -102,13 +110,14 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     f"{', '.join(differences)}: give different recipes different names"
                 )
         seeds = [run["seed"] for run in members]
-        if len(set(seeds)) != len(seeds):
+        if len(set(seeds)) != len(seeds):  # the same seed on another device is another group
             raise SystemExit(f"{candidate!r} has two runs with the same seed: {[run['folder'] for run in members]}")
         row = {
             "candidate": candidate,
             "validation_fold": validation_fold,
             "train_folds": list(train_folds),
             "sees_test_fold": TEST_FOLD in (validation_fold, *train_folds),
+            "device": run_device,
             "seeds": seeds,
             "runs": [run["folder"] for run in members],
             "parameters": first["parameters"],
@@ -151,21 +160,60 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
         if not row["sees_test_fold"]:
             continue
         recipe = groups[_group_key(row)][0]["recipe"]
-        row["chosen_from"] = [
-            other["candidate"]
-            for other in rows
-            if not other["sees_test_fold"]
-            and not recipe_differences(
-                recipe,
-                groups[_group_key(other)][0]["recipe"],
-                ignore=split_keys,
-            )
-        ]
+        row["chosen_from"] = sorted(
+            {
+                other["candidate"]
+                for other in rows
+                if not other["sees_test_fold"]
+                and not recipe_differences(
+                    recipe,
+                    groups[_group_key(other)][0]["recipe"],
+                    ignore=split_keys,
+                )
+            }
+        )
 
 
 def _group_key(item: dict[str, Any]) -> tuple:
-    """Runs (and the rows summarising them) of one candidate on one split share this key."""
-    return item["candidate"], item["validation_fold"], tuple(item["train_folds"])
+    """Runs (and the rows summarising them) of one candidate on one split and one kind of device share this key."""
+    return item["candidate"], item["validation_fold"], tuple(item["train_folds"]), item["device"]
+
+
+def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per candidate and device validated on several folds (fold 5 unseen): mean ± std over all its runs."""
+    merged: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if not row["sees_test_fold"]:
+            merged.setdefault((row["candidate"], row["device"]), []).append(row)
+    means = []
+    for (candidate, run_device), members in merged.items():
+        if len({row["validation_fold"] for row in members}) < 2:
+            continue
+        runs = [seed for row in members for seed in row["per_seed"]]
+        means.append({
+            "candidate": candidate,
+            "device": run_device,
+            "validation_folds": sorted(row["validation_fold"] for row in members),
+            "runs": len(runs),
+            "gflops": members[0]["gflops"],
+            "accuracy": _spread([run["accuracy"] for run in runs]),
+            "f1": _spread([run["f1"] for run in runs]),
+        })  # fmt: skip
+    return sorted(means, key=lambda row: (row["device"], -row["accuracy"]["mean"]))
+
+
+def inner_table(means: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| candidate | device | validated on (each trained on the other inner folds) | runs | GFLOPs per clip "
+        "| accuracy | macro-F1 |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in means:
+        lines.append(
+            f"| {row['candidate']} | {row['device']} | {_folds(row['validation_folds'])} | {row['runs']} "
+            f"| {row['gflops']:.2f} | {_mean_std(row['accuracy'])} | {_mean_std(row['f1'])} |"
+        )
+    return lines
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -198,13 +246,13 @@ def _folds(folds: list[int]) -> str:
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| candidate | train / validate | seeds | parameters | GFLOPs per clip | s per epoch (threads) "
+        "| candidate | train / validate | device | seeds | parameters | GFLOPs per clip | s per epoch (threads) "
         "| accuracy | macro-F1 | last weights: accuracy |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append(
-            f"| {row['candidate']} | {_folds(row['train_folds'])} / {row['validation_fold']} "
+            f"| {row['candidate']} | {_folds(row['train_folds'])} / {row['validation_fold']} | {row['device']} "
             f"| {', '.join(str(seed) for seed in row['seeds'])} | {row['parameters'] / 1e6:.2f} M "
             f"| {row['gflops']:.2f} "
             f"| {row['seconds_per_epoch']} ({_folds(row['threads'])}) | {_score(row['accuracy'])} "
@@ -226,31 +274,33 @@ def report(
     command: str,
     choice: str | None = None,
     previous: dict[str, Any] | None = None,
+    title: str = "Training recipes compared",
 ) -> str:
     selection = [row for row in rows if not row["sees_test_fold"]]
     test = [row for row in rows if row["sees_test_fold"]]
     when = datetime.now(UTC).isoformat(timespec="seconds")
     lines = [
-        "# Training recipes compared",
+        f"# {title}",
         "",
         f"Generated {when} by `{command}` from the run folders' `metrics.json` and `training_config.json`.",
         "Scores are mean ± population std over the seeds; GFLOPs are torch's flop count of one 5-s clip; seconds",
-        "per epoch are training only, with the threads shown per run (runs went two side by side, one thread each).",
+        "per epoch are training only, with the threads of each process; device is the GPU a run used, else CPU.",
         "",
         "## Selection: fold 5 never used",
         "",
         *table(selection),
         "",
+        *_inner_section(selection),
         '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
         '"last weights" is the same run\'s final weights, scored on the same fold.',
     ]
     if choice:
         lines += ["", f"**The choice.** {choice}"]
     if test:
-        lines += ["", "## The chosen recipe on the test fold", "", *table(test)]
+        lines += ["", f"## Fold {TEST_FOLD}, the test fold", "", *table(test)]
         for row in test:
             chosen_from = ", ".join(f"`{name}`" for name in row.get("chosen_from", [])) or "no candidate above"
-            lines += ["", f"`{row['candidate']}` is the recipe of {chosen_from} on the other split; per seed:", ""]
+            lines += ["", f"`{row['candidate']}` is the recipe of {chosen_from} on the selection splits; per seed:", ""]
             lines += ["| seed | accuracy | macro-F1 | run |", "| ---: | ---: | ---: | --- |"]
             for seed, run in zip(row["per_seed"], row["runs"]):
                 lines.append(f"| {seed['seed']} | {seed['accuracy']:.4f} | {seed['f1']:.4f} | `{Path(run).name}` |")
@@ -268,6 +318,13 @@ def report(
     if previous is not None:
         lines += ["", "## For reference: the previous recipe", "", *previous_lines(previous)]
     return "\n".join(lines) + "\n"
+
+
+def _inner_section(selection: list[dict[str, Any]]) -> list[str]:
+    means = inner_fold_means(selection)
+    if not means:
+        return []
+    return ["Candidates validated on several inner folds, all their runs together:", "", *inner_table(means), ""]
 
 
 def previous_recipe(folder: Path) -> dict[str, Any]:
@@ -343,8 +400,9 @@ def refresh_readme(
         )
     if previous is not None:
         lines += previous_lines(previous)
-    lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
-    lines += table([row for row in rows if not row["sees_test_fold"]])
+    selection = [row for row in rows if not row["sees_test_fold"]]
+    lines += ["", f"Selection (fold {TEST_FOLD} unseen):", "", *table(selection), ""]
+    lines += _inner_section(selection)
     if choice:
         lines += ["", f"**The choice.** {choice}"]
     head, rest = text.split(README_START, 1)
@@ -362,9 +420,15 @@ def main(argv: list[str] | None = None) -> None:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     previous = previous_recipe(Path(args.previous)) if args.previous else None
-    document = {"candidates": rows, "cross_validation": cv, "choice": args.choice, "previous": previous}
+    document = {
+        "candidates": rows,
+        "inner_fold_means": inner_fold_means([row for row in rows if not row["sees_test_fold"]]),
+        "cross_validation": cv,
+        "choice": args.choice,
+        "previous": previous,
+    }
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
-    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous))
+    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title))
     if args.readme:
         refresh_readme(Path(args.readme), rows, cv, args.choice, previous)
     print(f"wrote {output / 'RECIPES.md'}")

@@ -26,7 +26,7 @@ REPEATED_RUNS_FILE = "repeated_runs.json"
 SELECTION_FILE = "recipe_selection.json"
 # Kept per candidate from `bench/recipes.py`'s recipes.json when attached to a card.
 SELECTION_KEYS = (
-    "candidate", "train_folds", "validation_fold", "seeds", "parameters", "gflops", "seconds_per_epoch",
+    "candidate", "train_folds", "validation_fold", "device", "seeds", "parameters", "gflops", "seconds_per_epoch",
     "accuracy", "f1", "last_weights_accuracy",
 )  # fmt: skip
 # Headline numbers kept from a training run's metrics.json when it is attached to another folder's card.

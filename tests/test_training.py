@@ -597,12 +597,18 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     """bench/recipes.py groups runs by name and split, averages over seeds, and the card shows the selection."""
     from esc50_hf.cli import main
 
-    runs = {name: tmp_path / name for name in ("stem-s0", "stem-s1", "chosen-s0")}
+    runs = {name: tmp_path / name for name in ("stem-s0", "stem-s1", "v3/stem-s0", "gpu/stem-s0", "chosen-s0")}
     for folder in runs.values():
         shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
-    for name, seed, accuracy in (("stem-s0", 0, 0.5), ("stem-s1", 1, 0.7)):
-        _edit_json(runs[name] / "training_config.json", seed=seed, validation_fold=4, train_folds=[1, 2, 3])
-        _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=4)
+    for name, seed, accuracy, validation_fold in (
+        ("stem-s0", 0, 0.5, 4), ("stem-s1", 1, 0.7, 4), ("v3/stem-s0", 0, 0.9, 3), ("gpu/stem-s0", 0, 0.2, 4)
+    ):  # fmt: skip
+        train_folds = [fold for fold in (1, 2, 3, 4) if fold != validation_fold]
+        _edit_json(
+            runs[name] / "training_config.json", seed=seed, validation_fold=validation_fold, train_folds=train_folds
+        )
+        _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=validation_fold)
+    _edit_json(runs["gpu/stem-s0"] / "metrics.json", hardware="Some CPU, 16 cores, NVIDIA H200")  # same seed, a GPU
     readme = tmp_path / "README.md"
     readme.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
     script = [sys.executable, str(REPO / "bench" / "recipes.py"), *map(str, runs.values())]
@@ -611,8 +617,10 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = (tmp_path / "out" / "RECIPES.md").read_text()
-    assert "| stem | 1,2,3 / 4 | 0, 1 |" in report and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in report
-    assert "## The chosen recipe on the test fold" in report and "| chosen | 1,2,3,4 / 5 | 7 |" in report
+    assert "| stem | 1,2,3 / 4 | CPU | 0, 1 |" in report and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in report
+    assert "| stem | 1,2,3 / 4 | H200 | 0 |" in report and "| stem | 1,2,4 / 3 | CPU | 0 |" in report
+    assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7000 ± 0.1633 |" in report  # the inner folds' mean, per device
+    assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     text = readme.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
     assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text
