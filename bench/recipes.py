@@ -12,8 +12,9 @@ weights. Candidates validated on fold 5 or trained on it are listed apart: they 
 recipe's test runs, never the basis of a choice.
 
 Writes `RECIPES.md` and `recipes.json` into `--output-dir` (default `bench/`); with `--readme`,
-replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that file by the
-summary, so the README's numbers come from the runs.
+replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that file (another
+block with `--readme-block NAME`: `<!-- NAME:start -->`) by the summary, so the README's numbers come
+from the runs.
 """
 
 import argparse
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from esc50_hf.data import TEST_FOLD
 
 ROOT = Path(__file__).resolve().parent.parent
-README_START, README_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
+README_BLOCK = "recipes"  # the README's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the previously shipped model's reports (metrics.json, repeated_runs.json, cv_results.json, configs)",
     )
     parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
+    parser.add_argument(
+        "--readme-block", default=README_BLOCK, help="the name of the README block to refresh (<!-- NAME:start -->)"
+    )
     parser.add_argument("--title", default="Training recipes compared", help="the report's heading")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     return parser.parse_args(argv)
@@ -377,10 +381,12 @@ def refresh_readme(
     cv: dict[str, Any] | None,
     choice: str | None,
     previous: dict[str, Any] | None = None,
+    block: str = README_BLOCK,
 ) -> None:
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"{path} has no {README_START} ... {README_END} block to refresh")
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} has no {start} ... {end} block to refresh")
     test = [row for row in rows if row["sees_test_fold"]]
     lines = []
     for row in test:
@@ -405,9 +411,9 @@ def refresh_readme(
     lines += _inner_section(selection)
     if choice:
         lines += ["", f"**The choice.** {choice}"]
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n" + "\n".join(lines) + f"\n{README_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -430,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
     (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title))
     if args.readme:
-        refresh_readme(Path(args.readme), rows, cv, args.choice, previous)
+        refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block)
     print(f"wrote {output / 'RECIPES.md'}")
 
 
