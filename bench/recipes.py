@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--readme-block", default=README_BLOCK, help="the name of the README block to refresh (<!-- NAME:start -->)"
     )
+    parser.add_argument(
+        "--readme-brief", action="store_true", help="the README block gets the means over inner folds, not every split"
+    )
     parser.add_argument("--title", default="Training recipes compared", help="the report's heading")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     return parser.parse_args(argv)
@@ -382,7 +385,10 @@ def refresh_readme(
     choice: str | None,
     previous: dict[str, Any] | None = None,
     block: str = README_BLOCK,
+    brief: bool = False,
 ) -> None:
+    """Rewrites the README block: the test-fold lines, the CV, the previous recipe, then the selection (`brief`:
+    only its means over inner folds, not every split) and the choice."""
     start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = path.read_text()
     if start not in text or end not in text:
@@ -394,7 +400,8 @@ def refresh_readme(
             f"- `{row['candidate']}` trained {_times(len(row['seeds']))} on folds {_folds(row['train_folds'])}, "
             f"scored on fold {row['validation_fold']}: accuracy **{_score(row['accuracy'])}**, macro-F1 "
             f"**{_score(row['f1'])}** ({row['parameters'] / 1e6:.2f} M parameters, {row['gflops']:.2f} GFLOPs per "
-            f"clip, {row['train_minutes']:.0f} min per training on {_folds(row['threads'])} thread(s))."
+            f"clip, {row['train_minutes']:.0f} min per training on {row['device']}, {_folds(row['threads'])} "
+            "thread(s) per process)."
         )
     if cv is not None:
         summary = cv["summary"]
@@ -407,8 +414,8 @@ def refresh_readme(
     if previous is not None:
         lines += previous_lines(previous)
     selection = [row for row in rows if not row["sees_test_fold"]]
-    lines += ["", f"Selection (fold {TEST_FOLD} unseen):", "", *table(selection), ""]
-    lines += _inner_section(selection)
+    lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
+    lines += ([] if brief else [*table(selection), ""]) + _inner_section(selection)
     if choice:
         lines += ["", f"**The choice.** {choice}"]
     head, rest = text.split(start, 1)
@@ -436,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
     (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title))
     if args.readme:
-        refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block)
+        refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block, args.readme_brief)
     print(f"wrote {output / 'RECIPES.md'}")
 
 

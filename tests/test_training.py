@@ -623,7 +623,12 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     text = readme.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
-    assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text
+    assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text and "on CPU, 2 thread(s)" in text
+    readme.write_text("<!-- after:start -->\n<!-- after:end -->\n")
+    brief = [*script, "--output-dir", str(tmp_path / "out3"), "--readme", str(readme), "--readme-block", "after"]
+    assert subprocess.run([*brief, "--readme-brief"], capture_output=True, text=True).returncode == 0
+    text = readme.read_text()
+    assert "| stem | CPU | 3,4 | 3 |" in text and "| stem | 1,2,3 / 4 |" not in text  # the means, not every split
 
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
     completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
