@@ -210,17 +210,20 @@ def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def inner_table(means: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| candidate | device | validated on (each trained on the other inner folds) | runs | GFLOPs per clip "
-        "| accuracy | macro-F1 |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for row in means:
-        lines.append(
-            f"| {row['candidate']} | {row['device']} | {_folds(row['validation_folds'])} | {row['runs']} "
-            f"| {row['gflops']:.2f} | {_mean_std(row['accuracy'])} | {_mean_std(row['f1'])} |"
-        )
-    return lines
+    columns = ["candidate", "device", "validated on (each trained on the other inner folds)", "runs"]
+    columns += ["GFLOPs per clip", "accuracy", "macro-F1"]
+    cells = [
+        [row["candidate"], row["device"], _folds(row["validation_folds"]), row["runs"], f"{row['gflops']:.2f}",
+         _mean_std(row["accuracy"]), _mean_std(row["f1"])]
+        for row in means
+    ]  # fmt: skip
+    return _markdown_table(columns, cells, left=3)
+
+
+def _markdown_table(columns: list[str], cells: list[list[Any]], left: int) -> list[str]:
+    """A Markdown table: the first `left` columns aligned left, the others (numbers) right."""
+    rule = ["---"] * left + ["---:"] * (len(columns) - left)
+    return [f"| {' | '.join(map(str, row))} |" for row in (columns, rule, *cells)]
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -252,20 +255,16 @@ def _folds(folds: list[int]) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| candidate | train / validate | device | seeds | parameters | GFLOPs per clip | s per epoch (threads) "
-        "| accuracy | macro-F1 | last weights: accuracy |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['candidate']} | {_folds(row['train_folds'])} / {row['validation_fold']} | {row['device']} "
-            f"| {', '.join(str(seed) for seed in row['seeds'])} | {row['parameters'] / 1e6:.2f} M "
-            f"| {row['gflops']:.2f} "
-            f"| {row['seconds_per_epoch']} ({_folds(row['threads'])}) | {_score(row['accuracy'])} "
-            f"| {_score(row['f1'])} | {_score(row['last_weights_accuracy'])} |"
-        )
-    return lines
+    columns = ["candidate", "train / validate", "device", "seeds", "parameters", "GFLOPs per clip"]
+    columns += ["s per epoch (threads)", "accuracy", "macro-F1", "last weights: accuracy"]
+    cells = [
+        [row["candidate"], f"{_folds(row['train_folds'])} / {row['validation_fold']}", row["device"],
+         ", ".join(str(seed) for seed in row["seeds"]), f"{row['parameters'] / 1e6:.2f} M", f"{row['gflops']:.2f}",
+         f"{row['seconds_per_epoch']} ({_folds(row['threads'])})", _score(row["accuracy"]), _score(row["f1"]),
+         _score(row["last_weights_accuracy"])]
+        for row in rows
+    ]  # fmt: skip
+    return _markdown_table(columns, cells, left=4)
 
 
 def cross_validation(folder: Path) -> dict[str, Any]:
