@@ -416,7 +416,7 @@ def refresh_readme(
     lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
     lines += ([] if brief else [*table(selection), ""]) + _inner_section(selection)
     if choice:
-        lines += ["", f"**The choice.** {choice}"]
+        lines += [f"**The choice.** {choice}"]
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
