@@ -306,7 +306,12 @@ def report(
         lines += ["", f"## Fold {TEST_FOLD}, the test fold", "", *table(test)]
         for row in test:
             chosen_from = ", ".join(f"`{name}`" for name in row.get("chosen_from", [])) or "no candidate above"
-            lines += ["", f"`{row['candidate']}` is the recipe of {chosen_from} on the selection splits; per seed:", ""]
+            lines += [
+                "",
+                f"`{row['candidate']}` ({row['device']}) is the recipe of {chosen_from} on the selection splits; "
+                "per seed:",
+                "",
+            ]
             lines += ["| seed | accuracy | macro-F1 | run |", "| ---: | ---: | ---: | --- |"]
             for seed, run in zip(row["per_seed"], row["runs"]):
                 lines.append(f"| {seed['seed']} | {seed['accuracy']:.4f} | {seed['f1']:.4f} | `{Path(run).name}` |")
@@ -414,7 +419,12 @@ def refresh_readme(
         lines += previous_lines(previous)
     selection = [row for row in rows if not row["sees_test_fold"]]
     lines += ["", f"Selection (fold {TEST_FOLD} unseen):", ""]
-    lines += ([] if brief else [*table(selection), ""]) + _inner_section(selection)
+    if brief:  # the candidates of several inner folds by their means, the others by their rows
+        averaged = {(row["candidate"], row["device"]) for row in inner_fold_means(selection)}
+        selection = [row for row in selection if (row["candidate"], row["device"]) not in averaged]
+        lines += _inner_section([row for row in rows if not row["sees_test_fold"]]) + [*table(selection), ""]
+    else:
+        lines += [*table(selection), ""] + _inner_section(selection)
     if choice:
         lines += [f"**The choice.** {choice}"]
     head, rest = text.split(start, 1)

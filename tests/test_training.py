@@ -628,7 +628,8 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     brief = [*script, "--output-dir", str(tmp_path / "out3"), "--readme", str(readme), "--readme-block", "after"]
     assert subprocess.run([*brief, "--readme-brief"], capture_output=True, text=True).returncode == 0
     text = readme.read_text()
-    assert "| stem | CPU | 3,4 | 3 |" in text and "| stem | 1,2,3 / 4 |" not in text  # the means, not every split
+    assert "| stem | CPU | 3,4 | 3 |" in text and "| stem | 1,2,3 / 4 | CPU |" not in text  # its mean, not its splits
+    assert "| stem | 1,2,3 / 4 | H200 | 0 |" in text  # validated on one fold only: its row
 
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
     completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
