@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from esc50_hf.data import TEST_FOLD
 
 ROOT = Path(__file__).resolve().parent.parent
+SPLIT_KEYS = ("train_folds", "validation_fold")  # a candidate's recipe on another split is still its recipe
 README_BLOCK = "recipes"  # the README's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
 
 
@@ -101,7 +102,6 @@ def network_cost(folder: Path) -> dict[str, float]:
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from esc50_hf.train_config import recipe_differences
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
@@ -109,13 +109,6 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (candidate, validation_fold, train_folds, run_device), members in groups.items():
         first = members[0]
-        for other in members[1:]:
-            differences = recipe_differences(first["recipe"], other["recipe"], ignore=("seed",))
-            if differences:
-                raise SystemExit(
-                    f"{other['folder']} and {first['folder']} are both named {candidate!r} but differ in "
-                    f"{', '.join(differences)}: give different recipes different names"
-                )
         seeds = [run["seed"] for run in members]
         if len(set(seeds)) != len(seeds):  # the same seed on another device is another group
             raise SystemExit(f"{candidate!r} has two runs with the same seed: {[run['folder'] for run in members]}")
@@ -151,8 +144,25 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"last_weights_{key}"] = _spread(last) if None not in last else None
         rows.append(row)
     rows = sorted(rows, key=lambda row: (row["sees_test_fold"], row["gflops"], row["candidate"]))
+    _check_one_recipe_per_name(groups)
     _check_the_test_runs(rows, groups)
     return rows
+
+
+def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> None:
+    """A candidate's runs on different splits or devices are one recipe (but for the split and seed)."""
+    from esc50_hf.train_config import recipe_differences
+
+    first: dict[str, dict[str, Any]] = {}
+    for (candidate, *_), members in groups.items():
+        for other in members:
+            run = first.setdefault(candidate, other)
+            differences = recipe_differences(run["recipe"], other["recipe"], ignore=("seed", *SPLIT_KEYS))
+            if differences:
+                raise SystemExit(
+                    f"{other['folder']} and {run['folder']} are both named {candidate!r} but differ in "
+                    f"{', '.join(differences)}: give different recipes different names"
+                )
 
 
 def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
@@ -162,7 +172,7 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
     tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
     if len(tested) > 1:
         raise SystemExit(f"runs of several recipes touch fold {TEST_FOLD} ({sorted(tested)}): only the chosen one may")
-    split_keys = ("seed", "train_folds", "validation_fold")
+    split_keys = ("seed", *SPLIT_KEYS)
     for row in rows:
         if not row["sees_test_fold"]:
             continue
@@ -187,7 +197,8 @@ def _group_key(item: dict[str, Any]) -> tuple:
 
 
 def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per candidate and device validated on several folds (fold 5 unseen): mean ± std over all its runs."""
+    """Per candidate and device validated on several folds (fold 5 unseen): the mean over those folds of each fold's
+    mean over seeds, and the std of those fold means (how much the fold moves the score)."""
     merged: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         if not row["sees_test_fold"]:
@@ -196,21 +207,20 @@ def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (candidate, run_device), members in merged.items():
         if len({row["validation_fold"] for row in members}) < 2:
             continue
-        runs = [seed for row in members for seed in row["per_seed"]]
         means.append({
             "candidate": candidate,
             "device": run_device,
             "validation_folds": sorted(row["validation_fold"] for row in members),
-            "runs": len(runs),
+            "runs": sum(len(row["seeds"]) for row in members),
             "gflops": members[0]["gflops"],
-            "accuracy": _spread([run["accuracy"] for run in runs]),
-            "f1": _spread([run["f1"] for run in runs]),
+            "accuracy": _spread([row["accuracy"]["mean"] for row in members]),
+            "f1": _spread([row["f1"]["mean"] for row in members]),
         })  # fmt: skip
     return sorted(means, key=lambda row: (row["device"], -row["accuracy"]["mean"]))
 
 
 def inner_table(means: list[dict[str, Any]]) -> list[str]:
-    columns = ["candidate", "device", "validated on (each trained on the other inner folds)", "runs"]
+    columns = ["candidate", "device", "validated on (each trained on the other inner folds)", "runs in all"]
     columns += ["GFLOPs per clip", "accuracy", "macro-F1"]
     cells = [
         [row["candidate"], row["device"], _folds(row["validation_folds"]), row["runs"], f"{row['gflops']:.2f}",
@@ -335,7 +345,8 @@ def _inner_section(selection: list[dict[str, Any]]) -> list[str]:
     means = inner_fold_means(selection)
     if not means:
         return []
-    return ["Candidates validated on several inner folds, all their runs together:", "", *inner_table(means), ""]
+    heading = "Candidates validated on several inner folds: mean ± std over the folds of each fold's mean over seeds:"
+    return [heading, "", *inner_table(means), ""]
 
 
 def previous_recipe(folder: Path) -> dict[str, Any]:

@@ -29,16 +29,17 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits `(clips, 50)` for a dataset with an `audio` column decoded at the extractor's rate.
 
-    The features are computed on the CPU and moved to the model's device (a model just trained on a GPU stays there).
+    The features are computed on the CPU and moved to the model's device and dtype (a model just trained on a GPU
+    stays there; one loaded in bfloat16 takes bfloat16).
     """
     model.eval()
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())
     logits = []
     for start in tqdm(range(0, len(dataset), batch_size), desc="Evaluating", unit="batch"):
         batch = dataset[start : start + batch_size]
         waveforms = [decoded_mono(audio) for audio in batch["audio"]]
-        inputs = extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="pt")
-        logits.append(model(input_values=inputs["input_values"].to(device)).logits.float().cpu().numpy())
+        inputs = extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="pt")["input_values"]
+        logits.append(model(input_values=inputs.to(parameter)).logits.float().cpu().numpy())
     return np.concatenate(logits)
 
 
@@ -46,10 +47,10 @@ def predict_logits(
 def predict_feature_logits(model: torch.nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """Logits `(clips, 50)` for normalised log-mels `(clips, mels, frames)` (e.g. a feature file's clean clips)."""
     model.eval()
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())
     logits = []
     for start in tqdm(range(0, len(features), batch_size), desc="Evaluating", unit="batch"):
-        batch = features[start : start + batch_size].to(device)
+        batch = features[start : start + batch_size].to(parameter)  # the model's device and dtype
         logits.append(model(input_values=batch).logits.float().cpu().numpy())
     return np.concatenate(logits)
 

@@ -81,8 +81,8 @@ def cached_log_mels(
     decides the variants (the waveform transforms' parameters, their count and the seed), so
     changing any of them recomputes, and nothing else does.
     """
-    augmentation = augmenter.parameters() if augmenter is not None and variants > 0 else None
-    key = _cache_key(dataset, feature_extractor, augmentation, variants, seed)
+    settings = variant_settings(augmenter, variants, seed)
+    key = _cache_key(dataset, feature_extractor, settings["augmentation"], variants, seed)
     path = Path(cache_dir) / f"{description}-{key}.pt"
     if path.is_file():
         cached = torch.load(path)
@@ -128,6 +128,14 @@ def _cache_key(
     return hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def variant_settings(augmenter: WaveformAugmentations | None, variants: int, seed: int) -> dict[str, Any]:
+    """What decides the augmented variants of a cache or a feature file: their count, the waveform transforms'
+    parameters and the seed that drew them; with no variants, none of it (the clean clips depend on no seed)."""
+    if augmenter is None or variants <= 0:
+        return {"augmented_variants": 0, "augmentation": None, "seed": None}
+    return {"augmented_variants": variants, "augmentation": augmenter.parameters(), "seed": seed}
+
+
 def feature_parameters(feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
     """What decides the log-mels: the extractor's settings without the normalisation a run computes later."""
     return {key: value for key, value in feature_extractor.to_dict().items() if key not in ("mean", "std")}
@@ -147,8 +155,8 @@ def _clip_fingerprints(dataset: Dataset) -> list:
 
 
 FEATURE_FILE_FORMAT = "esc50-hf log-mels 1"
-# What a recipe and a feature file must agree on, as the file's metadata names them.
-_RECIPE_METADATA = ("feature_extractor", "augmented_variants", "augmentation", "seed")
+# How to ask for a recipe that matches a file, per setting the file records (the feature ones: see ModelArguments).
+_MATCHING_FLAG = {"augmented_variants": "--augmented_variants", "seed": "--seed"}
 
 
 @dataclass
@@ -167,29 +175,39 @@ class FeatureFile:
     folds: torch.Tensor
     metadata: dict[str, Any]
 
-    def check_recipe(self, path: str | Path, feature_extractor: Esc50FeatureExtractor, recipe: dict[str, Any]) -> None:
-        """Raises `ValueError` naming every setting in which the file was made differently from this recipe.
+    def check_recipe(
+        self, path: str | Path, feature_extractor: Esc50FeatureExtractor, variants: dict[str, Any]
+    ) -> None:
+        """Raises `ValueError` naming each setting in which the file was made differently from a recipe.
 
-        `recipe` holds `augmented_variants`, `augmentation` (the waveform transforms' parameters) and `seed`;
-        without augmented variants the features depend on neither the transforms nor the seed.
+        Args:
+            path (`str` or `Path`): the file, for the message.
+            feature_extractor (`Esc50FeatureExtractor`): the recipe's extractor.
+            variants (`dict`): the recipe's `variant_settings`.
         """
-        wanted = {"feature_extractor": feature_parameters(feature_extractor), **recipe}
-        if not wanted["augmented_variants"]:
-            wanted["augmentation"] = wanted["seed"] = None
-        made = {key: self.metadata.get(key) for key in _RECIPE_METADATA}
-        if not made["augmented_variants"]:
-            made["augmentation"] = made["seed"] = None
-        differences = [key for key in _RECIPE_METADATA if _normalised(made[key]) != _normalised(wanted[key])]
+        wanted = {f"feature_extractor.{key}": value for key, value in feature_parameters(feature_extractor).items()}
+        made = {f"feature_extractor.{key}": value for key, value in self.metadata["feature_extractor"].items()}
+        wanted.update(variants)
+        made.update({key: self.metadata.get(key) for key in variants})
+        differences = [key for key in sorted(set(wanted) | set(made)) if _json(made.get(key)) != _json(wanted.get(key))]
         if differences:
-            details = "; ".join(f"{key}: file {made[key]!r}, recipe {wanted[key]!r}" for key in differences)
+            details = "; ".join(f"{key}: file {made.get(key)!r}, recipe {wanted.get(key)!r}" for key in differences)
+            flags = " ".join(
+                f"{_MATCHING_FLAG[key]} {made[key]}"
+                for key in differences
+                if key in _MATCHING_FLAG and made[key] is not None
+            )
             raise ValueError(
-                f"{path} was exported for another recipe ({details}). Export it again with this recipe's options: "
-                f"python train.py <the same options> --export_features {path}"
+                f"{path} was exported for another recipe ({details}). Train with the file's settings"
+                + (f" ({flags})" if flags else "")
+                + f", or export the file again where the audio is: python train.py <this run's options> "
+                f"--export_features {path}"
             )
 
 
-def _normalised(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+def _json(value: Any) -> str:
+    """A value as its JSON text: a tuple and a list, or a recipe's value and the file's, compare alike."""
+    return json.dumps(value, sort_keys=True)
 
 
 def write_feature_file(
@@ -198,9 +216,7 @@ def write_feature_file(
     labels: torch.Tensor,
     folds: torch.Tensor,
     feature_extractor: Esc50FeatureExtractor,
-    augmentation: list[dict] | None,
-    variants: int,
-    seed: int,
+    variants: dict[str, Any],
     clips: list[str],
 ) -> Path:
     """Writes features from `cached_log_mels` with what made them, as safetensors (tensors + string metadata).
@@ -211,18 +227,16 @@ def write_feature_file(
         labels (`torch.Tensor`): `(clips,)` class ids.
         folds (`torch.Tensor`): `(clips,)` ESC-50 folds.
         feature_extractor (`Esc50FeatureExtractor`): the extractor that computed them.
-        augmentation (`list[dict]`, *optional*): the waveform transforms' parameters (None without variants).
-        variants (`int`): augmented variants per clip.
-        seed (`int`): the seed the variants were drawn with.
+        variants (`dict`): what decided the augmented variants (`variant_settings`).
         clips (`list[str]`): the clips' file names, in row order.
     """
     path = Path(path)
+    if log_mels.shape[1] != 1 + variants["augmented_variants"]:
+        raise ValueError(f"log_mels hold {log_mels.shape[1]} views per clip, not 1 + {variants['augmented_variants']}")
     metadata = {
         "format": FEATURE_FILE_FORMAT,
         "feature_extractor": feature_parameters(feature_extractor),
-        "augmented_variants": variants,
-        "augmentation": augmentation if variants else None,
-        "seed": seed if variants else None,
+        **variants,
         "clips": list(clips),
     }
     tensors = {
@@ -252,9 +266,14 @@ def read_feature_file(path: str | Path) -> FeatureFile:
                 )
             tensors = {name: handle.get_tensor(name) for name in ("log_mels", "labels", "folds")}
         metadata = {key: json.loads(value) for key, value in raw.items()}
-    except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as error:
-        raise ValueError(f"{path} is not a readable feature file ({error}); export it again") from None
-    clips = len(tensors["labels"])
-    if tensors["log_mels"].ndim != 4 or len(tensors["log_mels"]) != clips or len(tensors["folds"]) != clips:
-        raise ValueError(f"{path} is damaged: its tensors disagree on the number of clips; export it again")
-    return FeatureFile(tensors["log_mels"], tensors["labels"], tensors["folds"], metadata)
+        views = 1 + int(metadata["augmented_variants"])
+        mels = int(metadata["feature_extractor"]["num_mel_bins"])
+    except (SafetensorError, OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a readable feature file ({error!r}); export it again") from None
+    log_mels, clips = tensors["log_mels"], len(tensors["labels"])
+    if log_mels.ndim != 4 or log_mels.shape[:3] != (clips, views, mels) or len(tensors["folds"]) != clips:
+        raise ValueError(
+            f"{path} is damaged: log_mels {tuple(log_mels.shape)} do not hold {clips} clips x {views} views x {mels} "
+            "mel bands; export it again"
+        )
+    return FeatureFile(log_mels, tensors["labels"], tensors["folds"], metadata)

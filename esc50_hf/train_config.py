@@ -293,8 +293,10 @@ class TrainingSetup:
     export_features: str | None = None
 
     def recipe(self) -> dict[str, Any]:
-        """What `training_config.json` records: `train.py --config` reads it back into the same setup."""
+        """What `training_config.json` records: `train.py --config` reads it back into the same setup (reading the
+        audio: where this run's features came from, `features_file`, is not part of it)."""
         values = {**dataclasses.asdict(self.data), **dataclasses.asdict(self.model)}
+        del values["features_file"]
         values.update(dataclasses.asdict(self.augmentation))
         values.update(training_recipe(self.training))
         return values

@@ -22,7 +22,7 @@ from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds
 from .evaluation import evaluate_model, predict_feature_logits, score_predictions
-from .feature_cache import cached_log_mels, read_feature_file, write_feature_file
+from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .hub import check_can_push, push_folder
 from .labels import NUM_LABELS
@@ -188,16 +188,16 @@ def _set_torch_threads(arguments: Esc50TrainingArguments) -> int:
     return threads
 
 
-def hardware_description() -> str:
-    """The processor (and GPU, if any) a run used, for the model card."""
+def hardware_description(device: torch.device | None = None) -> str:
+    """The processor, and the GPU where `device` is one, that a run used, for the model card."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         lines = cpuinfo.read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
     description = f"{cpu}, {os.cpu_count()} cores"
-    if torch.cuda.is_available():
-        description += f", {torch.cuda.get_device_name()}"
+    if device is not None and device.type == "cuda":
+        description += f", {torch.cuda.get_device_name(device)}"
     return description
 
 
@@ -228,8 +228,15 @@ def _resume_point(setup: TrainingSetup) -> str | None:
 
 @dataclass
 class FoldFeatures:
-    """The features of one run: cached log-mels of the training clips (all variants) and of the clean validation
-    clips, and how the final model is scored (`validation_audio`, or the clean features where the audio is absent).
+    """The features of one run and how its final model is scored.
+
+    Attributes:
+        train (`tuple[torch.Tensor, torch.Tensor]`): float16 log-mels `(clips, 1 + variants, mels, frames)` of the
+            training clips and their labels.
+        validation (`tuple[torch.Tensor, torch.Tensor]`): the clean log-mels `(clips, 1, mels, frames)` of the
+            validation clips and their labels.
+        validation_audio (`Dataset`, *optional*): the validation clips' audio, when the run has it: the final model
+            is then scored from the audio, as the pipeline hears it; without it (a feature file), from `validation`.
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
@@ -244,9 +251,9 @@ class FoldFeatures:
         """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
         if self.validation_audio is not None:
             return evaluate_model(model, extractor, self.validation_audio)
-        log_mels, labels = self.validation
-        logits = predict_feature_logits(model, extractor.normalize(log_mels[:, 0].float()))
-        return score_predictions(logits.argmax(axis=-1), labels.numpy())
+        clean = CleanFeatures(*self.validation, extractor)
+        logits = predict_feature_logits(model, clean.features)
+        return score_predictions(logits.argmax(axis=-1), clean.labels.numpy())
 
 
 def recipe_log_mels(
@@ -269,43 +276,56 @@ def recipe_log_mels(
     return dataset, log_mels, labels
 
 
-def _file_recipe(setup: TrainingSetup) -> dict[str, Any]:
-    """What a feature file must have been made with for this recipe (see `FeatureFile.check_recipe`)."""
-    variants = setup.augmentation.augmented_variants
-    return {
-        "augmented_variants": variants,
-        "augmentation": setup.augmentation.waveform().parameters() if variants else None,
-        "seed": setup.training.seed,
-    }
+def _variants_of(setup: TrainingSetup) -> dict[str, Any]:
+    """What decides this recipe's augmented variants (`feature_cache.variant_settings`)."""
+    augmentation = setup.augmentation
+    return variant_settings(augmentation.waveform(), augmentation.augmented_variants, setup.training.seed)
 
 
 def export_features(setup: TrainingSetup) -> Path:
-    """`train.py --export_features FILE`: the features this recipe trains on, all folds, as a portable file."""
+    """`train.py --export_features FILE`: the features this recipe trains on, all folds, as a portable file.
+
+    Args:
+        setup (`TrainingSetup`): the parsed command line; `setup.export_features` names the file.
+
+    Returns:
+        `Path`: the file written (by the main process; the others wait for it).
+    """
     extractor = build_feature_extractor(setup.model)
     dataset, log_mels, labels = recipe_log_mels(setup, extractor)
-    recipe = _file_recipe(setup)
     path = Path(setup.export_features)
     if PartialState().is_main_process:
         write_feature_file(
-            path, log_mels, labels, torch.tensor(dataset["fold"]), extractor,
-            recipe["augmentation"], recipe["augmented_variants"], recipe["seed"], dataset["filename"],
-        )  # fmt: skip
+            path, log_mels, labels, torch.tensor(dataset["fold"]), extractor, _variants_of(setup), dataset["filename"]
+        )
         megabytes = path.stat().st_size / 1e6
         _log(f"Wrote {path}: {len(labels)} clips x {log_mels.shape[1]} views, {megabytes:.1f} MB")
+    PartialState().wait_for_everyone()
     return path
 
 
 def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor) -> FoldFeatures:
-    """Train and validation features of this run: from the audio through the cache, or from `--features_file`."""
+    """Train and validation features of this run: from the audio through the cache, or from `--features_file`.
+
+    Args:
+        setup (`TrainingSetup`): the parsed command line.
+        extractor (`Esc50FeatureExtractor`): the recipe's feature extractor (a feature file must match it).
+
+    Raises:
+        ValueError: the feature file is missing, damaged, made for another recipe, or lacks a fold the run needs.
+    """
     data = setup.data
     train_folds = torch.tensor(data.training_folds())
     if data.features_file:
         stored = read_feature_file(data.features_file)
-        stored.check_recipe(data.features_file, extractor, _file_recipe(setup))
+        stored.check_recipe(data.features_file, extractor, _variants_of(setup))
         log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
         missing = sorted(set([*train_folds.tolist(), data.validation_fold]) - set(folds.tolist()))
         if missing:
-            raise ValueError(f"{data.features_file} holds no clips of fold(s) {missing}; export all folds again")
+            raise ValueError(
+                f"{data.features_file} holds no clips of fold(s) {missing}, which this run needs (--train_folds "
+                f"{' '.join(map(str, train_folds.tolist()))} --validation_fold {data.validation_fold})"
+            )
     else:
         dataset, log_mels, labels = recipe_log_mels(setup, extractor)
         folds = torch.tensor(dataset["fold"])
@@ -368,7 +388,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "resumed_from": Path(resume_point).name if resume_point else None,
         "processes": trainer.args.world_size,
         "torch_threads_per_process": torch.get_num_threads(),
-        "hardware": hardware_description(),
+        "device": trainer.args.device.type,
+        "hardware": hardware_description(trainer.args.device),
     }
     if weight_average is not None:
         if trainer.is_world_process_zero():  # scored as the saved model is, below

@@ -515,12 +515,13 @@ def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
 def feature_file(esc50_dir, smoke_run, tmp_path_factory) -> Path:
     """`train.py --export_features` with the smoke recipe, reading the smoke run's feature cache."""
     path = tmp_path_factory.mktemp("features") / "esc50-smoke.safetensors"
+    untouched = tmp_path_factory.mktemp("no-run")
     completed = run_training(
-        "python", esc50_dir, tmp_path_factory.mktemp("unused"),
+        "python", esc50_dir, untouched / "model",
         "--feature_cache_dir", str(smoke_run / "feature_cache"), "--export_features", str(path),
     )  # fmt: skip
     assert_succeeded(completed)
-    assert "Wrote" in completed.stdout and not (smoke_run / "unused").exists()
+    assert "Wrote" in completed.stdout and not any(untouched.iterdir())  # an export trains nothing
     return path
 
 
@@ -553,7 +554,9 @@ def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature
     assert not nowhere.exists()
     assert (output / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["scored_from"] == "features_file"
+    assert metrics["scored_from"] == "features_file" and metrics["device"] == "cpu"
+    assert "features_file" not in json.loads((output / "training_config.json").read_text())  # re-runs read the audio
+    assert "stored float16 log-mels" in (output / "README.md").read_text()
     assert json.loads((smoke_run / "metrics.json").read_text())["scored_from"] == "audio"
     stored = read_feature_file(feature_file)
     extractor = Esc50FeatureExtractor.from_pretrained(output)
@@ -564,7 +567,7 @@ def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature
     assert metrics["accuracy"] == pytest.approx(accuracy)
 
 
-def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path):
+def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path, capsys):
     from esc50_hf.training import build_feature_extractor, prepare_features
 
     def prepare(**options):
@@ -573,12 +576,12 @@ def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_r
 
     assert len(prepare(train_folds="1", validation_fold=2).validation[1]) == 50  # the fixtures: 50 clips per fold
     for options, named in (
-        ({"seed": 8}, "seed: file 7, recipe 8"),
-        ({"num_mel_bins": 16}, "feature_extractor"),
-        ({"augmented_variants": 0}, "augmented_variants: file 1, recipe 0"),
-        ({"pitch_shift_semitones": 3}, "augmentation"),
+        ({"seed": 8}, r"seed: file 7, recipe 8\)\. Train with the file's settings \(--seed 7\)"),
+        ({"num_mel_bins": 16}, r"feature_extractor\.num_mel_bins: file 32, recipe 16\)\. Train with"),
+        ({"augmented_variants": 0}, r"augmented_variants: file 1, recipe 0;.*\(--augmented_variants 1 --seed 7\)"),
+        ({"pitch_shift_semitones": 3}, r"augmentation: file \[.*\]\)\. Train with the file's settings, or"),
     ):
-        with pytest.raises(ValueError, match=f"exported for another recipe \\(.*{named}.*--export_features"):
+        with pytest.raises(ValueError, match=rf"exported for another recipe \((.*; )?{named}.*--export_features"):
             prepare(**options)
     for path, message in (
         (smoke_run / "model.safetensors", "is not a feature file of this project"),
@@ -591,6 +594,26 @@ def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_r
             )
     with pytest.raises(SystemExit):
         parse_args(["--config", str(SMOKE), "--export_features", str(tmp_path / "x.safetensors"), "--cv"])
+    assert "drop --cv and --features_file" in capsys.readouterr().err
+
+
+def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path):
+    from esc50_hf.feature_cache import read_feature_file, write_feature_file
+    from esc50_hf.training import build_feature_extractor, prepare_features
+
+    stored, setup = read_feature_file(feature_file), smoke_setup(output_dir=tmp_path / "model")
+    extractor = build_feature_extractor(setup.model)
+    kept = stored.folds != 3
+    variants = {key: stored.metadata[key] for key in ("augmented_variants", "augmentation", "seed")}
+    clips = [name for name, keep in zip(stored.metadata["clips"], kept.tolist()) if keep]
+    partial = write_feature_file(
+        tmp_path / "partial.safetensors", stored.log_mels[kept], stored.labels[kept], stored.folds[kept], extractor,
+        variants, clips,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"holds no clips of fold\(s\) \[3\], which this run needs"):
+        prepare_features(smoke_setup(features_file=partial, output_dir=tmp_path / "model"), extractor)
+    assert len(prepare_features(smoke_setup(features_file=partial, train_folds="1", output_dir=tmp_path), extractor)
+               .train[1]) == 50  # fmt: skip
 
 
 def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path):
@@ -619,7 +642,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     report = (tmp_path / "out" / "RECIPES.md").read_text()
     assert "| stem | 1,2,3 / 4 | CPU | 0, 1 |" in report and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in report
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in report and "| stem | 1,2,4 / 3 | CPU | 0 |" in report
-    assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7000 ± 0.1633 |" in report  # the inner folds' mean, per device
+    assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7500 ± 0.1500 |" in report  # the mean of the folds' means, per device
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     text = readme.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")

@@ -1,8 +1,13 @@
 #!/bin/bash
-# One GPU call for issue 13. (1) Item 5: the recipe on fold 5 (folds 1-4 train) through `accelerate launch`, bf16,
-# from the carried feature file (clean clips only: --augmented_variants 0, the one change the 64 MiB transfer forces).
-# (2) Alongside: three networks on the four inner folds (each of folds 1-4 validates once, the other three train;
-# fold 5 never seen), seed 0, same features. Results: $OUT/summary.json, $OUT/runs.tgz, $OUT/gpu.txt.
+# The script of the one GPU call behind bench/gpu/RECIPES.md (docs/training.md, "After the choice"), kept as it ran.
+# (1) The recipe on fold 5 (folds 1-4 train) through `accelerate launch`, from a feature file of the clean clips
+# (--augmented_variants 0, the one change the 64 MiB transfer forced); bf16 is the recipe's own --bf16, which the
+# Trainer applies whatever accelerate's --mixed_precision says. (2) Alongside: three networks on the four inner folds
+# (each of folds 1-4 validates once, the other three train; fold 5 never seen), seed 0, same features.
+# It ran in a copy of this checkout with, beside it in .gpu/ (not in git): the feature file compressed with xz
+# (`train.py --augmented_variants 0 --export_features`), collect.py (here beside this script) and wheels of the
+# packages that machine lacked (transformers 5.24, datasets, evaluate, dill, multiprocess, soundfile, soxr, cffi,
+# pycparser). Results: $OUT/summary.json, $OUT/runs.tgz, $OUT/gpu.txt.
 set -u
 LIMIT=${LIMIT:-400}; EXTRA=${EXTRA:-}; XZ=${XZ:-.gpu/esc50-clean.safetensors.xz}
 if [ -z "${SKIP_PIP:-}" ]; then
