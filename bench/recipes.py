@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--previous",
         default=None,
-        help="the previously shipped model's reports (metrics.json, repeated_runs.json, cv_results.json, configs)",
+        help="a reference model folder's reports, e.g. the model the candidates would replace (metrics.json, "
+        "repeated_runs.json, cv_results.json, configs)",
     )
     parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
     parser.add_argument(
@@ -337,7 +338,7 @@ def report(
         if summary.get("folds_missing"):
             lines.append(f"\nFolds not finished: {summary['folds_missing']}.")
     if previous is not None:
-        lines += ["", "## For reference: the previous recipe", "", *previous_lines(previous)]
+        lines += ["", "## For reference", "", *previous_lines(previous)]
     return "\n".join(lines) + "\n"
 
 
@@ -379,7 +380,7 @@ def previous_recipe(folder: Path) -> dict[str, Any]:
 def previous_lines(previous: dict[str, Any]) -> list[str]:
     cv = previous["cross_validation"]
     return [
-        f"- The previous recipe (shipped before; `{previous['folder']}`): "
+        f"- For reference, the recipe of `{previous['folder']}`: "
         f"{previous['parameters'] / 1e6:.2f} M parameters, "
         f"{previous['gflops']:.2f} GFLOPs per clip; fold {previous['validation_fold']} over {previous['trainings']} "
         f"trainings: accuracy {_score(previous['accuracy'])}, macro-F1 {_score(previous['f1'])}"
@@ -433,7 +434,8 @@ def refresh_readme(
     if brief:  # the candidates of several inner folds by their means, the others by their rows
         averaged = {(row["candidate"], row["device"]) for row in inner_fold_means(selection)}
         selection = [row for row in selection if (row["candidate"], row["device"]) not in averaged]
-        lines += _inner_section([row for row in rows if not row["sees_test_fold"]]) + [*table(selection), ""]
+        lines += _inner_section([row for row in rows if not row["sees_test_fold"]])
+        lines += [*table(selection), ""] if selection else []
     else:
         lines += [*table(selection), ""] + _inner_section(selection)
     if choice:
