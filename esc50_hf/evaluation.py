@@ -5,6 +5,7 @@
 """
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,35 +24,38 @@ from .labels import ESC50_LABELS
 from .metrics import SHIPPED_METRICS, classification_metrics, load_metric
 
 
-@torch.inference_mode()
 def predict_logits(
     model: torch.nn.Module, extractor: Esc50FeatureExtractor, dataset: Dataset, batch_size: int = 32
 ) -> np.ndarray:
     """Logits `(clips, 50)` for a dataset with an `audio` column decoded at the extractor's rate.
 
-    The features are computed on the CPU and moved to the model's device and dtype (a model just trained on a GPU
-    stays there; one loaded in bfloat16 takes bfloat16).
+    The features are computed on the CPU, a batch at a time, and moved to the model's device and dtype (a model just
+    trained on a GPU stays there; one loaded in bfloat16 takes bfloat16).
     """
-    model.eval()
-    parameter = next(model.parameters())
-    logits = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc="Evaluating", unit="batch"):
-        batch = dataset[start : start + batch_size]
-        waveforms = [decoded_mono(audio) for audio in batch["audio"]]
-        inputs = extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="pt")["input_values"]
-        logits.append(model(input_values=inputs.to(parameter)).logits.float().cpu().numpy())
-    return np.concatenate(logits)
+
+    def batches():
+        for start in range(0, len(dataset), batch_size):
+            waveforms = [decoded_mono(audio) for audio in dataset[start : start + batch_size]["audio"]]
+            yield extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="pt")["input_values"]
+
+    return _logits(model, batches(), -(-len(dataset) // batch_size))
+
+
+def predict_feature_logits(model: torch.nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Logits `(clips, 50)` for normalised log-mels `(clips, mels, frames)` (e.g. a feature file's clean clips)."""
+    batches = (features[start : start + batch_size] for start in range(0, len(features), batch_size))
+    return _logits(model, batches, -(-len(features) // batch_size))
 
 
 @torch.inference_mode()
-def predict_feature_logits(model: torch.nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Logits `(clips, 50)` for normalised log-mels `(clips, mels, frames)` (e.g. a feature file's clean clips)."""
+def _logits(model: torch.nn.Module, batches: Iterator[torch.Tensor], total: int) -> np.ndarray:
+    """The model's logits for each batch of input values, moved to its device and dtype, as one array."""
     model.eval()
     parameter = next(model.parameters())
-    logits = []
-    for start in tqdm(range(0, len(features), batch_size), desc="Evaluating", unit="batch"):
-        batch = features[start : start + batch_size].to(parameter)  # the model's device and dtype
-        logits.append(model(input_values=batch).logits.float().cpu().numpy())
+    logits = [
+        model(input_values=batch.to(parameter)).logits.float().cpu().numpy()
+        for batch in tqdm(batches, total=total, desc="Evaluating", unit="batch")
+    ]
     return np.concatenate(logits)
 
 
