@@ -12,10 +12,14 @@ What a public deployment gets (see docs/serving.md):
   `--concurrency` of them are decoded at once, and their windows share forward passes of the
   network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
   limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
-- uploads are deleted `--keep-uploads` seconds after they arrive, whether or not they were
-  classified, and the oldest ones whenever the upload folder grows past `--max-upload-mb`
-  (`UploadJanitor`), so no burst of uploads can fill the disk; Gradio deletes the rest when the
-  server stops;
+- uploads land in a folder of this server's own (`private_upload_folder`, inside Gradio's), are
+  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
+  the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
+  of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
+  the server stops;
+- the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
+  is refused with a message (`UploadedAudio`), because Gradio would fetch it whole into memory and
+  onto disk, whatever its size;
 - optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
   binds to a non-local address without it;
 - `--host`/`--port` default to Gradio's `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`
@@ -27,13 +31,17 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import contextlib  # noqa: E402
 import csv  # noqa: E402
 import ipaddress  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.error  # noqa: E402
@@ -45,6 +53,7 @@ from typing import TypeVar  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
+from gradio_client.utils import is_http_url_like  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .audio_io import AudioInputError, AudioLimits  # noqa: E402
@@ -64,6 +73,28 @@ DEFAULT_MAX_QUEUE = 1000
 DEFAULT_KEEP_UPLOADS = 300.0
 DEFAULT_MAX_UPLOAD_MB = 2048.0
 LOCAL_HOSTS = ("localhost",)
+URL_INPUT_MESSAGE = (
+    "This server does not download audio from URLs: send the file itself (the page uploads it; with "
+    "gradio_client, handle_file(<local path>); with curl, POST it to /gradio_api/upload first)."
+)
+
+
+class UploadedAudio(gr.Audio):
+    """`gr.Audio` that accepts only files sent to the server, never a URL to fetch.
+
+    Gradio downloads a URL given in place of a file (`{"path": "https://..."}`, what
+    `gradio_client.handle_file(url)` sends) before the event runs, reading the whole body into memory
+    and then onto disk, with no size limit: one request could exhaust either. Here that request fails
+    with `URL_INPUT_MESSAGE` before anything is fetched. Uploads and recordings (the page) and the example
+    clips (files on the server) are unaffected.
+    """
+
+    is_template = True  # Gradio's way for a subclass to be drawn by its parent's frontend (`audio`)
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if url_or_file_path is not None and is_http_url_like(str(url_or_file_path)):
+            raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
 
 
 def build_demo(
@@ -89,7 +120,7 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
+                audio = UploadedAudio(sources=["upload", "microphone"], type="filepath", label="Sound")
                 button = gr.Button("Classify", variant="primary")
                 examples = read_examples(examples_dir) if examples_dir else []
                 if examples:
@@ -192,6 +223,22 @@ class UploadJanitor:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def private_upload_folder() -> Path:
+    """Makes a folder of this server's own inside Gradio's upload folder and points Gradio at it.
+
+    Gradio's upload folder (`$GRADIO_TEMP_DIR`, else `/tmp/gradio`) is shared by every Gradio app on the
+    machine, and `UploadJanitor` deletes what it finds in its folder: in the shared one it would delete
+    other apps' files. Call this before the demo is built (components read the folder when they are
+    made); the folder (mode 0700) is removed when the process exits.
+    """
+    shared = Path(gr.utils.get_upload_folder())
+    shared.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="esc50-hf-", dir=shared))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _only_predict_in_the_api(demo: gr.Blocks) -> None:
@@ -365,15 +412,19 @@ def main(
             host,
             AUTH_ENV,
         )
+    upload_folder = private_upload_folder()  # before the demo: its components read it
     demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
     UploadJanitor(
-        Path(gr.utils.get_upload_folder()),
+        upload_folder,
         max_age=args.keep_uploads,
         max_bytes=int(args.max_upload_mb * 2**20),
         interval=min(60.0, max(1.0, args.keep_uploads / 4)),
         keep=lambda: {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())},
     )
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
+    # SIGTERM (what `docker stop`, a Space restart or `kill` send) stops the server like Ctrl+C: Gradio closes
+    # it and deletes its cache, then the process exits normally and the upload folder is removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo.launch(
         server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1
         server_port=args.port,  # None: GRADIO_SERVER_PORT, else 7860
@@ -443,7 +494,9 @@ __all__ = [
     "build_parser",
     "classify",
     "main",
+    "private_upload_folder",
     "read_examples",
     "spectrogram_figure",
+    "UploadedAudio",
     "UploadJanitor",
 ]

@@ -18,7 +18,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from esc50_hf.demo import NO_AUDIO_MESSAGE, app_subprocess, main
+from esc50_hf.demo import NO_AUDIO_MESSAGE, URL_INPUT_MESSAGE, app_subprocess, main
 from esc50_hf.inference import SoundClassifier
 
 from .conftest import synthetic_clip
@@ -233,20 +233,62 @@ def test_a_path_that_was_not_uploaded_is_refused_with_a_reason(server):
 
 
 def test_uploads_are_deleted_after_keep_uploads_seconds(saved_model_dir, tmp_path, clips):
-    """Whether classified or only uploaded, files leave the upload folder after --keep-uploads seconds."""
+    """Whether classified or only uploaded, files leave the upload folder after --keep-uploads seconds; another
+    app's old file in the shared Gradio folder is left alone, and the server's own folder goes when it stops."""
+    import os
     import time
 
-    temp = tmp_path / "gradio-tmp"
+    temp = tmp_path / "gradio-tmp"  # Gradio's folder, shared with every Gradio app on the machine
+    decoy = temp / "other-app" / "upload.wav"  # another app's upload, older than --keep-uploads
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(bytes(1000))
+    os.utime(decoy, (time.time() - 3600, time.time() - 3600))
+
+    def ours() -> list[Path]:
+        return [path for path in temp.rglob("*") if path.is_file() and path != decoy]
+
     args = ["--model", str(saved_model_dir), "--keep-uploads", "2", "--no-examples"]
     with app_subprocess(args, tmp_path / "server.log", {"GRADIO_TEMP_DIR": str(temp)}) as (url, _):
         assert _rest_predict(url, clips[1])[0] == "complete"
         with clips[2].open("rb") as handle:  # an upload that is never classified
             requests.post(f"{url}/gradio_api/upload", files={"files": (clips[2].name, handle)}, timeout=30)
-        assert len([path for path in temp.rglob("*") if path.is_file()]) == 2
+        assert len(ours()) == 2 and all(path.relative_to(temp).parts[0].startswith("esc50-hf-") for path in ours())
         deadline = time.monotonic() + 30
-        while any(path.is_file() for path in temp.rglob("*")) and time.monotonic() < deadline:
+        while ours() and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert not any(path.is_file() for path in temp.rglob("*"))
+        assert not ours()
+        time.sleep(2)  # two more sweeps
+        assert decoy.is_file()
+    assert not list(temp.glob("esc50-hf-*")) and decoy.is_file()  # SIGTERM: the server's own folder is gone
+
+
+def test_a_url_in_place_of_a_file_is_refused_without_fetching_it(server, tmp_path):
+    """`handle_file(url)` sends a URL that Gradio would download whole, whatever its size: refused, not fetched."""
+    import http.server
+    import threading
+
+    requested = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            requested.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(bytes(1_000_000))
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        link = f"http://127.0.0.1:{web.server_address[1]}/big.wav"
+        payload = {"path": link, "url": link, "orig_name": "big.wav", "meta": {"_type": "gradio.FileData"}}
+        call = requests.post(f"{server[0]}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
+        stream = requests.get(f"{server[0]}/gradio_api/call/predict/{call.json()['event_id']}", timeout=30)
+        web.shutdown()
+    event, data = [line.split(":", 1)[1].strip() for line in stream.text.splitlines() if ":" in line][:2]
+    assert event == "error" and json.loads(data)["error"] == URL_INPUT_MESSAGE, stream.text
+    assert requested == []
 
 
 def test_browser_upload_shows_a_label(server, local, clips):
