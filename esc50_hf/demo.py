@@ -18,7 +18,7 @@ What a public deployment gets (see docs/serving.md):
   of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
   the server stops;
 - the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
-  is refused with a message (`UploadedAudio`), because Gradio would fetch it whole into memory and
+  is refused with a message (`refuse_urls`), because Gradio would fetch it whole into memory and
   onto disk, whatever its size;
 - optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
   binds to a non-local address without it;
@@ -79,24 +79,6 @@ URL_INPUT_MESSAGE = (
 )
 
 
-class UploadedAudio(gr.Audio):
-    """`gr.Audio` that accepts only files sent to the server, never a URL to fetch.
-
-    Gradio downloads a URL given in place of a file (`{"path": "https://..."}`, what
-    `gradio_client.handle_file(url)` sends) before the event runs, reading the whole body into memory
-    and then onto disk, with no size limit: one request could exhaust either. Here that request fails
-    with `URL_INPUT_MESSAGE` before anything is fetched. Uploads and recordings (the page) and the example
-    clips (files on the server) are unaffected.
-    """
-
-    is_template = True  # Gradio's way for a subclass to be drawn by its parent's frontend (`audio`)
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        if url_or_file_path is not None and is_http_url_like(str(url_or_file_path)):
-            raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
-        return await super().async_move_resource_to_block_cache(url_or_file_path)
-
-
 def build_demo(
     classifier: SoundClassifier, examples_dir: Path | None = None, keep_uploads: float = DEFAULT_KEEP_UPLOADS
 ) -> gr.Blocks:
@@ -120,7 +102,7 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column():
-                audio = UploadedAudio(sources=["upload", "microphone"], type="filepath", label="Sound")
+                audio = refuse_urls(gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound"))
                 button = gr.Button("Classify", variant="primary")
                 examples = read_examples(examples_dir) if examples_dir else []
                 if examples:
@@ -223,6 +205,27 @@ class UploadJanitor:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def refuse_urls(component: gr.components.Component) -> gr.components.Component:
+    """Makes `component` accept only files sent to the server, never a URL to fetch; returns it.
+
+    Gradio downloads a URL given in place of a file (`{"path": "https://..."}`, what
+    `gradio_client.handle_file(url)` sends) before the event runs, reading the whole body into memory
+    and then onto disk, with no size limit: one request could exhaust either. Here that request fails
+    with `URL_INPUT_MESSAGE` before anything is fetched. Uploads and recordings (the page) and the example
+    clips (files on the server) are unaffected. (An override on the instance, not a subclass: Gradio writes
+    a `.pyi` file beside the module of every `Component` subclass when it is defined.)
+    """
+    move = component.async_move_resource_to_block_cache
+
+    async def move_unless_url(url_or_file_path: str | Path | None) -> str | None:
+        if url_or_file_path is not None and is_http_url_like(str(url_or_file_path)):
+            raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
+        return await move(url_or_file_path)
+
+    component.async_move_resource_to_block_cache = move_unless_url
+    return component
 
 
 def private_upload_folder() -> Path:
@@ -496,7 +499,7 @@ __all__ = [
     "main",
     "private_upload_folder",
     "read_examples",
+    "refuse_urls",
     "spectrogram_figure",
-    "UploadedAudio",
     "UploadJanitor",
 ]

@@ -385,3 +385,11 @@ def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
     assert janitor.sweep() == 2  # age: hash7 (4 s) and hash8 (3 s) are too old; hash9 (2 s) stays
     assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash9"]
     janitor.stop()
+
+
+def test_importing_the_demo_writes_nothing_into_the_package():
+    """Gradio writes a `.pyi` beside the module of any `Component` subclass: the demo defines none."""
+    import esc50_hf.demo
+
+    package = Path(esc50_hf.demo.__file__).parent
+    assert not list(package.glob("*.pyi"))
