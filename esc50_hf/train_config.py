@@ -213,7 +213,7 @@ def _recipe_default(name: str, default: Any) -> Any:
 
 @dataclass
 class Esc50TrainingArguments(TrainingArguments):
-    """`transformers.TrainingArguments` with the shipped recipe as defaults, plus three options of this project.
+    """`transformers.TrainingArguments` with the shipped recipe as defaults, plus options of this project.
 
     Every other option (`--gradient_accumulation_steps`, `--max_grad_norm`, `--torch_compile`, ...)
     is transformers' own, with transformers' default.
@@ -230,6 +230,15 @@ class Esc50TrainingArguments(TrainingArguments):
             about `1 / (1 - ema_decay)` optimizer steps: with N processes or gradient accumulation an epoch
             has fewer steps, so the same decay spans more epochs; a run shorter than that span is refused.
             The final evaluation reports the last weights too (`metrics.json`, `last_weights`).
+        teacher_models (`list[str]`, *optional*):
+            Model folders or Hub ids of trained teachers: the student also learns their averaged predictions
+            (knowledge distillation, `esc50_hf.distillation`). Each must have trained on this run's training folds
+            only; `{validation_fold}` in a name is replaced by the run's validation fold (one teacher per fold
+            under `--cv`). Unset: no distillation, and the three distillation options are not recorded.
+        distillation_weight (`float`, *optional*, defaults to 0.5):
+            Share of the distillation term in the training loss, in (0, 1]; the rest is the label loss.
+        distillation_temperature (`float`, *optional*, defaults to 2.0):
+            Softmax temperature of teachers and student in the distillation term.
     """
 
     output_dir: str | None = _recipe_default("output_dir", "outputs/esc50-mel-cnn")
@@ -243,6 +252,13 @@ class Esc50TrainingArguments(TrainingArguments):
         "decay per step of the moving average of the weights saved as the final model; 0: keep the last weights",
         0.998,
     )
+    teacher_models: list[str] | None = _field(
+        "model folders or Hub ids whose averaged predictions the student also learns (knowledge distillation); each "
+        "must have trained on this run's training folds only; {validation_fold} in a name is replaced by the fold",
+        None,
+    )
+    distillation_weight: float = _field("share of the distillation term in the loss, in (0, 1]", 0.5)
+    distillation_temperature: float = _field("softmax temperature of the distillation term", 2.0)
     seed: int = _recipe_default("seed", 0)  # the shipped model's; its feature cache is keyed by it too
     per_device_train_batch_size: int = _recipe_default("per_device_train_batch_size", 32)
     per_device_eval_batch_size: int = _recipe_default("per_device_eval_batch_size", 64)
@@ -270,6 +286,11 @@ class Esc50TrainingArguments(TrainingArguments):
                 "--ema_decay saves the moving average of the weights as the final model; it cannot be combined with "
                 "--load_best_model_at_end or --save_strategy best (set --ema_decay 0 to keep a checkpoint's weights)"
             )
+
+        if not 0.0 < self.distillation_weight <= 1.0:
+            raise ValueError(f"--distillation_weight must be in (0, 1], got {self.distillation_weight}")
+        if not self.distillation_temperature > 0.0:
+            raise ValueError(f"--distillation_temperature must be above 0, got {self.distillation_temperature}")
 
         if not torch.cuda.is_available():
             self.use_cpu = True  # transformers refuses bf16 without a GPU unless told the run is on CPU
@@ -466,9 +487,17 @@ NEVER_RECORDED = frozenset({
 })  # fmt: skip
 
 
+# Recorded only when teachers are given: a recipe without distillation stays the recipe it was before the option
+# existed (the same fingerprint, so older checkpoints still resume and older runs still compare).
+DISTILLATION_KEYS = ("teacher_models", "distillation_weight", "distillation_temperature")
+
+
 def training_recipe(arguments: TrainingArguments) -> dict[str, Any]:
     """The `TrainingArguments` fields this run sets: those away from transformers' defaults, or given new ones here."""
     values = {key: value for key, value in arguments.to_dict().items() if key not in NEVER_RECORDED}
+    if not values.get("teacher_models"):
+        for key in DISTILLATION_KEYS:
+            values.pop(key, None)
     defaults = _transformers_defaults()
     declared = {item.name: _field_default(item) for item in dataclasses.fields(TrainingArguments)}
     changed_here = {

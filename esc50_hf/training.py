@@ -21,6 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds
+from .distillation import DistillationTrainer, load_teachers
 from .evaluation import evaluate_model, predict_feature_logits, score_predictions
 from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
 from .feature_extraction_esc50 import Esc50FeatureExtractor
@@ -355,13 +356,26 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     set_seed(args.seed)
     _set_torch_threads(args)
     extractor = build_feature_extractor(setup.model)
+    teachers = (  # checked before the features are built: a wrong teacher fails in seconds
+        load_teachers(args.teacher_models, setup.data.validation_fold, setup.data.training_folds(), extractor)
+        if args.teacher_models
+        else None
+    )
     features = prepare_features(setup, extractor)
     (train_mels, train_labels), (val_mels, val_labels) = features.train, features.validation
     clean = train_mels[:, 0].float()
     extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
 
     recipe = setup.recipe()
-    trainer = Trainer(
+    distillation = {}
+    if teachers:
+        distillation = {
+            "teachers": teachers,
+            "weight": args.distillation_weight,
+            "temperature": args.distillation_temperature,
+        }
+    trainer = (DistillationTrainer if teachers else Trainer)(
+        **distillation,
         model=build_model(setup.model),
         # The Trainer pushes nothing itself: the finished model folder is pushed once, below.
         args=setup.replace(push_to_hub=False).training if args.push_to_hub else args,
@@ -391,6 +405,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "device": trainer.args.device.type,
         "hardware": hardware_description(trainer.args.device),
     }
+    if teachers:
+        run_facts["teachers"] = [teacher.name for teacher in teachers]
     if weight_average is not None:
         if trainer.is_world_process_zero():  # scored as the saved model is, below
             scores = features.score(trainer.model, extractor)

@@ -662,3 +662,85 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     card = ModelCard.load(runs["chosen-s0"] / "README.md").text
     assert "How the recipe was chosen (fold 5 unseen)" in card and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in card
     assert "| chosen |" not in card and "{{" not in card  # the test-fold runs are not part of the selection
+
+
+def test_distillation_options_are_checked():
+    bad = (["--distillation_weight", "0"], ["--distillation_weight", "1.5"], ["--distillation_temperature", "0"])
+    for flags in bad:
+        with pytest.raises(SystemExit):
+            parse_args(["--config", str(SMOKE), *flags])
+
+
+def test_a_recipe_without_teachers_records_no_distillation_options():
+    """So its fingerprint is the one it had before distillation existed: old checkpoints still resume."""
+    from esc50_hf.train_config import DISTILLATION_KEYS
+
+    assert not set(DISTILLATION_KEYS) & set(smoke_setup().recipe())
+    taught = smoke_setup(teacher_models="runs/teacher").recipe()
+    assert {key: taught[key] for key in DISTILLATION_KEYS} == {
+        "teacher_models": ["runs/teacher"],
+        "distillation_weight": 0.5,
+        "distillation_temperature": 2.0,
+    }
+
+
+def test_distillation_loss_is_zero_for_the_teachers_own_predictions():
+    from esc50_hf.distillation import distillation_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 50)
+    assert distillation_loss(logits, [logits, logits], temperature=2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(torch.zeros(4, 50), [logits], temperature=2.0).item() > 0.01
+    # two teachers: the target is the mean of their probabilities, not of their logits
+    first, second = torch.randn(4, 50), torch.randn(4, 50)
+    target = (torch.softmax(first / 2, -1) + torch.softmax(second / 2, -1)) / 2
+    assert distillation_loss(torch.log(target) * 2, [first, second], temperature=2.0).item() == pytest.approx(
+        0.0, abs=1e-5
+    )
+
+
+def test_a_teacher_sees_the_features_with_its_own_normalization(smoke_run):
+    from esc50_hf.distillation import load_teachers
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    student = Esc50FeatureExtractor.from_pretrained(smoke_run)
+    (teacher,) = load_teachers([str(smoke_run)], 5, [1, 2, 3, 4], student)
+    log_mel = torch.randn(2, student.num_mel_bins, 216) * 20 - 30
+    expected = teacher.model(input_values=(log_mel - teacher.mean) / teacher.std).logits
+    student.mean, student.std = -10.0, 5.0  # another normalization on the student's side
+    given = teacher.logits((log_mel - student.mean) / student.std, student)
+    torch.testing.assert_close(given, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_run, tmp_path):
+    from esc50_hf.distillation import TeacherError, load_teachers
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    shutil.copytree(smoke_run, tmp_path / "teacher-4", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    student = Esc50FeatureExtractor.from_pretrained(smoke_run)
+    pattern = str(tmp_path / "teacher-{validation_fold}")  # one teacher per fold: here fold 4's
+    with pytest.raises(TeacherError, match=r"trained on folds \[1, 2, 3, 4\], which include fold\(s\) \[4\]"):
+        load_teachers([pattern], 4, [1, 2, 3, 5], student)
+    with pytest.raises(TeacherError, match=r"include fold\(s\) \[4\]"):  # train 1-3, validate 5: fold 4 unseen
+        load_teachers([str(tmp_path / "teacher-4")], 5, [1, 2, 3], student)
+    other = Esc50FeatureExtractor(**{**student.to_dict(), "num_mel_bins": 16})
+    with pytest.raises(TeacherError, match="num_mel_bins: teacher 32, student 16"):
+        load_teachers([str(tmp_path / "teacher-4")], 5, [1, 2, 3, 4], other)
+    with pytest.raises(TeacherError, match="no model folder"):
+        load_teachers([str(tmp_path / "nowhere")], 5, [1, 2, 3, 4], student)
+
+
+def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
+    """The smoke recipe with the smoke run as teacher: a finished model folder that names its teacher, trained
+    on other losses than the same recipe without one."""
+    completed = run_training(
+        "python", esc50_dir, tmp_path / "student", "--teacher_models", str(smoke_run), "--distillation_weight", "0.9"
+    )
+    assert_succeeded(completed)
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["teachers"] == [str(smoke_run)]
+    recipe = json.loads((tmp_path / "student" / "training_config.json").read_text())
+    assert recipe["teacher_models"] == [str(smoke_run)] and recipe["distillation_weight"] == 0.9
+    assert first_training_loss(tmp_path / "student") != first_training_loss(smoke_run)
+    evaluations = [entry for entry in log_history(tmp_path / "student") if "eval_loss" in entry]
+    assert evaluations and all("eval_accuracy" in entry for entry in evaluations)

@@ -1,0 +1,146 @@
+"""Knowledge distillation: the student learns from the labels and from the averaged predictions of trained teachers.
+
+    python train.py --train_folds 1 2 3 --validation_fold 4 --teacher_models runs/a runs/b
+
+The teachers are finished model folders (or Hub ids) of this project. A teacher must not have trained on a
+fold the student does not train on: what it learned there would reach the student's score (for fold 5,
+the test fold, that would be a leak). Each teacher sees the same augmented batch as the student (its own
+normalization applied), in evaluation mode and without gradients; their probabilities at temperature `T`
+are averaged and the student's loss becomes `(1 - w) * label loss + w * T^2 * KL(teachers || student)`.
+A teacher's forward pass per batch is part of the student's training time; its own training is not (report
+it beside the student's).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+
+from .data import training_folds
+from .feature_extraction_esc50 import Esc50FeatureExtractor
+from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+
+FEATURE_KEYS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max", "clip_seconds")
+
+
+class TeacherError(ValueError):
+    """A teacher that cannot teach this run; the message names the teacher and what to change."""
+
+
+@dataclass
+class Teacher:
+    """One loaded teacher: its network and the normalization it was trained with."""
+
+    name: str
+    model: Esc50CnnForAudioClassification
+    mean: float
+    std: float
+
+    def logits(self, inputs: torch.Tensor, student: Esc50FeatureExtractor) -> torch.Tensor:
+        """The teacher's logits for `inputs`, features normalized the student's way (`(log_mel - mean) / std`)."""
+        return self.model(input_values=(inputs * student.std + student.mean - self.mean) / self.std).logits
+
+
+def teacher_folder(name: str, validation_fold: int) -> Path:
+    """A teacher's local folder: `name` with `{validation_fold}` filled in (one teacher per fold under `--cv`), or
+    the Hub repository `name` downloaded."""
+    from huggingface_hub import snapshot_download
+
+    from .inference import is_hub_id
+
+    name = name.replace("{validation_fold}", str(validation_fold))
+    if Path(name).is_dir():
+        return Path(name)
+    if is_hub_id(name):
+        return Path(snapshot_download(name))
+    raise TeacherError(f"--teacher_models: no model folder at {name!r} (a finished train.py output or a Hub id)")
+
+
+def load_teachers(
+    names: list[str], validation_fold: int, train_folds: list[int], student: Esc50FeatureExtractor
+) -> list[Teacher]:
+    """Loads and checks the teachers of a run that trains on `train_folds` and validates on `validation_fold`.
+
+    Args:
+        names (`list[str]`): Model folders or Hub ids; `{validation_fold}` in a name is replaced by the fold.
+        validation_fold (`int`): The student's validation fold.
+        train_folds (`list[int]`): The student's training folds; every teacher must have trained on these only.
+        student (`Esc50FeatureExtractor`): The student's features (a teacher must compute the same ones).
+
+    Raises:
+        `TeacherError`: a teacher is missing, was trained on another fold, or computes other features.
+    """
+    teachers = []
+    for name in names:
+        folder = teacher_folder(name, validation_fold)
+        if not (folder / "training_config.json").is_file():
+            raise TeacherError(
+                f"--teacher_models: {folder} has no training_config.json, so the folds it trained on are unknown; "
+                "use a model folder written by train.py"
+            )
+        recipe = json.loads((folder / "training_config.json").read_text())
+        taught_on = training_folds(recipe["validation_fold"], recipe.get("train_folds"))
+        unseen = sorted(set(taught_on) - set(train_folds))
+        if unseen:
+            raise TeacherError(
+                f"--teacher_models: {folder} trained on folds {taught_on}, which include fold(s) {unseen} that this "
+                f"run does not train on (it trains on {train_folds} and validates on {validation_fold}): what the "
+                "teacher learned there would reach the student's score. Use teachers trained on this run's "
+                "training folds only."
+            )
+        extractor = Esc50FeatureExtractor.from_pretrained(folder)
+        differences = [
+            f"{key}: teacher {getattr(extractor, key)}, student {getattr(student, key)}"
+            for key in FEATURE_KEYS
+            if getattr(extractor, key) != getattr(student, key)
+        ]
+        if differences:
+            raise TeacherError(
+                f"--teacher_models: {folder} computes other features than this run ({'; '.join(differences)}); "
+                "a teacher must read the same log-mels as the student"
+            )
+        model = Esc50CnnForAudioClassification.from_pretrained(folder).eval().requires_grad_(False)
+        teachers.append(Teacher(str(folder), model, float(extractor.mean), float(extractor.std)))
+    return teachers
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: list[torch.Tensor], temperature: float
+) -> torch.Tensor:
+    """`T^2 * KL(mean of the teachers' softmax(z / T) || softmax(student / T))`, averaged over the batch."""
+    targets = torch.stack([torch.softmax(logits.float() / temperature, dim=-1) for logits in teacher_logits]).mean(0)
+    log_probabilities = torch.log_softmax(student_logits.float() / temperature, dim=-1)
+    return torch.nn.functional.kl_div(log_probabilities, targets, reduction="batchmean") * temperature**2
+
+
+class DistillationTrainer(Trainer):
+    """`Trainer` whose training loss mixes the model's own loss with `distillation_loss` to its teachers.
+
+    Evaluation reports the model's own loss only, so eval losses compare with runs without teachers.
+
+    Args:
+        teachers (`list[Teacher]`): From `load_teachers`.
+        weight (`float`): Share of the distillation term in the loss, in (0, 1].
+        temperature (`float`): Softmax temperature of both sides.
+    """
+
+    def __init__(self, *args, teachers: list[Teacher], weight: float, temperature: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.teachers, self.weight, self.temperature = teachers, weight, temperature
+        for teacher in self.teachers:
+            teacher.model.to(self.args.device)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:
+            with torch.no_grad():
+                student = self.processing_class  # its normalization is set from the training folds
+                teacher_logits = [teacher.logits(inputs["input_values"], student) for teacher in self.teachers]
+            taught = distillation_loss(outputs.logits, teacher_logits, self.temperature)
+            loss = (1.0 - self.weight) * loss + self.weight * taught
+        return (loss, outputs) if return_outputs else loss
+
+
+__all__ = ["DistillationTrainer", "Teacher", "TeacherError", "distillation_loss", "load_teachers"]
