@@ -135,7 +135,8 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            with torch.no_grad():
+            # accelerate autocasts the student's forward (bf16) by patching it; a teacher's needs the context
+            with torch.no_grad(), self.accelerator.autocast():
                 student = self.processing_class  # its normalization is set from the training folds
                 teacher_logits = [teacher.logits(inputs["input_values"], student) for teacher in self.teachers]
             taught = distillation_loss(outputs.logits, teacher_logits, self.temperature)

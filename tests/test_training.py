@@ -744,3 +744,25 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     assert first_training_loss(tmp_path / "student") != first_training_loss(smoke_run)
     evaluations = [entry for entry in log_history(tmp_path / "student") if "eval_loss" in entry]
     assert evaluations and all("eval_accuracy" in entry for entry in evaluations)
+
+
+def test_teachers_run_in_the_students_precision(smoke_run, tmp_path):
+    """Under --bf16 accelerate autocasts the student's forward; the teachers' forward passes are autocast too."""
+    from transformers import TrainingArguments
+
+    from esc50_hf.distillation import DistillationTrainer, load_teachers
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+
+    extractor = Esc50FeatureExtractor.from_pretrained(smoke_run)
+    teachers = load_teachers([str(smoke_run)], 5, [1, 2, 3, 4], extractor)
+    seen = []
+    teachers[0].model.classifier.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    args = TrainingArguments(output_dir=str(tmp_path), bf16=True, use_cpu=True, report_to=[])
+    student = Esc50CnnForAudioClassification.from_pretrained(smoke_run).train()
+    trainer = DistillationTrainer(
+        model=student, args=args, processing_class=extractor, teachers=teachers, weight=0.5, temperature=2.0
+    )
+    batch = {"input_values": torch.randn(2, extractor.num_mel_bins, 216), "labels": torch.tensor([1, 2])}
+    loss = trainer.compute_loss(student, batch)
+    assert seen == [torch.bfloat16] and torch.isfinite(loss)
