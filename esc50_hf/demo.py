@@ -12,13 +12,13 @@ What a public deployment gets (see docs/serving.md):
   `--concurrency` of them are decoded at once, and their windows share forward passes of the
   network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
   limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
-- uploads land in a folder of this server's own (`private_upload_folder`, inside Gradio's), are
+- uploads land in a folder of this server's own (`_private_upload_folder`, inside Gradio's), are
   deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
   the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
   of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
   the server stops;
 - the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
-  is refused with a message (`refuse_urls`), because Gradio would fetch it whole into memory and
+  is refused with a message (`refuse_url_downloads`), because Gradio would fetch it whole into memory and
   onto disk, whatever its size;
 - optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
   binds to a non-local address without it;
@@ -52,6 +52,7 @@ from pathlib import Path  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 import gradio as gr  # noqa: E402
+import gradio.processing_utils  # noqa: E402
 import pandas as pd  # noqa: E402
 from gradio_client.utils import is_http_url_like  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -102,7 +103,7 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column():
-                audio = refuse_urls(gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound"))
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
                 button = gr.Button("Classify", variant="primary")
                 examples = read_examples(examples_dir) if examples_dir else []
                 if examples:
@@ -207,28 +208,30 @@ class UploadJanitor:
         self._stop.set()
 
 
-def refuse_urls(component: gr.components.Component) -> gr.components.Component:
-    """Makes `component` accept only files sent to the server, never a URL to fetch; returns it.
+def refuse_url_downloads() -> None:
+    """Makes this process's Gradio refuse to download a URL given in place of a file, before anything is fetched.
 
-    Gradio downloads a URL given in place of a file (`{"path": "https://..."}`, what
-    `gradio_client.handle_file(url)` sends) before the event runs, reading the whole body into memory
-    and then onto disk, with no size limit: one request could exhaust either. Here that request fails
-    with `URL_INPUT_MESSAGE` before anything is fetched. Uploads and recordings (the page) and the example
-    clips (files on the server) are unaffected. (An override on the instance, not a subclass: Gradio writes
-    a `.pyi` file beside the module of every `Component` subclass when it is defined.)
+    Gradio downloads such a URL (`{"path": "https://..."}`, what `gradio_client.handle_file(url)` sends) before
+    the event runs, reading the whole body into memory and then onto disk with no size limit: one request
+    could exhaust either. Replaced here at the source (`gradio.processing_utils`, which every component calls
+    through the module when it meets a URL), the request fails with `URL_INPUT_MESSAGE`. Not on the
+    component: an example click replaces a session's component with a fresh one, and Gradio writes a `.pyi`
+    file beside the module of any `Component` subclass. Uploads, recordings and the example clips (files on
+    the server) are unaffected. Idempotent.
     """
-    move = component.async_move_resource_to_block_cache
 
-    async def move_unless_url(url_or_file_path: str | Path | None) -> str | None:
-        if url_or_file_path is not None and is_http_url_like(str(url_or_file_path)):
-            raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
-        return await move(url_or_file_path)
+    def refuse(*args, **kwargs):
+        raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
 
-    component.async_move_resource_to_block_cache = move_unless_url
-    return component
+    async def refuse_async(*args, **kwargs):
+        refuse()
+
+    gradio.processing_utils.async_ssrf_protected_download = refuse_async
+    gradio.processing_utils.ssrf_protected_download = refuse
+    gradio.processing_utils.save_url_to_cache = refuse
 
 
-def private_upload_folder() -> Path:
+def _private_upload_folder() -> Path:
     """Makes a folder of this server's own inside Gradio's upload folder and points Gradio at it.
 
     Gradio's upload folder (`$GRADIO_TEMP_DIR`, else `/tmp/gradio`) is shared by every Gradio app on the
@@ -307,6 +310,8 @@ def _run(function: Callable[[str], T], path: str | None) -> T:
     """Calls `function(path)`, turning missing or bad input into a message for the user."""
     if not path:
         raise gr.Error(NO_AUDIO_MESSAGE, print_exception=False)
+    if is_http_url_like(path):  # a FileData marked is_stream reaches the event as the URL itself
+        raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
     try:
         return function(path)
     except AudioInputError as error:
@@ -415,7 +420,11 @@ def main(
             host,
             AUTH_ENV,
         )
-    upload_folder = private_upload_folder()  # before the demo: its components read it
+    # SIGTERM (what `docker stop`, a Space restart or `kill` send) stops the server like Ctrl+C: Gradio closes
+    # it and deletes its cache, then the process exits normally and the upload folder is removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    refuse_url_downloads()
+    upload_folder = _private_upload_folder()  # before the demo: its components read it
     demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
     UploadJanitor(
         upload_folder,
@@ -425,9 +434,6 @@ def main(
         keep=lambda: {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())},
     )
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
-    # SIGTERM (what `docker stop`, a Space restart or `kill` send) stops the server like Ctrl+C: Gradio closes
-    # it and deletes its cache, then the process exits normally and the upload folder is removed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo.launch(
         server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1
         server_port=args.port,  # None: GRADIO_SERVER_PORT, else 7860
@@ -497,9 +503,8 @@ __all__ = [
     "build_parser",
     "classify",
     "main",
-    "private_upload_folder",
     "read_examples",
-    "refuse_urls",
+    "refuse_url_downloads",
     "spectrogram_figure",
     "UploadJanitor",
 ]

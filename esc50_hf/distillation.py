@@ -21,8 +21,9 @@ from transformers import Trainer
 from .data import training_folds
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+from .train_config import ModelArguments, fingerprint
 
-FEATURE_KEYS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max", "clip_seconds")
+FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")
 
 
 class TeacherError(ValueError):
@@ -33,7 +34,8 @@ class TeacherError(ValueError):
 class Teacher:
     """One loaded teacher: its network and the normalization it was trained with."""
 
-    name: str
+    name: str  # as given: a folder or a Hub id
+    recipe_fingerprint: str  # of the recipe it was trained with (`training_config.json`)
     model: Esc50CnnForAudioClassification
     mean: float
     std: float
@@ -43,18 +45,29 @@ class Teacher:
         return self.model(input_values=(inputs * student.std + student.mean - self.mean) / self.std).logits
 
 
-def teacher_folder(name: str, validation_fold: int) -> Path:
-    """A teacher's local folder: `name` with `{validation_fold}` filled in (one teacher per fold under `--cv`), or
-    the Hub repository `name` downloaded."""
+def teacher_folder(name: str) -> Path:
+    """The local folder of the teacher `name`: a model folder, or the Hub repository `name` downloaded.
+
+    Args:
+        name (`str`): A folder written by `train.py`, or a Hub id (`OWNER/NAME`).
+
+    Raises:
+        `TeacherError`: neither a folder nor a Hub model that could be downloaded.
+    """
     from huggingface_hub import snapshot_download
 
     from .inference import is_hub_id
 
-    name = name.replace("{validation_fold}", str(validation_fold))
     if Path(name).is_dir():
         return Path(name)
     if is_hub_id(name):
-        return Path(snapshot_download(name))
+        try:
+            return Path(snapshot_download(name))
+        except Exception as error:  # offline, not found, no access: one message for all
+            raise TeacherError(
+                f"--teacher_models: no model folder at {name!r}, and no Hub model of that id could be downloaded "
+                f"({type(error).__name__}: {error})"
+            ) from None
     raise TeacherError(f"--teacher_models: no model folder at {name!r} (a finished train.py output or a Hub id)")
 
 
@@ -64,7 +77,8 @@ def load_teachers(
     """Loads and checks the teachers of a run that trains on `train_folds` and validates on `validation_fold`.
 
     Args:
-        names (`list[str]`): Model folders or Hub ids; `{validation_fold}` in a name is replaced by the fold.
+        names (`list[str]`): Model folders or Hub ids; `{validation_fold}` in a name is replaced by the fold (one
+            teacher per fold under `--cv`).
         validation_fold (`int`): The student's validation fold.
         train_folds (`list[int]`): The student's training folds; every teacher must have trained on these only.
         student (`Esc50FeatureExtractor`): The student's features (a teacher must compute the same ones).
@@ -74,7 +88,8 @@ def load_teachers(
     """
     teachers = []
     for name in names:
-        folder = teacher_folder(name, validation_fold)
+        name = name.replace("{validation_fold}", str(validation_fold))
+        folder = teacher_folder(name)
         if not (folder / "training_config.json").is_file():
             raise TeacherError(
                 f"--teacher_models: {folder} has no training_config.json, so the folds it trained on are unknown; "
@@ -102,7 +117,7 @@ def load_teachers(
                 "a teacher must read the same log-mels as the student"
             )
         model = Esc50CnnForAudioClassification.from_pretrained(folder).eval().requires_grad_(False)
-        teachers.append(Teacher(str(folder), model, float(extractor.mean), float(extractor.std)))
+        teachers.append(Teacher(name, fingerprint(recipe), model, float(extractor.mean), float(extractor.std)))
     return teachers
 
 

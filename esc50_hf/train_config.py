@@ -287,6 +287,12 @@ class Esc50TrainingArguments(TrainingArguments):
                 "--load_best_model_at_end or --save_strategy best (set --ema_decay 0 to keep a checkpoint's weights)"
             )
 
+        defaults = type(self).__dataclass_fields__
+        shaping = ("distillation_weight", "distillation_temperature")
+        if not self.teacher_models and any(getattr(self, name) != defaults[name].default for name in shaping):
+            raise ValueError(
+                "--distillation_weight and --distillation_temperature shape the loss to teachers: give --teacher_models"
+            )
         if not 0.0 < self.distillation_weight <= 1.0:
             raise ValueError(f"--distillation_weight must be in (0, 1], got {self.distillation_weight}")
         if not self.distillation_temperature > 0.0:

@@ -20,7 +20,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
-from .data import FOLDS, load_esc50, split_folds
+from .data import FOLDS, load_esc50, split_folds, training_folds
 from .distillation import DistillationTrainer, load_teachers
 from .evaluation import evaluate_model, predict_feature_logits, score_predictions
 from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
@@ -406,7 +406,9 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "hardware": hardware_description(trainer.args.device),
     }
     if teachers:
-        run_facts["teachers"] = [teacher.name for teacher in teachers]
+        run_facts["teachers"] = [
+            {"model": teacher.name, "recipe_fingerprint": teacher.recipe_fingerprint} for teacher in teachers
+        ]
     if weight_average is not None:
         if trainer.is_world_process_zero():  # scored as the saved model is, below
             scores = features.score(trainer.model, extractor)
@@ -443,6 +445,10 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
     if setup.data.train_folds is not None:
         raise ValueError("--cv trains each fold on all the other folds: leave --train_folds unset")
     root = Path(setup.training.output_dir)
+    if setup.training.teacher_models:  # every fold's teachers checked before the first fold trains
+        extractor = build_feature_extractor(setup.model)
+        for fold in setup.data.cv_folds:
+            load_teachers(setup.training.teacher_models, fold, training_folds(fold), extractor)
     for fold in setup.data.cv_folds:
         fold_dir = root / f"fold-{fold}"
         fold_setup = setup.replace(

@@ -283,12 +283,32 @@ def test_a_url_in_place_of_a_file_is_refused_without_fetching_it(server, tmp_pat
         threading.Thread(target=web.serve_forever, daemon=True).start()
         link = f"http://127.0.0.1:{web.server_address[1]}/big.wav"
         payload = {"path": link, "url": link, "orig_name": "big.wav", "meta": {"_type": "gradio.FileData"}}
-        call = requests.post(f"{server[0]}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
-        stream = requests.get(f"{server[0]}/gradio_api/call/predict/{call.json()['event_id']}", timeout=30)
+        for stream_flag in ({}, {"is_stream": True}):  # a stream skips Gradio's download and reaches the event
+            call = requests.post(
+                f"{server[0]}/gradio_api/call/predict", json={"data": [payload | stream_flag]}, timeout=10
+            )
+            stream = requests.get(f"{server[0]}/gradio_api/call/predict/{call.json()['event_id']}", timeout=30)
+            event, data = [line.split(":", 1)[1].strip() for line in stream.text.splitlines() if ":" in line][:2]
+            assert event == "error" and json.loads(data)["error"] == URL_INPUT_MESSAGE, stream.text
         web.shutdown()
-    event, data = [line.split(":", 1)[1].strip() for line in stream.text.splitlines() if ":" in line][:2]
-    assert event == "error" and json.loads(data)["error"] == URL_INPUT_MESSAGE, stream.text
     assert requested == []
+
+
+def test_url_downloads_are_refused_for_any_component():
+    """Refused at Gradio's download functions, not on one component: an example click gives the session a fresh
+    `gr.Audio`, which must refuse too."""
+    import asyncio
+
+    import gradio as gr
+
+    from esc50_hf.demo import refuse_url_downloads
+
+    refuse_url_downloads()
+    for component in (gr.Audio(type="filepath"), gr.File()):
+        with pytest.raises(gr.Error, match="does not download audio from URLs"):
+            asyncio.run(component.async_move_resource_to_block_cache("https://example.com/big.wav"))
+        with pytest.raises(gr.Error, match="does not download audio from URLs"):
+            component.move_resource_to_block_cache("https://example.com/big.wav")
 
 
 def test_browser_upload_shows_a_label(server, local, clips):

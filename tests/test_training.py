@@ -666,16 +666,18 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
 
 def test_distillation_options_are_checked():
     bad = (["--distillation_weight", "0"], ["--distillation_weight", "1.5"], ["--distillation_temperature", "0"])
-    for flags in bad:
+    for flags in [[*flags, "--teacher_models", "runs/teacher"] for flags in bad] + [["--distillation_weight", "0.7"]]:
         with pytest.raises(SystemExit):
             parse_args(["--config", str(SMOKE), *flags])
 
 
 def test_a_recipe_without_teachers_records_no_distillation_options():
     """So its fingerprint is the one it had before distillation existed: old checkpoints still resume."""
-    from esc50_hf.train_config import DISTILLATION_KEYS
+    from esc50_hf.train_config import DISTILLATION_KEYS, fingerprint
 
     assert not set(DISTILLATION_KEYS) & set(smoke_setup().recipe())
+    shipped = REPO / "models" / "esc50-mel-cnn" / "training_config.json"  # recorded before distillation existed
+    assert parse_args(["--config", str(shipped)]).fingerprint() == fingerprint(json.loads(shipped.read_text()))
     taught = smoke_setup(teacher_models="runs/teacher").recipe()
     assert {key: taught[key] for key in DISTILLATION_KEYS} == {
         "teacher_models": ["runs/teacher"],
@@ -728,17 +730,34 @@ def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_
         load_teachers([str(tmp_path / "teacher-4")], 5, [1, 2, 3, 4], other)
     with pytest.raises(TeacherError, match="no model folder"):
         load_teachers([str(tmp_path / "nowhere")], 5, [1, 2, 3, 4], student)
+    with pytest.raises(TeacherError, match="no Hub model of that id could be downloaded"):  # offline in the tests
+        load_teachers(["runs/nowhere"], 5, [1, 2, 3, 4], student)
+
+
+def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir, smoke_run, tmp_path):
+    from esc50_hf.distillation import TeacherError
+    from esc50_hf.training import cross_validate
+
+    shutil.copytree(smoke_run, tmp_path / "teacher-5", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    pattern = str(tmp_path / "teacher-{validation_fold}")  # fold 5's teacher exists, fold 1's does not
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "cv", teacher_models=pattern).replace(cv_folds=[5, 1])
+    with pytest.raises(TeacherError, match="teacher-1"):
+        cross_validate(setup)
+    assert not (tmp_path / "cv" / "fold-5").exists()  # fold 5 did not train before fold 1's teacher was found missing
 
 
 def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     """The smoke recipe with the smoke run as teacher: a finished model folder that names its teacher, trained
     on other losses than the same recipe without one."""
+    from esc50_hf.train_config import fingerprint
+
     completed = run_training(
         "python", esc50_dir, tmp_path / "student", "--teacher_models", str(smoke_run), "--distillation_weight", "0.9"
     )
     assert_succeeded(completed)
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
-    assert metrics["teachers"] == [str(smoke_run)]
+    taught_by = json.loads((smoke_run / "training_config.json").read_text())
+    assert metrics["teachers"] == [{"model": str(smoke_run), "recipe_fingerprint": fingerprint(taught_by)}]
     recipe = json.loads((tmp_path / "student" / "training_config.json").read_text())
     assert recipe["teacher_models"] == [str(smoke_run)] and recipe["distillation_weight"] == 0.9
     assert first_training_loss(tmp_path / "student") != first_training_loss(smoke_run)
