@@ -129,6 +129,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "threads": sorted({run["metrics"].get("torch_threads_per_process") for run in members}),
             "hardware": first["metrics"].get("hardware"),
             "epochs": first["recipe"].get("num_train_epochs"),
+            "teachers": first["recipe"].get("teacher_models") or [],  # their own trainings are not in the times
             "per_seed": [
                 {
                     "seed": run["seed"],
@@ -269,13 +270,19 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     columns = ["candidate", "train / validate", "device", "seeds", "parameters", "GFLOPs per clip"]
     columns += ["s per epoch (threads)", "accuracy", "macro-F1", "last weights: accuracy"]
     cells = [
-        [row["candidate"], f"{_folds(row['train_folds'])} / {row['validation_fold']}", row["device"],
+        [_name(row), f"{_folds(row['train_folds'])} / {row['validation_fold']}", row["device"],
          ", ".join(str(seed) for seed in row["seeds"]), f"{row['parameters'] / 1e6:.2f} M", f"{row['gflops']:.2f}",
          f"{row['seconds_per_epoch']} ({_folds(row['threads'])})", _score(row["accuracy"]), _score(row["f1"]),
          _score(row["last_weights_accuracy"])]
         for row in rows
     ]  # fmt: skip
     return _markdown_table(columns, cells, left=4)
+
+
+def _name(row: dict[str, Any]) -> str:
+    """The candidate, with the number of its teachers (distillation; their trainings cost extra)."""
+    teachers = len(row.get("teachers", []))
+    return f"{row['candidate']} ({teachers} teacher{'s' if teachers > 1 else ''})" if teachers else row["candidate"]
 
 
 def cross_validation(folder: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ SELECTION_FILE = "recipe_selection.json"
 # Kept per candidate from `bench/recipes.py`'s recipes.json when attached to a card.
 SELECTION_KEYS = (
     "candidate", "train_folds", "validation_fold", "device", "seeds", "parameters", "gflops", "seconds_per_epoch",
-    "accuracy", "f1", "last_weights_accuracy",
+    "accuracy", "f1", "last_weights_accuracy", "teachers",
 )  # fmt: skip
 # Headline numbers kept from a training run's metrics.json when it is attached to another folder's card.
 RUN_SUMMARY_KEYS = (

@@ -620,11 +620,13 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     """bench/recipes.py groups runs by name and split, averages over seeds, and the card shows the selection."""
     from esc50_hf.cli import main
 
-    runs = {name: tmp_path / name for name in ("stem-s0", "stem-s1", "v3/stem-s0", "gpu/stem-s0", "chosen-s0")}
+    names = ("stem-s0", "stem-s1", "v3/stem-s0", "gpu/stem-s0", "chosen-s0", "kd-s0")
+    runs = {name: tmp_path / name for name in names}
     for folder in runs.values():
         shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
     for name, seed, accuracy, validation_fold in (
-        ("stem-s0", 0, 0.5, 4), ("stem-s1", 1, 0.7, 4), ("v3/stem-s0", 0, 0.9, 3), ("gpu/stem-s0", 0, 0.2, 4)
+        ("stem-s0", 0, 0.5, 4), ("stem-s1", 1, 0.7, 4), ("v3/stem-s0", 0, 0.9, 3), ("gpu/stem-s0", 0, 0.2, 4),
+        ("kd-s0", 0, 0.8, 4),
     ):  # fmt: skip
         train_folds = [fold for fold in (1, 2, 3, 4) if fold != validation_fold]
         _edit_json(
@@ -632,6 +634,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
         )
         _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=validation_fold)
     _edit_json(runs["gpu/stem-s0"] / "metrics.json", hardware="Some CPU, 16 cores, NVIDIA H200")  # same seed, a GPU
+    _edit_json(runs["kd-s0"] / "training_config.json", teacher_models=["runs/a", "runs/b"])  # distilled
     readme = tmp_path / "README.md"
     readme.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
     script = [sys.executable, str(REPO / "bench" / "recipes.py"), *map(str, runs.values())]
@@ -644,6 +647,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in report and "| stem | 1,2,4 / 3 | CPU | 0 |" in report
     assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7500 ± 0.1500 |" in report  # the mean of the folds' means, per device
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
+    assert "| kd (2 teachers) | 1,2,3 / 4 | CPU | 0 |" in report
     text = readme.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
     assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text and "on CPU, 2 thread(s)" in text
@@ -661,6 +665,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert main(["card", "--model", str(runs["chosen-s0"]), "--selection", str(tmp_path / "out" / "recipes.json")]) == 0
     card = ModelCard.load(runs["chosen-s0"] / "README.md").text
     assert "How the recipe was chosen (fold 5 unseen)" in card and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in card
+    assert "| kd (2 teachers) | 1,2,3 / 4 |" in card
     assert "| chosen |" not in card and "{{" not in card  # the test-fold runs are not part of the selection
 
 
