@@ -262,7 +262,7 @@ class Esc50TrainingArguments(TrainingArguments):
     seed: int = _recipe_default("seed", 0)  # the shipped model's; its feature cache is keyed by it too
     per_device_train_batch_size: int = _recipe_default("per_device_train_batch_size", 32)
     per_device_eval_batch_size: int = _recipe_default("per_device_eval_batch_size", 64)
-    num_train_epochs: float = _recipe_default("num_train_epochs", 100.0)
+    num_train_epochs: float = _recipe_default("num_train_epochs", 200.0)
     learning_rate: float = _recipe_default("learning_rate", 2e-3)
     weight_decay: float = _recipe_default("weight_decay", 1e-2)
     lr_scheduler_type: SchedulerType | str = _recipe_default("lr_scheduler_type", "cosine")
