@@ -11,7 +11,6 @@ A teacher's forward pass per batch is part of the student's training time; its o
 it beside the student's).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from transformers import Trainer
 from .data import training_folds
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+from .run_folder import MODEL_FILES, finished_model_recipe
 from .train_config import ModelArguments, fingerprint
 
 FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")
@@ -90,12 +90,12 @@ def load_teachers(
     for name in names:
         name = name.replace("{validation_fold}", str(validation_fold))
         folder = teacher_folder(name)
-        if not (folder / "training_config.json").is_file():
+        recipe = finished_model_recipe(folder)
+        if recipe is None:
             raise TeacherError(
-                f"--teacher_models: {folder} has no training_config.json, so the folds it trained on are unknown; "
-                "use a model folder written by train.py"
+                f"--teacher_models: {folder} holds no finished model written by train.py ({', '.join(MODEL_FILES)}), "
+                "so what it is and the folds it trained on are unknown"
             )
-        recipe = json.loads((folder / "training_config.json").read_text())
         taught_on = training_folds(recipe["validation_fold"], recipe.get("train_folds"))
         unseen = sorted(set(taught_on) - set(train_folds))
         if unseen:

@@ -735,6 +735,10 @@ def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_
         load_teachers([str(tmp_path / "teacher-4")], 5, [1, 2, 3, 4], other)
     with pytest.raises(TeacherError, match="no model folder"):
         load_teachers([str(tmp_path / "nowhere")], 5, [1, 2, 3, 4], student)
+    (tmp_path / "unfinished").mkdir()  # e.g. a run still training: checkpoints, no final model
+    shutil.copy(smoke_run / "training_config.json", tmp_path / "unfinished")
+    with pytest.raises(TeacherError, match="holds no finished model written by train.py"):
+        load_teachers([str(tmp_path / "unfinished")], 5, [1, 2, 3, 4], student)
     with pytest.raises(TeacherError, match="no Hub model of that id could be downloaded"):  # offline in the tests
         load_teachers(["runs/nowhere"], 5, [1, 2, 3, 4], student)
 
