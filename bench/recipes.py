@@ -32,6 +32,7 @@ from esc50_hf.data import TEST_FOLD
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT_KEYS = ("train_folds", "validation_fold")  # a candidate's recipe on another split is still its recipe
+INNER_PLOT = "inner_folds.png"  # beside RECIPES.md, when candidates were validated on several inner folds
 README_BLOCK = "recipes"  # the README's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
 
 
@@ -221,6 +222,37 @@ def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(means, key=lambda row: (row["device"], -row["accuracy"]["mean"]))
 
 
+def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
+    """The candidates validated on several inner folds, one line per validation fold across them and each
+    candidate's mean over the folds: how far a fold moves every candidate against how far candidates differ.
+    Writes nothing (returns False) when no candidate was validated on several folds."""
+    means = sorted(inner_fold_means(selection), key=lambda row: row["accuracy"]["mean"])
+    if not means:
+        return False
+    from esc50_hf.reporting import plt, save_compact_png
+
+    per_fold: dict[int, dict[int, float]] = {}
+    for position, mean in enumerate(means):
+        for row in selection:
+            if (row["candidate"], row["device"]) == (mean["candidate"], mean["device"]):
+                per_fold.setdefault(row["validation_fold"], {})[position] = row["accuracy"]["mean"]
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(means) + 2), 4.2))
+    for fold, scores in sorted(per_fold.items()):
+        positions = sorted(scores)
+        axes.plot(positions, [scores[x] for x in positions], marker="o", alpha=0.7, label=f"validated on fold {fold}")
+    axes.plot(range(len(means)), [row["accuracy"]["mean"] for row in means], "k_", markersize=28, mew=2.5,
+              label="mean over the folds")  # fmt: skip
+    axes.set_xticks(range(len(means)), [f"{row['candidate']}\n({row['device']})" for row in means], fontsize=8)
+    axes.set_ylabel("accuracy (mean over seeds)")
+    axes.set_title("Inner folds (fold 5 unseen): each trained on the other three")
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    save_compact_png(figure, path)
+    plt.close(figure)
+    return True
+
+
 def inner_table(means: list[dict[str, Any]]) -> list[str]:
     columns = ["candidate", "device", "validated on (each trained on the other inner folds)", "runs in all"]
     columns += ["GFLOPs per clip", "accuracy", "macro-F1"]
@@ -299,6 +331,7 @@ def report(
     choice: str | None = None,
     previous: dict[str, Any] | None = None,
     title: str = "Training recipes compared",
+    inner_plot: str | None = None,
 ) -> str:
     selection = [row for row in rows if not row["sees_test_fold"]]
     test = [row for row in rows if row["sees_test_fold"]]
@@ -314,7 +347,7 @@ def report(
         "",
         *table(selection),
         "",
-        *_inner_section(selection),
+        *_inner_section(selection, inner_plot),
         '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
         '"last weights" is the same run\'s final weights, scored on the same fold.',
     ]
@@ -349,12 +382,13 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def _inner_section(selection: list[dict[str, Any]]) -> list[str]:
+def _inner_section(selection: list[dict[str, Any]], plot: str | None = None) -> list[str]:
     means = inner_fold_means(selection)
     if not means:
         return []
     heading = "Candidates validated on several inner folds: mean ± std over the folds of each fold's mean over seeds:"
-    return [heading, "", *inner_table(means), ""]
+    figure = [f"![Accuracy of each candidate on each inner fold]({plot})", ""] if plot else []
+    return [heading, "", *inner_table(means), "", *figure]
 
 
 def previous_recipe(folder: Path) -> dict[str, Any]:
@@ -470,7 +504,13 @@ def main(argv: list[str] | None = None) -> None:
         "previous": previous,
     }
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
-    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title))
+    selection = [row for row in rows if not row["sees_test_fold"]]
+    plotted = plot_inner_folds(selection, output / INNER_PLOT)
+    if not plotted:
+        (output / INNER_PLOT).unlink(missing_ok=True)  # a stale plot of an earlier report
+    (output / "RECIPES.md").write_text(
+        report(rows, cv, command, args.choice, previous, args.title, INNER_PLOT if plotted else None)
+    )
     if args.readme:
         refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block, args.readme_brief)
     print(f"wrote {output / 'RECIPES.md'}")

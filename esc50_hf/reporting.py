@@ -109,11 +109,13 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> None:
         metric_axes.plot(epochs, f1, label="macro-F1")
     loss_axes.set_xlabel("epoch")
     loss_axes.set_title("loss")
-    loss_axes.legend()
+    if train or evals:
+        loss_axes.legend()
     metric_axes.set_xlabel("epoch")
     metric_axes.set_ylim(0, 1)
     metric_axes.set_title("validation fold (monitoring only; the final model is reported)")
-    metric_axes.legend()
+    if evals:
+        metric_axes.legend()
     figure.tight_layout()
     save_compact_png(figure, path)
     plt.close(figure)

@@ -646,6 +646,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "| stem | 1,2,3 / 4 | CPU | 0, 1 |" in report and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in report
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in report and "| stem | 1,2,4 / 3 | CPU | 0 |" in report
     assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7500 ± 0.1500 |" in report  # the mean of the folds' means, per device
+    assert "](inner_folds.png)" in report and (tmp_path / "out" / "inner_folds.png").stat().st_size > 1000
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     assert "| kd (2 teachers) | 1,2,3 / 4 | CPU | 0 |" in report
     text = readme.read_text()
