@@ -33,6 +33,7 @@ from esc50_hf.data import TEST_FOLD
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT_KEYS = ("train_folds", "validation_fold")  # a candidate's recipe on another split is still its recipe
 INNER_PLOT = "inner_folds.png"  # beside RECIPES.md, when candidates were validated on several inner folds
+SPLIT_PLOT = "selection.png"  # beside RECIPES.md, when several candidates share one selection split
 README_BLOCK = "recipes"  # the README's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
 
 
@@ -253,6 +254,41 @@ def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
+    """The candidates of the selection split most of them share (same training and validation folds, same kind of
+    device): every seed's score and the mean over seeds, cheapest network and shortest schedule first. Writes nothing
+    (returns False) when no split holds two candidates."""
+    splits: dict[tuple, list[dict[str, Any]]] = {}
+    for row in selection:
+        splits.setdefault((tuple(row["train_folds"]), row["validation_fold"], row["device"]), []).append(row)
+    (train_folds, validation_fold, run_device), rows = max(splits.items(), key=lambda item: len(item[1]))
+    if len(rows) < 2:
+        return False
+    from esc50_hf.reporting import plt, save_compact_png
+
+    rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"], len(row.get("teachers", []))))
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.2))
+    for position, row in enumerate(rows):
+        scores = [seed["accuracy"] for seed in row["per_seed"]]
+        axes.plot([position] * len(scores), scores, "o", color="tab:blue", alpha=0.6,
+                  label="one training (seed)" if position == 0 else None)  # fmt: skip
+        axes.plot([position], [row["accuracy"]["mean"]], "k_", markersize=28, mew=2.5,
+                  label="mean over seeds" if position == 0 else None)  # fmt: skip
+    axes.set_xticks(
+        range(len(rows)), [f"{_name(row)}\n{row['gflops']:.2f} GFLOPs, {row['epochs']:g} ep" for row in rows],
+        fontsize=7,
+    )
+    axes.set_ylabel(f"accuracy on fold {validation_fold}")
+    axes.set_title(f"Selection split: train on folds {_folds(list(train_folds))}, validate on {validation_fold} "
+                   f"({run_device}; fold 5 unseen)")  # fmt: skip
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    save_compact_png(figure, path)
+    plt.close(figure)
+    return True
+
+
 def inner_table(means: list[dict[str, Any]]) -> list[str]:
     columns = ["candidate", "device", "validated on (each trained on the other inner folds)", "runs in all"]
     columns += ["GFLOPs per clip", "accuracy", "macro-F1"]
@@ -331,8 +367,10 @@ def report(
     choice: str | None = None,
     previous: dict[str, Any] | None = None,
     title: str = "Training recipes compared",
-    inner_plot: str | None = None,
+    plots: dict[str, str] | None = None,
 ) -> str:
+    """`plots`: the plot files written beside the report, by kind (`split`, `inner`)."""
+    plots = plots or {}
     selection = [row for row in rows if not row["sees_test_fold"]]
     test = [row for row in rows if row["sees_test_fold"]]
     when = datetime.now(UTC).isoformat(timespec="seconds")
@@ -347,7 +385,9 @@ def report(
         "",
         *table(selection),
         "",
-        *_inner_section(selection, inner_plot),
+        *([f"![Every training of the candidates on one selection split]({plots['split']})", ""] if "split" in plots
+          else []),
+        *_inner_section(selection, plots.get("inner")),
         '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
         '"last weights" is the same run\'s final weights, scored on the same fold.',
     ]
@@ -505,12 +545,13 @@ def main(argv: list[str] | None = None) -> None:
     }
     (output / "recipes.json").write_text(json.dumps(document, indent=2))
     selection = [row for row in rows if not row["sees_test_fold"]]
-    plotted = plot_inner_folds(selection, output / INNER_PLOT)
-    if not plotted:
-        (output / INNER_PLOT).unlink(missing_ok=True)  # a stale plot of an earlier report
-    (output / "RECIPES.md").write_text(
-        report(rows, cv, command, args.choice, previous, args.title, INNER_PLOT if plotted else None)
-    )
+    plots = {}  # the inner folds' plot when candidates were validated on several folds, else the one split's
+    for kind, name, plot in (("inner", INNER_PLOT, plot_inner_folds), ("split", SPLIT_PLOT, plot_split)):
+        if not plots and plot(selection, output / name):
+            plots[kind] = name
+        else:
+            (output / name).unlink(missing_ok=True)  # a stale plot of an earlier report
+    (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title, plots))
     if args.readme:
         refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block, args.readme_brief)
     print(f"wrote {output / 'RECIPES.md'}")

@@ -647,6 +647,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in report and "| stem | 1,2,4 / 3 | CPU | 0 |" in report
     assert "| stem | CPU | 3,4 | 3 | 0.01 | 0.7500 ± 0.1500 |" in report  # the mean of the folds' means, per device
     assert "](inner_folds.png)" in report and (tmp_path / "out" / "inner_folds.png").stat().st_size > 1000
+    assert not (tmp_path / "out" / "selection.png").exists()  # one plot: the inner folds' covers the split
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     assert "| kd (2 teachers) | 1,2,3 / 4 | CPU | 0 |" in report
     text = readme.read_text()
@@ -662,6 +663,10 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
     completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
     assert completed.returncode != 0 and "differ in learning_rate" in completed.stderr
+    one_fold = [str(runs[name]) for name in ("stem-s0", "kd-s0")]  # two candidates on one split: that split's plot
+    subprocess.run([*script[:2], *one_fold, "--output-dir", str(tmp_path / "out4")], check=True, capture_output=True)
+    assert "](selection.png)" in (tmp_path / "out4" / "RECIPES.md").read_text()
+    assert (tmp_path / "out4" / "selection.png").stat().st_size > 1000 and not (tmp_path / "out4" / "inner_folds.png").exists()
 
     assert main(["card", "--model", str(runs["chosen-s0"]), "--selection", str(tmp_path / "out" / "recipes.json")]) == 0
     card = ModelCard.load(runs["chosen-s0"] / "README.md").text
