@@ -19,6 +19,7 @@ from the runs.
 
 import argparse
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +225,7 @@ def inner_fold_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
-    """The candidates validated on several inner folds, one line per validation fold across them and each
+    """The candidates validated on several inner folds, a marker per validation fold (its mean over seeds) and each
     candidate's mean over the folds: how far a fold moves every candidate against how far candidates differ.
     Writes nothing (returns False) when no candidate was validated on several folds."""
     means = sorted(inner_fold_means(selection), key=lambda row: row["accuracy"]["mean"])
@@ -232,15 +233,17 @@ def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
         return False
     from esc50_hf.reporting import plt, save_compact_png
 
-    per_fold: dict[int, dict[int, float]] = {}
+    per_fold: dict[int, list[tuple[int, float]]] = {}  # fold -> (candidate's position, its mean over seeds there)
     for position, mean in enumerate(means):
         for row in selection:
             if (row["candidate"], row["device"]) == (mean["candidate"], mean["device"]):
-                per_fold.setdefault(row["validation_fold"], {})[position] = row["accuracy"]["mean"]
+                per_fold.setdefault(row["validation_fold"], []).append((position, row["accuracy"]["mean"]))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(means) + 2), 4.2))
-    for fold, scores in sorted(per_fold.items()):
-        positions = sorted(scores)
-        axes.plot(positions, [scores[x] for x in positions], marker="o", alpha=0.7, label=f"validated on fold {fold}")
+    folds = sorted(per_fold)
+    for index, fold in enumerate(folds):  # markers only, each fold a little apart: the candidates are no series
+        offset = 0.08 * (index - (len(folds) - 1) / 2)
+        positions, scores = zip(*per_fold[fold])
+        axes.plot([x + offset for x in positions], scores, "o", alpha=0.8, label=f"validated on fold {fold}")
     axes.plot(range(len(means)), [row["accuracy"]["mean"] for row in means], "k_", markersize=28, mew=2.5,
               label="mean over the folds")  # fmt: skip
     axes.set_xticks(range(len(means)), [f"{row['candidate']}\n({row['device']})" for row in means], fontsize=8)
@@ -261,12 +264,14 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
     splits: dict[tuple, list[dict[str, Any]]] = {}
     for row in selection:
         splits.setdefault((tuple(row["train_folds"]), row["validation_fold"], row["device"]), []).append(row)
+    if not splits:  # only test-fold runs
+        return False
     (train_folds, validation_fold, run_device), rows = max(splits.items(), key=lambda item: len(item[1]))
     if len(rows) < 2:
         return False
     from esc50_hf.reporting import plt, save_compact_png
 
-    rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"], len(row.get("teachers", []))))
+    rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"] or 0, len(row.get("teachers", []))))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.2))
     for position, row in enumerate(rows):
         scores = [seed["accuracy"] for seed in row["per_seed"]]
@@ -275,7 +280,7 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
         axes.plot([position], [row["accuracy"]["mean"]], "k_", markersize=28, mew=2.5,
                   label="mean over seeds" if position == 0 else None)  # fmt: skip
     axes.set_xticks(
-        range(len(rows)), [f"{_name(row)}\n{row['gflops']:.2f} GFLOPs, {row['epochs']:g} ep" for row in rows],
+        range(len(rows)), [f"{_name(row)}\n{row['gflops']:.2f} GFLOPs, {format(row['epochs'], 'g') if row['epochs'] else '?'} epochs" for row in rows],
         fontsize=7,
     )
     axes.set_ylabel(f"accuracy on fold {validation_fold}")
@@ -483,9 +488,11 @@ def refresh_readme(
     previous: dict[str, Any] | None = None,
     block: str = README_BLOCK,
     brief: bool = False,
+    plot: str | None = None,
 ) -> None:
     """Rewrites the README block: the test-fold lines, the CV, the previous recipe, then the selection (`brief`:
-    only its means over inner folds, not every split) and the choice."""
+    only its means over inner folds, not every split), its plot (`plot`: a path relative to the README) and the
+    choice."""
     start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = path.read_text()
     if start not in text or end not in text:
@@ -519,6 +526,8 @@ def refresh_readme(
         lines += [*table(selection), ""] if selection else []
     else:
         lines += [*table(selection), ""] + _inner_section(selection)
+    if plot:
+        lines += [f"![The selection runs, plotted]({plot})", ""]
     if choice:
         lines += [f"**The choice.** {choice}"]
     head, rest = text.split(start, 1)
@@ -553,7 +562,10 @@ def main(argv: list[str] | None = None) -> None:
             (output / name).unlink(missing_ok=True)  # a stale plot of an earlier report
     (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title, plots))
     if args.readme:
-        refresh_readme(Path(args.readme), rows, cv, args.choice, previous, args.readme_block, args.readme_brief)
+        readme = Path(args.readme)
+        plot = next(iter(plots.values()), None)
+        plot = Path(os.path.relpath(output / plot, readme.resolve().parent)).as_posix() if plot else None
+        refresh_readme(readme, rows, cv, args.choice, previous, args.readme_block, args.readme_brief, plot)
     print(f"wrote {output / 'RECIPES.md'}")
 
 

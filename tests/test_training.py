@@ -652,6 +652,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "| kd (2 teachers) | 1,2,3 / 4 | CPU | 0 |" in report
     text = readme.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
+    assert "](out/inner_folds.png)" in text  # the block links its plot, relative to the README
     assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text and "on CPU, 2 thread(s)" in text
     readme.write_text("<!-- after:start -->\n<!-- after:end -->\n")
     brief = [*script, "--output-dir", str(tmp_path / "out3"), "--readme", str(readme), "--readme-block", "after"]
@@ -663,16 +664,21 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
     completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
     assert completed.returncode != 0 and "differ in learning_rate" in completed.stderr
-    one_fold = [str(runs[name]) for name in ("stem-s0", "kd-s0")]  # two candidates on one split: that split's plot
-    subprocess.run([*script[:2], *one_fold, "--output-dir", str(tmp_path / "out4")], check=True, capture_output=True)
-    assert "](selection.png)" in (tmp_path / "out4" / "RECIPES.md").read_text()
-    assert (tmp_path / "out4" / "selection.png").stat().st_size > 1000 and not (tmp_path / "out4" / "inner_folds.png").exists()
 
     assert main(["card", "--model", str(runs["chosen-s0"]), "--selection", str(tmp_path / "out" / "recipes.json")]) == 0
     card = ModelCard.load(runs["chosen-s0"] / "README.md").text
     assert "How the recipe was chosen (fold 5 unseen)" in card and "| 0.6000 ± 0.1000 | 0.5000 ± 0.1000 |" in card
     assert "| kd (2 teachers) | 1,2,3 / 4 |" in card
     assert "| chosen |" not in card and "{{" not in card  # the test-fold runs are not part of the selection
+
+    one_fold = [str(runs[name]) for name in ("stem-s0", "kd-s0")]  # two candidates on one split: that split's plot
+    subprocess.run([*script[:2], *one_fold, "--output-dir", str(tmp_path / "out")], check=True, capture_output=True)
+    assert "](selection.png)" in (tmp_path / "out" / "RECIPES.md").read_text()
+    assert (tmp_path / "out" / "selection.png").stat().st_size > 1000
+    assert not (tmp_path / "out" / "inner_folds.png").exists()  # the earlier report's plot is not left behind
+    only_test = [str(runs["chosen-s0"])]
+    subprocess.run([*script[:2], *only_test, "--output-dir", str(tmp_path / "out")], check=True, capture_output=True)
+    assert not (tmp_path / "out" / "selection.png").exists()  # nothing to plot: no selection runs
 
 
 def test_distillation_options_are_checked():

@@ -16,7 +16,9 @@ for metrics in sorted(root.glob("**/metrics.json")):
         "recipe": json.loads((metrics.parent / "training_config.json").read_text()),
     }
 summary["_unfinished"] = sorted(
-    p.stem for p in (root / "logs").glob("*.log") if not any(k.endswith(p.stem) for k in summary)
+    log.stem
+    for log in (root / "logs").glob("*.log")  # a log "NAME-vV" or "NAME-sS" names its run folder's parts
+    if not any(all(part in key for part in log.stem.rsplit("-", 1)) for key in summary)
 )
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 with tarfile.open(out / "runs.tgz", "w:gz") as tar:

@@ -1,8 +1,8 @@
 #!/bin/bash
-# The script of the GPU call behind bench/gpu/EPOCHS.md (docs/training.md, "How far the longer schedule goes"), kept
+# The script of the second GPU call behind bench/gpu/RECIPES.md (docs/training.md, "How far the longer schedule goes"), kept
 # as it ran. The stem network with the clean clips only (the feature file of bench/gpu/run.sh: what fits the 64 MiB a
 # call may carry) on each inner fold (validate on v in 1-4, train on the other three; fold 5 never seen), seed 0, at
-# 200 epochs (the shipped schedule) and 300 epochs, eight runs side by side on one GPU. Evaluation every 5 epochs only
+# 200 epochs (the shipped schedule) and 300 epochs, eight runs side by side on one GPU. Evaluation every 2.5 epochs only (95 steps)
 # (the saved model is the weight average at the end either way); no checkpoints. Results: $OUT/summary.json,
 # $OUT/runs.tgz, $OUT/gpu.txt.
 set -u
