@@ -231,7 +231,7 @@ def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
     means = sorted(inner_fold_means(selection), key=lambda row: row["accuracy"]["mean"])
     if not means:
         return False
-    from esc50_hf.reporting import plt, save_compact_png
+    from esc50_hf.reporting import plt
 
     per_fold: dict[int, list[tuple[int, float]]] = {}  # fold -> (candidate's position, its mean over seeds there)
     for position, mean in enumerate(means):
@@ -249,11 +249,7 @@ def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
     axes.set_xticks(range(len(means)), [f"{row['candidate']}\n({row['device']})" for row in means], fontsize=8)
     axes.set_ylabel("accuracy (mean over seeds)")
     axes.set_title("Inner folds (fold 5 unseen): each trained on the other three")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    save_compact_png(figure, path)
-    plt.close(figure)
+    _save_plot(figure, axes, path)
     return True
 
 
@@ -269,7 +265,7 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
     (train_folds, validation_fold, run_device), rows = max(splits.items(), key=lambda item: len(item[1]))
     if len(rows) < 2:
         return False
-    from esc50_hf.reporting import plt, save_compact_png
+    from esc50_hf.reporting import plt
 
     rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"] or 0, len(row.get("teachers", []))))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.2))
@@ -279,19 +275,23 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
                   label="one training (seed)" if position == 0 else None)  # fmt: skip
         axes.plot([position], [row["accuracy"]["mean"]], "k_", markersize=28, mew=2.5,
                   label="mean over seeds" if position == 0 else None)  # fmt: skip
-    axes.set_xticks(
-        range(len(rows)), [f"{_name(row)}\n{row['gflops']:.2f} GFLOPs, {format(row['epochs'], 'g') if row['epochs'] else '?'} epochs" for row in rows],
-        fontsize=7,
-    )
+    labels = [f"{_name(row)}\n{row['gflops']:.2f} GFLOPs, {row['epochs'] or 0:g} epochs" for row in rows]
+    axes.set_xticks(range(len(rows)), labels, fontsize=7)
     axes.set_ylabel(f"accuracy on fold {validation_fold}")
     axes.set_title(f"Selection split: train on folds {_folds(list(train_folds))}, validate on {validation_fold} "
                    f"({run_device}; fold 5 unseen)")  # fmt: skip
+    _save_plot(figure, axes, path)
+    return True
+
+
+def _save_plot(figure: Any, axes: Any, path: Path) -> None:
+    from esc50_hf.reporting import plt, save_compact_png
+
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
     save_compact_png(figure, path)
     plt.close(figure)
-    return True
 
 
 def inner_table(means: list[dict[str, Any]]) -> list[str]:
@@ -390,8 +390,11 @@ def report(
         "",
         *table(selection),
         "",
-        *([f"![Every training of the candidates on one selection split]({plots['split']})", ""] if "split" in plots
-          else []),
+        *(
+            [f"![Every training of the candidates on one selection split]({plots['split']})", ""]
+            if "split" in plots
+            else []
+        ),
         *_inner_section(selection, plots.get("inner")),
         '"accuracy" is the saved model\'s (the moving average of the weights when the recipe has `ema_decay` > 0);',
         '"last weights" is the same run\'s final weights, scored on the same fold.',
