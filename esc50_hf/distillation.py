@@ -11,6 +11,7 @@ A teacher's forward pass per batch is part of the student's training time; its o
 it beside the student's).
 """
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from transformers import Trainer
 from .data import training_folds
 from .feature_extraction_esc50 import Esc50FeatureExtractor
 from .modeling_esc50_cnn import Esc50CnnForAudioClassification
-from .run_folder import MODEL_FILES, finished_model_recipe
+from .run_folder import MODEL_FILES, finished_model_recipe, stored_recipe_state
 from .train_config import ModelArguments, fingerprint
 
 FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")
@@ -36,9 +37,18 @@ class Teacher:
 
     name: str  # as given: a folder or a Hub id
     recipe_fingerprint: str  # of the recipe it was trained with (`training_config.json`)
+    weights_sha256: str  # of its `model.safetensors`: a teacher retrained in place is another teacher
     model: Esc50CnnForAudioClassification
     mean: float
     std: float
+
+    def record(self) -> dict[str, str]:
+        """What a student records of this teacher (checkpoints and `metrics.json`)."""
+        return {
+            "model": self.name,
+            "recipe_fingerprint": self.recipe_fingerprint,
+            "weights_sha256": self.weights_sha256,
+        }
 
     def logits(self, inputs: torch.Tensor, student: Esc50FeatureExtractor) -> torch.Tensor:
         """The teacher's logits for `inputs`, features normalized the student's way (`(log_mel - mean) / std`)."""
@@ -117,8 +127,30 @@ def load_teachers(
                 "a teacher must read the same log-mels as the student"
             )
         model = Esc50CnnForAudioClassification.from_pretrained(folder).eval().requires_grad_(False)
-        teachers.append(Teacher(name, fingerprint(recipe), model, float(extractor.mean), float(extractor.std)))
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        teachers.append(Teacher(name, fingerprint(recipe), digest, model, float(extractor.mean), float(extractor.std)))
     return teachers
+
+
+def check_resumed_teachers(checkpoint: str | Path, teachers: list[Teacher]) -> None:
+    """Refuses to resume a student from `checkpoint` when its teachers are not the ones it started with (same names,
+    same weights): a teacher folder retrained in place would silently change what the rest of the run learns.
+    A checkpoint written before teachers were recorded in it is not checked.
+
+    Raises:
+        `TeacherError`: names each teacher that changed, and what to do.
+    """
+    stored = (stored_recipe_state(Path(checkpoint)) or {}).get("teachers")
+    if stored is None:
+        return
+    before = {entry["model"]: entry.get("weights_sha256") for entry in stored}
+    changed = [teacher.name for teacher in teachers if before.get(teacher.name) != teacher.weights_sha256]
+    if changed:
+        raise TeacherError(
+            f"--teacher_models: {Path(checkpoint).name} was trained with other weights of {', '.join(changed)} than "
+            "these folders hold now (retrained or replaced since): resuming would change the teachers in the middle of "
+            "the run. Restore those teachers, or start the student again in a new --output_dir."
+        )
 
 
 def distillation_loss(

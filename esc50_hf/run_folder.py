@@ -48,12 +48,16 @@ class RecipeFingerprint(TrainerCallback, ExportableState):
     last in a checkpoint, so a checkpoint with a readable state has its fingerprint.
     """
 
-    def __init__(self, fingerprint: str, recipe: dict[str, Any]) -> None:
+    def __init__(self, fingerprint: str, recipe: dict[str, Any], teachers: list[dict[str, str]] | None = None) -> None:
         self.fingerprint = fingerprint
         self.recipe = recipe
+        self.teachers = teachers  # distillation: each teacher's name and weights digest, checked on resume
 
     def state(self) -> dict[str, Any]:
-        return {"args": {"fingerprint": self.fingerprint, "recipe": self.recipe}, "attributes": {}}
+        args = {"fingerprint": self.fingerprint, "recipe": self.recipe}
+        if self.teachers:
+            args["teachers"] = self.teachers
+        return {"args": args, "attributes": {}}
 
     def on_train_begin(self, args, state, control, **kwargs) -> None:
         # A state resumed from a checkpoint of an older version has no entry yet; the Trainer expects one.
@@ -84,6 +88,16 @@ def checkpoints(folder: Path) -> list[Checkpoint]:
     return sorted(found, key=lambda checkpoint: checkpoint.step, reverse=True)
 
 
+def stored_recipe_state(checkpoint: Path) -> dict[str, Any] | None:
+    """What `RecipeFingerprint` stored in a checkpoint (`fingerprint`, `recipe`, and `teachers` when the run had
+    any); None for an unreadable state or one of a version before the fingerprint."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        return state["stateful_callbacks"][RecipeFingerprint.__name__]["args"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
 def _inspect_checkpoint(path: Path, step: int) -> Checkpoint:
     for name in CHECKPOINT_FILES:
         if not (path / name).is_file():
@@ -92,10 +106,8 @@ def _inspect_checkpoint(path: Path, step: int) -> Checkpoint:
             return Checkpoint(path, step, f"incomplete: {name} is empty")
     if not any(rng.stat().st_size > 0 for rng in path.glob("rng_state*.pth")):
         return Checkpoint(path, step, "incomplete: no random-generator state")
-    try:
-        state = json.loads((path / "trainer_state.json").read_text())
-        stored = state["stateful_callbacks"][RecipeFingerprint.__name__]["args"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    stored = stored_recipe_state(path)
+    if stored is None:
         return Checkpoint(path, step, "no recipe fingerprint in trainer_state.json (unreadable or older version)")
     if stored["recipe"].get("ema_decay") and not (path / EMA_FILE).is_file():
         return Checkpoint(path, step, f"incomplete: no {EMA_FILE} (the recipe averages the weights)")

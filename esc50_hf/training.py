@@ -21,7 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds, training_folds
-from .distillation import DistillationTrainer, load_teachers
+from .distillation import DistillationTrainer, check_resumed_teachers, load_teachers
 from .evaluation import evaluate_model, predict_feature_logits, score_predictions
 from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
 from .feature_extraction_esc50 import Esc50FeatureExtractor
@@ -361,6 +361,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         if args.teacher_models
         else None
     )
+    if teachers and resume_point:
+        check_resumed_teachers(resume_point, teachers)
     features = prepare_features(setup, extractor)
     (train_mels, train_labels), (val_mels, val_labels) = features.train, features.validation
     clean = train_mels[:, 0].float()
@@ -385,7 +387,9 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         eval_dataset=CleanFeatures(val_mels, val_labels, extractor),
         processing_class=extractor,
         compute_metrics=compute_metrics,
-        callbacks=[RecipeFingerprint(fingerprint(recipe), recipe)],
+        callbacks=[
+            RecipeFingerprint(fingerprint(recipe), recipe, [t.record() for t in teachers] if teachers else None)
+        ],
     )
     epoch_timer = EpochTimer()
     trainer.add_callback(epoch_timer)
@@ -406,9 +410,7 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "hardware": hardware_description(trainer.args.device),
     }
     if teachers:
-        run_facts["teachers"] = [
-            {"model": teacher.name, "recipe_fingerprint": teacher.recipe_fingerprint} for teacher in teachers
-        ]
+        run_facts["teachers"] = [teacher.record() for teacher in teachers]
     if weight_average is not None:
         if trainer.is_world_process_zero():  # scored as the saved model is, below
             scores = features.score(trainer.model, extractor)

@@ -1,5 +1,6 @@
 """Training end to end on the fixtures: the three launchers, resume, crash safety, outputs, publishing, CV."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -770,17 +771,35 @@ def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir,
 def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     """The smoke recipe with the smoke run as teacher: a finished model folder that names its teacher, trained
     on other losses than the same recipe without one."""
+    from safetensors.torch import load_file, save_file
+
+    from esc50_hf.distillation import TeacherError, check_resumed_teachers, load_teachers
+    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
     from esc50_hf.train_config import fingerprint
 
-    completed = run_training(
-        "python", esc50_dir, tmp_path / "student", "--teacher_models", str(smoke_run), "--distillation_weight", "0.9"
-    )
+    teacher = tmp_path / "teacher"
+    shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
+    taught = ["--teacher_models", str(teacher), "--distillation_weight", "0.9"]
+    completed = run_training("python", esc50_dir, tmp_path / "student", *taught)
     assert_succeeded(completed)
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
-    taught_by = json.loads((smoke_run / "training_config.json").read_text())
-    assert metrics["teachers"] == [{"model": str(smoke_run), "recipe_fingerprint": fingerprint(taught_by)}]
+    taught_by = json.loads((teacher / "training_config.json").read_text())
+    digest = hashlib.sha256((teacher / "model.safetensors").read_bytes()).hexdigest()[:16]
+    record = {"model": str(teacher), "recipe_fingerprint": fingerprint(taught_by), "weights_sha256": digest}
+    assert metrics["teachers"] == [record]
     recipe = json.loads((tmp_path / "student" / "training_config.json").read_text())
-    assert recipe["teacher_models"] == [str(smoke_run)] and recipe["distillation_weight"] == 0.9
+    assert recipe["teacher_models"] == [str(teacher)] and recipe["distillation_weight"] == 0.9
+
+    # A student checkpoint records its teachers' weights; resuming it after a teacher was retrained is refused.
+    first = sorted((tmp_path / "student").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[0]
+    extractor = Esc50FeatureExtractor.from_pretrained(teacher)
+    check_resumed_teachers(first, load_teachers([str(teacher)], 5, [1, 2, 3, 4], extractor))  # the same: resumes
+    weights = load_file(teacher / "model.safetensors")
+    save_file({name: value + 0.01 for name, value in weights.items()}, teacher / "model.safetensors", {"format": "pt"})
+    with pytest.raises(TeacherError, match="other weights of .*teacher"):
+        check_resumed_teachers(first, load_teachers([str(teacher)], 5, [1, 2, 3, 4], extractor))
+    resumed = run_training("python", esc50_dir, tmp_path / "student", *taught, "--resume_from_checkpoint", str(first))
+    assert resumed.returncode != 0 and "retrained or replaced since" in resumed.stderr
     assert first_training_loss(tmp_path / "student") != first_training_loss(smoke_run)
     evaluations = [entry for entry in log_history(tmp_path / "student") if "eval_loss" in entry]
     assert evaluations and all("eval_accuracy" in entry for entry in evaluations)
