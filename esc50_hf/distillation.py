@@ -132,24 +132,36 @@ def load_teachers(
     return teachers
 
 
+def changed_teachers(recorded: list[dict[str, str]] | None, teachers: list[Teacher]) -> list[str]:
+    """The names of `teachers` whose weights differ from what a student recorded of them (a checkpoint's state or its
+    `metrics.json`); none when nothing was recorded (a student of a version before the digests).
+
+    Args:
+        recorded (`list[dict[str, str]]`, *optional*): `Teacher.record()` entries, as the student stored them.
+        teachers (`list[Teacher]`): The teachers as loaded now.
+    """
+    before = {entry["model"]: entry.get("weights_sha256") for entry in recorded or []}
+    return [
+        teacher.name
+        for teacher in teachers
+        if before.get(teacher.name) is not None and before[teacher.name] != teacher.weights_sha256
+    ]
+
+
 def check_resumed_teachers(checkpoint: str | Path, teachers: list[Teacher]) -> None:
     """Refuses to resume a student from `checkpoint` when its teachers are not the ones it started with (same names,
-    same weights): a teacher folder retrained in place would silently change what the rest of the run learns.
-    A checkpoint written before teachers were recorded in it is not checked.
+    same weights): a teacher retrained or replaced in place would silently change what the rest of the run learns.
 
     Raises:
         `TeacherError`: names each teacher that changed, and what to do.
     """
-    stored = (stored_recipe_state(Path(checkpoint)) or {}).get("teachers")
-    if stored is None:
-        return
-    before = {entry["model"]: entry.get("weights_sha256") for entry in stored}
-    changed = [teacher.name for teacher in teachers if before.get(teacher.name) != teacher.weights_sha256]
+    changed = changed_teachers((stored_recipe_state(Path(checkpoint)) or {}).get("teachers"), teachers)
     if changed:
         raise TeacherError(
-            f"--teacher_models: {Path(checkpoint).name} was trained with other weights of {', '.join(changed)} than "
-            "these folders hold now (retrained or replaced since): resuming would change the teachers in the middle of "
-            "the run. Restore those teachers, or start the student again in a new --output_dir."
+            f"--teacher_models: {checkpoint} was trained with other weights of {', '.join(changed)} than those "
+            "teachers hold now (retrained or replaced since): resuming would change the teachers in the middle of "
+            "the run. Restore those teachers, or start the student again (another --output_dir, or "
+            "--overwrite_output_dir)."
         )
 
 

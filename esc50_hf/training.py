@@ -21,7 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .augmentation import Mixup, SpecAugment
 from .configuration_esc50_cnn import Esc50CnnConfig
 from .data import FOLDS, load_esc50, split_folds, training_folds
-from .distillation import DistillationTrainer, check_resumed_teachers, load_teachers
+from .distillation import DistillationTrainer, TeacherError, changed_teachers, check_resumed_teachers, load_teachers
 from .evaluation import evaluate_model, predict_feature_logits, score_predictions
 from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
 from .feature_extraction_esc50 import Esc50FeatureExtractor
@@ -42,6 +42,7 @@ from .run_folder import (
     publish_model_folder,
     recover_interrupted_publish,
     staging_folder,
+    stored_recipe_state,
 )
 from .train_config import Esc50TrainingArguments, ModelArguments, TrainingSetup, fingerprint
 
@@ -447,21 +448,13 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
     if setup.data.train_folds is not None:
         raise ValueError("--cv trains each fold on all the other folds: leave --train_folds unset")
     root = Path(setup.training.output_dir)
-    if setup.training.teacher_models:  # every fold's teachers checked before the first fold trains
-        extractor = build_feature_extractor(setup.model)
-        for fold in setup.data.cv_folds:
-            load_teachers(setup.training.teacher_models, fold, training_folds(fold), extractor)
+    redo = _folds_taught_by_other_teachers(setup, root)  # checked before the first fold trains
     for fold in setup.data.cv_folds:
         fold_dir = root / f"fold-{fold}"
-        fold_setup = setup.replace(
-            validation_fold=fold,
-            output_dir=str(fold_dir),
-            feature_cache_dir=setup.data.feature_cache_dir or str(root / "feature_cache"),
-            push_to_hub=False,
-        )
+        fold_setup = _fold_setup(setup, root, fold)
         recipe = fold_setup.recipe()
         finished = finished_model_recipe(fold_dir)
-        if finished is not None and fingerprint(finished) == fingerprint(recipe):
+        if finished is not None and fingerprint(finished) == fingerprint(recipe) and fold not in redo:
             _log(f"fold {fold}: finished in {fold_dir}, kept")
             continue
         if finished is not None and not setup.training.overwrite_output_dir:
@@ -469,13 +462,57 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
                 f"{fold_dir} holds a finished model of {describe_difference(finished, recipe)}; choose another "
                 "--output_dir or pass --overwrite_output_dir to train this fold again"
             )
-        resumable = any(item.complete and item.fingerprint == fingerprint(recipe) for item in checkpoints(fold_dir))
+        resumable = fold not in redo and any(
+            item.complete and item.fingerprint == fingerprint(recipe) for item in checkpoints(fold_dir)
+        )
         train(fold_setup.replace(resume_from_checkpoint="latest" if resumable else None))
         write_cross_validation_summary(root)
     summary = write_cross_validation_summary(root)
     if summary:
         print(json.dumps(summary["summary"], indent=2))
     return summary
+
+
+def _fold_setup(setup: TrainingSetup, root: Path, fold: int) -> TrainingSetup:
+    """One fold's run of a cross-validation: validates on `fold`, writes `root/fold-<fold>`, shares a feature cache."""
+    return setup.replace(
+        validation_fold=fold,
+        output_dir=str(root / f"fold-{fold}"),
+        feature_cache_dir=setup.data.feature_cache_dir or str(root / "feature_cache"),
+        push_to_hub=False,
+    )
+
+
+def _folds_taught_by_other_teachers(setup: TrainingSetup, root: Path) -> set[int]:
+    """Under `--cv` with teachers: loads and checks every fold's teachers, then finds the folds whose finished model or
+    newest checkpoint of this recipe learned from other weights of a teacher than it holds now (retrained since).
+    Those folds are trained again from the start with `--overwrite_output_dir`; without it, the run stops here,
+    before any fold trains, naming them."""
+    if not setup.training.teacher_models:
+        return set()
+    extractor = build_feature_extractor(setup.model)
+    stale = {}
+    for fold in setup.data.cv_folds:
+        teachers = load_teachers(setup.training.teacher_models, fold, training_folds(fold), extractor)
+        fold_dir = root / f"fold-{fold}"
+        recipe = _fold_setup(setup, root, fold).recipe()
+        metrics = fold_dir / "metrics.json"
+        if finished_model_recipe(fold_dir) is not None:
+            changed = changed_teachers(json.loads(metrics.read_text()).get("teachers"), teachers)
+            where = "its finished model"
+        else:
+            mine = [item for item in checkpoints(fold_dir) if item.complete and item.fingerprint == fingerprint(recipe)]
+            recorded = (stored_recipe_state(mine[0].path) or {}).get("teachers") if mine else None
+            changed, where = changed_teachers(recorded, teachers), mine[0].path.name if mine else ""
+        if changed:
+            stale[fold] = f"fold {fold} ({where}: {', '.join(changed)})"
+    if stale and not setup.training.overwrite_output_dir:
+        raise TeacherError(
+            f"--teacher_models: {'; '.join(stale.values())} learned from other weights of these teachers than they "
+            "hold now (retrained or replaced since). Restore those teachers, or pass --overwrite_output_dir to train "
+            "those folds again with the teachers as they are."
+        )
+    return set(stale)
 
 
 def write_cross_validation_summary(root: Path) -> dict[str, Any]:

@@ -768,6 +768,35 @@ def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir,
     assert not (tmp_path / "cv" / "fold-5").exists()  # fold 5 did not train before fold 1's teacher was found missing
 
 
+def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc50_dir, smoke_run, tmp_path):
+    """A finished fold whose teacher was retrained since is not kept as if nothing changed: the run stops before
+    training, naming the fold; with --overwrite_output_dir that fold trains again with the teacher as it is now."""
+    from safetensors.torch import load_file, save_file
+
+    from esc50_hf.distillation import TeacherError
+    from esc50_hf.training import cross_validate
+
+    teacher = tmp_path / "teacher-5"
+    shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
+    pattern = str(tmp_path / "teacher-{validation_fold}")
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "cv", teacher_models=pattern).replace(cv_folds=[5])
+    cross_validate(setup)
+    metrics = tmp_path / "cv" / "fold-5" / "metrics.json"
+    first_digest = json.loads(metrics.read_text())["teachers"][0]["weights_sha256"]
+    cross_validate(setup)  # nothing changed: the fold is kept
+    assert json.loads(metrics.read_text())["teachers"][0]["weights_sha256"] == first_digest
+    weights = load_file(teacher / "model.safetensors")
+    save_file(
+        {name: value * 1.01 if value.is_floating_point() else value for name, value in weights.items()},
+        teacher / "model.safetensors",
+        {"format": "pt"},
+    )
+    with pytest.raises(TeacherError, match=r"fold 5 \(its finished model: .*teacher-5\)"):
+        cross_validate(setup)
+    cross_validate(setup.replace(overwrite_output_dir=True))
+    assert json.loads(metrics.read_text())["teachers"][0]["weights_sha256"] != first_digest
+
+
 def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     """The smoke recipe with the smoke run as teacher: a finished model folder that names its teacher, trained
     on other losses than the same recipe without one."""
@@ -794,8 +823,15 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     first = sorted((tmp_path / "student").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[0]
     extractor = Esc50FeatureExtractor.from_pretrained(teacher)
     check_resumed_teachers(first, load_teachers([str(teacher)], 5, [1, 2, 3, 4], extractor))  # the same: resumes
+    assert_succeeded(
+        run_training("python", esc50_dir, tmp_path / "student", *taught, "--resume_from_checkpoint", str(first))
+    )
     weights = load_file(teacher / "model.safetensors")
-    save_file({name: value + 0.01 for name, value in weights.items()}, teacher / "model.safetensors", {"format": "pt"})
+    save_file(
+        {name: value + 0.01 if value.is_floating_point() else value for name, value in weights.items()},
+        teacher / "model.safetensors",
+        {"format": "pt"},
+    )
     with pytest.raises(TeacherError, match="other weights of .*teacher"):
         check_resumed_teachers(first, load_teachers([str(teacher)], 5, [1, 2, 3, 4], extractor))
     resumed = run_training("python", esc50_dir, tmp_path / "student", *taught, "--resume_from_checkpoint", str(first))
