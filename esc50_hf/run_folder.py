@@ -131,6 +131,12 @@ def describe_difference(recipe: dict[str, Any] | None, mine: dict[str, Any]) -> 
     return f"another recipe (differs in {', '.join(differences)})" if differences else "another recipe"
 
 
+def newest_checkpoint_of(folder: Path, recipe: dict[str, Any]) -> Checkpoint | None:
+    """The newest complete checkpoint of `recipe` in `folder`, if any (what `latest` would resume); silent."""
+    mine = fingerprint(recipe)
+    return next((item for item in checkpoints(folder) if item.complete and item.fingerprint == mine), None)
+
+
 def choose_checkpoint(folder: Path, recipe: dict[str, Any], log=print) -> Path | None:
     """`--resume_from_checkpoint latest`: the newest complete checkpoint of this recipe; prints the choice.
 

@@ -35,10 +35,10 @@ from .run_folder import (
     RecipeFingerprint,
     check_new_run,
     check_resumable,
-    checkpoints,
     choose_checkpoint,
     describe_difference,
     finished_model_recipe,
+    newest_checkpoint_of,
     publish_model_folder,
     recover_interrupted_publish,
     staging_folder,
@@ -462,9 +462,7 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
                 f"{fold_dir} holds a finished model of {describe_difference(finished, recipe)}; choose another "
                 "--output_dir or pass --overwrite_output_dir to train this fold again"
             )
-        resumable = fold not in redo and any(
-            item.complete and item.fingerprint == fingerprint(recipe) for item in checkpoints(fold_dir)
-        )
+        resumable = fold not in redo and newest_checkpoint_of(fold_dir, recipe) is not None
         train(fold_setup.replace(resume_from_checkpoint="latest" if resumable else None))
         write_cross_validation_summary(root)
     summary = write_cross_validation_summary(root)
@@ -495,15 +493,14 @@ def _folds_taught_by_other_teachers(setup: TrainingSetup, root: Path) -> set[int
     for fold in setup.data.cv_folds:
         teachers = load_teachers(setup.training.teacher_models, fold, training_folds(fold), extractor)
         fold_dir = root / f"fold-{fold}"
-        recipe = _fold_setup(setup, root, fold).recipe()
-        metrics = fold_dir / "metrics.json"
         if finished_model_recipe(fold_dir) is not None:
-            changed = changed_teachers(json.loads(metrics.read_text()).get("teachers"), teachers)
+            recorded = json.loads((fold_dir / "metrics.json").read_text()).get("teachers")
             where = "its finished model"
         else:
-            mine = [item for item in checkpoints(fold_dir) if item.complete and item.fingerprint == fingerprint(recipe)]
-            recorded = (stored_recipe_state(mine[0].path) or {}).get("teachers") if mine else None
-            changed, where = changed_teachers(recorded, teachers), mine[0].path.name if mine else ""
+            newest = newest_checkpoint_of(fold_dir, _fold_setup(setup, root, fold).recipe())
+            recorded = (stored_recipe_state(newest.path) or {}).get("teachers") if newest else None
+            where = newest.path.name if newest else ""
+        changed = changed_teachers(recorded, teachers)
         if changed:
             stale[fold] = f"fold {fold} ({where}: {', '.join(changed)})"
     if stale and not setup.training.overwrite_output_dir:
