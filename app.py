@@ -6,7 +6,7 @@ the example clips are in `examples/`. `python app.py --help` lists the serving o
 
 import sys
 
-from esc50_hf.demo import main
+from esc50_hf.serving.server import main
 
 if __name__ == "__main__":
     sys.exit(main())  # the checkout's models/esc50-mel-cnn and examples/ (esc50_hf/paths.py)

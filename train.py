@@ -10,12 +10,12 @@ override them. `python train.py --help` lists them all. `--cv` runs 5-fold cross
 trains from it where the audio is not (e.g. a GPU machine).
 """
 
-from esc50_hf.train_config import parse_args
+from esc50_hf.training.arguments import parse_args
 
 
 def main() -> None:
     setup = parse_args()
-    from esc50_hf.training import cross_validate, export_features, train
+    from esc50_hf.training.trainer import cross_validate, export_features, train
 
     if setup.export_features:
         export_features(setup)

@@ -34,8 +34,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from esc50_hf.demo import app_subprocess  # noqa: E402
 from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
+from tests.app_server import app_subprocess  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         wait = 2 * args.keep_uploads + 5
         time.sleep(wait)
         later_mb, later_files = folder_mb(uploads)
-    from esc50_hf.demo import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE
+    from esc50_hf.serving.server import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE
 
     result = {
         "preliminary": args.preliminary,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from esc50_hf.data import TEST_FOLD
+from esc50_hf.data.esc50 import TEST_FOLD
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT_KEYS = ("train_folds", "validation_fold")  # a candidate's recipe on another split is still its recipe
@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_run(folder: Path) -> dict[str, Any]:
-    from esc50_hf.data import training_folds
-    from esc50_hf.train_config import read_config_file
+    from esc50_hf.data.esc50 import training_folds
+    from esc50_hf.training.arguments import read_config_file
 
     for name in ("metrics.json", "training_config.json", "config.json"):
         if not (folder / name).is_file():
@@ -93,9 +93,9 @@ def device(hardware: str | None) -> str:
 
 def network_cost(folder: Path) -> dict[str, float]:
     """Parameters and forward GFLOPs of the folder's network on one 5-s clip (weights not needed)."""
-    from esc50_hf.configuration_esc50_cnn import Esc50CnnConfig
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+    from esc50_hf.model.configuration_esc50_cnn import Esc50CnnConfig
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 
     config = Esc50CnnConfig.from_pretrained(folder)
     frames = Esc50FeatureExtractor.from_pretrained(folder).num_frames
@@ -156,7 +156,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """A candidate's runs on different splits or devices are one recipe (but for the split and seed)."""
-    from esc50_hf.train_config import recipe_differences
+    from esc50_hf.training.arguments import recipe_differences
 
     first: dict[str, dict[str, Any]] = {}
     for (candidate, *_), members in groups.items():
@@ -172,7 +172,7 @@ def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> Non
 
 def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """At most one recipe meets the test fold, and it is one of the candidates compared without it."""
-    from esc50_hf.train_config import recipe_differences
+    from esc50_hf.training.arguments import recipe_differences
 
     tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
     if len(tested) > 1:
@@ -231,7 +231,7 @@ def plot_inner_folds(selection: list[dict[str, Any]], path: Path) -> bool:
     means = sorted(inner_fold_means(selection), key=lambda row: row["accuracy"]["mean"])
     if not means:
         return False
-    from esc50_hf.reporting import plt
+    from esc50_hf.training.reports import plt
 
     per_fold: dict[int, list[tuple[int, float]]] = {}  # fold -> (candidate's position, its mean over seeds there)
     for position, mean in enumerate(means):
@@ -265,7 +265,7 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
     (train_folds, validation_fold, run_device), rows = max(splits.items(), key=lambda item: len(item[1]))
     if len(rows) < 2:
         return False
-    from esc50_hf.reporting import plt
+    from esc50_hf.training.reports import plt
 
     rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"] or 0, len(row.get("teachers", []))))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.2))
@@ -285,7 +285,7 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
 
 
 def _save_plot(figure: Any, axes: Any, path: Path) -> None:
-    from esc50_hf.reporting import plt, save_compact_png
+    from esc50_hf.training.reports import plt, save_compact_png
 
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8)

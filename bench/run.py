@@ -178,7 +178,7 @@ def measure_pipeline(model_dir: str, paths: list[str], options: dict[str, Any]) 
 def _make_backend(kind: str, model_dir: str, onnx_files: dict[str, str], threads: int) -> Callable:
     import torch
 
-    from esc50_hf.backends import load_backend
+    from esc50_hf.inference.backends import load_backend
 
     torch.set_num_threads(threads)  # the log-mel front end runs in torch whatever the backend
     if kind == "torch":
@@ -190,8 +190,8 @@ def measure_backend(
     kind: str, model_dir: str, onnx_files: dict[str, str], paths: list[str], options: dict[str, Any]
 ) -> dict[str, Any]:
     """Per-clip latency and batch throughput at each thread count, fold logits, peak RSS (in its own process)."""
-    from esc50_hf.audio_io import load_audio
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.audio_io import load_audio
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
 
     extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
     rate = extractor.sampling_rate
@@ -218,7 +218,7 @@ def _batch_pass(
     backend: Callable, extractor: Any, paths: list[str], batch_size: int, desc: str
 ) -> tuple[float, np.ndarray]:
     """Decode -> features -> model on the whole list in batches; returns (seconds, logits)."""
-    from esc50_hf.audio_io import load_audio
+    from esc50_hf.model.audio_io import load_audio
 
     logits, start = [], time.perf_counter()
     for first in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", leave=False):
@@ -230,7 +230,7 @@ def _batch_pass(
 
 def parity_and_accuracy(results: dict[str, Any], labels: np.ndarray) -> dict[str, Any]:
     """Fold accuracy per backend; top-1 agreement and max |logit difference| of each backend against torch."""
-    from esc50_hf.metrics import classification_metrics
+    from esc50_hf.evaluation.metrics import classification_metrics
 
     logits = {kind: np.asarray(result.pop("logits")) for kind, result in results.items()}
     report: dict[str, Any] = {"clips": len(labels)}
@@ -252,8 +252,8 @@ def measure_ast(paths: list[str], options: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
-    from esc50_hf.audio_io import load_audio
-    from esc50_hf.labels import NUM_LABELS
+    from esc50_hf.model.audio_io import load_audio
+    from esc50_hf.model.labels import NUM_LABELS
 
     rss_after_imports = peak_rss_mb()
     torch.manual_seed(0)
@@ -284,8 +284,8 @@ def measure_training(config_path: str, train_clips: int, steps: int) -> dict[str
     """
     import torch
 
-    from esc50_hf.train_config import parse_args
-    from esc50_hf.training import build_feature_extractor, build_model
+    from esc50_hf.training.arguments import parse_args
+    from esc50_hf.training.trainer import build_feature_extractor, build_model
 
     setup = parse_args(["--config", config_path, "--report_to", "none"])
     config = setup.training
@@ -339,7 +339,7 @@ def fold_clips(data_dir: str | None, fold: int, limit: int | None) -> tuple[list
     """Paths and labels of the fold's clips (at most `limit`), and the training split (for calibration)."""
     from datasets import Audio
 
-    from esc50_hf.data import load_esc50, split_folds
+    from esc50_hf.data.esc50 import load_esc50, split_folds
 
     splits = split_folds(load_esc50(data_dir), fold)
     clips = splits["validation"]
@@ -351,9 +351,9 @@ def fold_clips(data_dir: str | None, fold: int, limit: int | None) -> tuple[list
 
 def onnx_files(model_dir: Path, train_split: Any, calibration_clips: int) -> dict[str, str]:
     """`model.onnx` / `model.int8.onnx` from the model folder, else exported once into bench/.cache/."""
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.onnx_backend import INT8_FILE, ONNX_FILE
-    from esc50_hf.onnx_export import calibration_features, export_onnx, quantize_int8
+    from esc50_hf.inference.onnx_backend import INT8_FILE, ONNX_FILE
+    from esc50_hf.inference.onnx_export import calibration_features, export_onnx, quantize_int8
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
 
     weights = model_dir / "model.safetensors"
     stamp = f"{weights.resolve()}:{weights.stat().st_mtime_ns}:{weights.stat().st_size}:{calibration_clips}"
@@ -426,7 +426,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += [
         f"Run {results['date']} with `python bench/run.py {' '.join(settings['argv'])}`.",
         f"Model `{settings['model']}`; ESC-50 fold {settings['fold']}, {settings['clips']} clips. "
-        "Latency is per 5-s clip, one clip at a time, from the WAV path: decode (`esc50_hf.audio_io.load_audio`) "
+        "Latency is per 5-s clip, one clip at a time, from the WAV path: decode (`esc50_hf.model.audio_io.load_audio`) "
         "-> log-mel (`Esc50FeatureExtractor`) -> network. Raw numbers: `results.json`.",
         "",
     ]

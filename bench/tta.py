@@ -37,8 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def fold_features(model_dir: str, data_dir: str | None, fold: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised log-mels `(clips, mels, frames)` of the fold, through the model's own feature extractor."""
-    from esc50_hf.data import load_esc50, split_folds
-    from esc50_hf.feature_cache import decoded_mono
+    from esc50_hf.data.esc50 import load_esc50, split_folds
+    from esc50_hf.data.features import decoded_mono
 
     extractor = AutoFeatureExtractor.from_pretrained(model_dir)
     clips = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold)["validation"]
@@ -73,7 +73,7 @@ def averaged_predictions(model: torch.nn.Module, views: list[torch.Tensor], batc
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import esc50_hf  # noqa: F401  (registers the model with the Auto classes)
-    from esc50_hf.metrics import classification_metrics
+    from esc50_hf.evaluation.metrics import classification_metrics
 
     model = AutoModelForAudioClassification.from_pretrained(args.model).eval()
     features, labels = fold_features(args.model, args.data_dir, args.fold)

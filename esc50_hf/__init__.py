@@ -12,19 +12,19 @@ from typing import Any
 
 from .auto_registration import install as _install_auto_registration
 from .auto_registration import register_auto_classes
-from .labels import CLIP_SECONDS, ESC50_LABELS, ID2LABEL, LABEL2ID, NUM_LABELS, SAMPLING_RATE
+from .model.labels import CLIP_SECONDS, ESC50_LABELS, ID2LABEL, LABEL2ID, NUM_LABELS, SAMPLING_RATE
 
 __version__ = "0.1.0"
 
 # Public names loaded on first access (PEP 562), from the submodule that defines them.
 _LAZY = {
-    "Esc50CnnConfig": "configuration_esc50_cnn",
-    "Esc50CnnForAudioClassification": "modeling_esc50_cnn",
-    "Esc50FeatureExtractor": "feature_extraction_esc50",
-    "Esc50DataError": "data",
-    "download_esc50": "data",
-    "load_esc50": "data",
-    "split_folds": "data",
+    "Esc50CnnConfig": "model.configuration_esc50_cnn",
+    "Esc50CnnForAudioClassification": "model.modeling_esc50_cnn",
+    "Esc50FeatureExtractor": "model.feature_extraction_esc50",
+    "Esc50DataError": "data.esc50",
+    "download_esc50": "data.esc50",
+    "load_esc50": "data.esc50",
+    "split_folds": "data.esc50",
 }
 _MODEL_CLASSES = ("Esc50CnnConfig", "Esc50CnnForAudioClassification", "Esc50FeatureExtractor")
 
@@ -55,7 +55,7 @@ def audio_pipeline(model, **kwargs):
     """
     from transformers import pipeline
 
-    from .pipeline_esc50 import Esc50AudioClassificationPipeline
+    from .model.pipeline_esc50 import Esc50AudioClassificationPipeline
 
     return pipeline("audio-classification", model=model, pipeline_class=Esc50AudioClassificationPipeline, **kwargs)
 

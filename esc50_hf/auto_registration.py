@@ -27,9 +27,9 @@ def register_auto_classes() -> None:
     try:
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
-        from .configuration_esc50_cnn import Esc50CnnConfig
-        from .feature_extraction_esc50 import Esc50FeatureExtractor
-        from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+        from .model.configuration_esc50_cnn import Esc50CnnConfig
+        from .model.feature_extraction_esc50 import Esc50FeatureExtractor
+        from .model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 
         AutoConfig.register(Esc50CnnConfig.model_type, Esc50CnnConfig, exist_ok=True)
         AutoFeatureExtractor.register(Esc50CnnConfig, Esc50FeatureExtractor, exist_ok=True)

@@ -5,8 +5,10 @@ Standard library only, so that scripts (the benchmarks) can read it without impo
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"  # the Jinja templates of the model card and the dataset card (package data)
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "esc50-mel-cnn"  # the shipped model; the app, CLI and benchmarks' default
 EXAMPLES_DIR = REPO_ROOT / "examples"  # real ESC-50 fold-5 clips for the demo, with their attribution.csv
 
-__all__ = ["DEFAULT_MODEL_DIR", "EXAMPLES_DIR", "REPO_ROOT"]
+__all__ = ["DEFAULT_MODEL_DIR", "EXAMPLES_DIR", "PACKAGE_DIR", "REPO_ROOT", "TEMPLATES_DIR"]

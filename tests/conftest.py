@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from esc50_hf.labels import ESC50_LABELS  # noqa: E402
+from esc50_hf.model.labels import ESC50_LABELS  # noqa: E402
 
 FIXTURE_RATE = 44100  # the official release's rate, unlike the model's 22050 Hz
 FIXTURE_SECONDS = 1.0

@@ -18,9 +18,12 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from esc50_hf.demo import NO_AUDIO_MESSAGE, URL_INPUT_MESSAGE, app_subprocess, main
-from esc50_hf.inference import SoundClassifier
+from esc50_hf.inference.classifier import SoundClassifier
+from esc50_hf.serving.app import NO_AUDIO_MESSAGE
+from esc50_hf.serving.server import main
+from esc50_hf.serving.uploads import URL_INPUT_MESSAGE
 
+from .app_server import app_subprocess
 from .conftest import synthetic_clip
 
 pytestmark = pytest.mark.slow
@@ -301,7 +304,7 @@ def test_url_downloads_are_refused_for_any_component():
 
     import gradio as gr
 
-    from esc50_hf.demo import refuse_url_downloads
+    from esc50_hf.serving.uploads import refuse_url_downloads
 
     refuse_url_downloads()
     for component in (gr.Audio(type="filepath"), gr.File()):
@@ -388,7 +391,7 @@ def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
     import os
     import time
 
-    from esc50_hf.demo import UploadJanitor
+    from esc50_hf.serving.uploads import UploadJanitor
 
     now = time.time()
     for index in range(10):  # 10 uploads of 100 kB, one a second, the newest 2 s old
@@ -409,7 +412,7 @@ def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
 
 def test_importing_the_demo_writes_nothing_into_the_package():
     """Gradio writes a `.pyi` beside the module of any `Component` subclass: the demo defines none."""
-    import esc50_hf.demo
+    import esc50_hf.serving.app
 
-    package = Path(esc50_hf.demo.__file__).parent
+    package = Path(esc50_hf.serving.app.__file__).parent
     assert not list(package.glob("*.pyi"))

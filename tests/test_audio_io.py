@@ -1,4 +1,4 @@
-"""`esc50_hf.audio_io.load_audio`: every input kind gives the same waveform; every bad input its own message."""
+"""`esc50_hf.model.audio_io.load_audio`: every input kind gives the same waveform; every bad input its own message."""
 
 import subprocess
 
@@ -8,8 +8,8 @@ import soundfile as sf
 import torch
 
 from esc50_hf import SAMPLING_RATE
-from esc50_hf.audio_io import AudioInputError, AudioLimits, load_audio
-from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+from esc50_hf.model.audio_io import AudioInputError, AudioLimits, load_audio
+from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
 
 from .conftest import synthetic_clip
 
@@ -194,7 +194,7 @@ def test_too_many_channels_in_a_header_are_refused_before_decoding(tmp_path):
 
 @pytest.mark.parametrize(("orig", "new"), [(44100, 22050), (96000, 22050), (8000, 22050), (48000, 16000)])
 def test_streaming_resampler_equals_one_call_on_the_whole_signal(orig, new):
-    from esc50_hf.audio_io import StreamingResampler, resampler
+    from esc50_hf.model.audio_io import StreamingResampler, resampler
 
     signal = np.random.default_rng(orig).standard_normal(2 * orig + 77).astype(np.float32)
     whole = resampler(orig, new)(torch.from_numpy(signal)).numpy()
@@ -208,7 +208,7 @@ def test_streaming_resampler_equals_one_call_on_the_whole_signal(orig, new):
 
 def test_blocks_equal_the_whole_decode(tmp_path, monkeypatch):
     """Decoding in small blocks (many block boundaries) gives the samples of one big block."""
-    import esc50_hf.audio_io as audio_io
+    import esc50_hf.model.audio_io as audio_io
 
     path = tmp_path / "stereo48k.flac"
     samples = synthetic_clip(target=12, seed=9, rate=48000, seconds=3.0)

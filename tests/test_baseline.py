@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from esc50_hf.baseline import FEATURE_NAMES, clip_features
 from esc50_hf.cli import main
-from esc50_hf.labels import NUM_LABELS, SAMPLING_RATE
+from esc50_hf.evaluation.baseline import FEATURE_NAMES, clip_features
+from esc50_hf.model.labels import NUM_LABELS, SAMPLING_RATE
 
 from .conftest import synthetic_clip
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from esc50_hf.batch_predict import read_shards
 from esc50_hf.cli import main
-from esc50_hf.windows import WindowPrediction, events_from_windows
+from esc50_hf.inference.batch import read_shards
+from esc50_hf.model.windows import WindowPrediction, events_from_windows
 
 from .conftest import synthetic_clip
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from esc50_hf.cli import main
-from esc50_hf.inference import SoundClassifier
+from esc50_hf.inference.classifier import SoundClassifier
 
 from .conftest import synthetic_clip
 

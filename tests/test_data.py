@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from datasets import Audio, ClassLabel
 
-import esc50_hf.data as data_module
+import esc50_hf.data.esc50 as data_module
 from esc50_hf import ESC50_LABELS, Esc50DataError, download_esc50, load_esc50, split_folds
 
 

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from esc50_hf import ESC50_LABELS
-from esc50_hf.metrics import load_metric
+from esc50_hf.evaluation.metrics import load_metric
 
 from .test_shipped_model import SHIPPED
 

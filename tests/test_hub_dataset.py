@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import DatasetCard
 
 from esc50_hf import ESC50_LABELS, Esc50DataError, load_esc50
-from esc50_hf.data import ESC50_CITATION, ESC50_LICENSE
+from esc50_hf.data.esc50 import ESC50_CITATION, ESC50_LICENSE
 
 from .local_hub import TOKEN, LocalHub
 
@@ -152,7 +152,7 @@ def test_push_to_hub_publishes_a_dataset_that_loads_by_its_id(esc50_dir, tmp_pat
 def test_training_feature_cache_reads_the_parquet_folder(parquet_dir, esc50_dir, tmp_path):
     """train.py's `--data_dir` may be the parquet folder: the cache keys embedded clips by their bytes."""
     from esc50_hf import Esc50FeatureExtractor
-    from esc50_hf.feature_cache import cached_log_mels
+    from esc50_hf.data.features import cached_log_mels
 
     extractor = Esc50FeatureExtractor(num_mel_bins=32)
     from_parquet = cached_log_mels(load_esc50(parquet_dir).select(range(4)), extractor, tmp_path, workers=0)

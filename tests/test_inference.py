@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from esc50_hf import ESC50_LABELS, SAMPLING_RATE
-from esc50_hf.audio_io import AudioInputError
-from esc50_hf.inference import SoundClassifier, iter_windows, window_starts
+from esc50_hf.inference.classifier import SoundClassifier, iter_windows, window_starts
+from esc50_hf.model.audio_io import AudioInputError
 
 from .conftest import synthetic_clip
 
@@ -126,7 +126,7 @@ def test_onnx_backend_gives_the_same_prediction(saved_model_dir, classifier, tmp
     """The backend name is passed through: ONNX Runtime on the exported graph, same windows and scores."""
     import shutil
 
-    from esc50_hf.onnx_export import export_onnx
+    from esc50_hf.inference.onnx_export import export_onnx
 
     folder = shutil.copytree(saved_model_dir, tmp_path / "model")
     export_onnx(folder)

@@ -8,10 +8,10 @@ import onnx
 import pytest
 
 from esc50_hf import Esc50FeatureExtractor, load_esc50
-from esc50_hf.backends import TorchBackend, load_backend
 from esc50_hf.cli import main
-from esc50_hf.onnx_backend import INT8_FILE, ONNX_FILE, OnnxBackend
-from esc50_hf.onnx_export import PARITY_TOLERANCE, feature_batches, parity_error
+from esc50_hf.inference.backends import TorchBackend, load_backend
+from esc50_hf.inference.onnx_backend import INT8_FILE, ONNX_FILE, OnnxBackend
+from esc50_hf.inference.onnx_export import PARITY_TOLERANCE, feature_batches, parity_error
 
 
 @pytest.fixture(scope="module")

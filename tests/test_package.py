@@ -42,7 +42,10 @@ def test_console_script_lists_every_subcommand():
         assert command in completed.stdout
 
 
-def test_wheel_carries_the_metric_modules_and_the_model_card_template(tmp_path):
+TEMPLATES = ("model_card.md", "dataset_card.md")
+
+
+def test_wheel_carries_the_metric_modules_and_the_card_templates(tmp_path):
     """Outside a checkout, training still needs the `evaluate` metric scripts and the card template."""
     repo = Path(__file__).resolve().parents[1]
     build = [sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps", "--no-build-isolation", "-q"]
@@ -50,9 +53,9 @@ def test_wheel_carries_the_metric_modules_and_the_model_card_template(tmp_path):
     (wheel,) = tmp_path.glob("esc50_hf-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        template = archive.read("esc50_hf/model_card.md").decode()
-    assert {"esc50_hf/metrics/accuracy/accuracy.py", "esc50_hf/metrics/f1/f1.py"} <= names
-    assert template == (repo / "model_card.md").read_text()  # the file itself, not a dangling link
+        templates = {name: archive.read(f"esc50_hf/templates/{name}").decode() for name in TEMPLATES}
+    assert {"esc50_hf/evaluation/metrics/accuracy/accuracy.py", "esc50_hf/evaluation/metrics/f1/f1.py"} <= names
+    assert templates == {name: (repo / "esc50_hf" / "templates" / name).read_text() for name in TEMPLATES}
 
 
 LIGHT_IMPORT = """
@@ -88,7 +91,7 @@ def test_import_and_cli_parser_load_no_heavy_library():
     [
         "import esc50_hf",  # before transformers: registered once transformers' model code has loaded
         "import transformers.modeling_utils; import esc50_hf",  # after: registered at once
-        "from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification",  # a submodule directly
+        "from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification",  # a submodule directly
     ],
 )
 def test_import_registers_the_auto_classes(saved_model_dir, tmp_path, first):
@@ -102,4 +105,4 @@ def test_import_registers_the_auto_classes(saved_model_dir, tmp_path, first):
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     modules, count = completed.stdout.strip().splitlines()[-2:]
-    assert modules == "esc50_hf.modeling_esc50_cnn esc50_hf.feature_extraction_esc50" and count == "3"
+    assert modules == "esc50_hf.model.modeling_esc50_cnn esc50_hf.model.feature_extraction_esc50" and count == "3"

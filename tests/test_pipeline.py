@@ -16,8 +16,8 @@ import torch
 from transformers import pipeline
 
 from esc50_hf import ESC50_LABELS, SAMPLING_RATE, audio_pipeline
-from esc50_hf.audio_io import AudioInputError
-from esc50_hf.inference import SoundClassifier
+from esc50_hf.inference.classifier import SoundClassifier
+from esc50_hf.model.audio_io import AudioInputError
 
 from .conftest import synthetic_clip
 

@@ -15,8 +15,9 @@ import pytest
 import requests
 import soundfile as sf
 
-from esc50_hf.demo import app_subprocess
-from esc50_hf.inference import DEFAULT_MODEL_DIR, SoundClassifier
+from esc50_hf.inference.classifier import DEFAULT_MODEL_DIR, SoundClassifier
+
+from .app_server import app_subprocess
 
 pytestmark = pytest.mark.slow
 

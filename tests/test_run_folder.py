@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from esc50_hf.run_folder import (
+from esc50_hf.training.arguments import fingerprint
+from esc50_hf.training.run_folder import (
     OutputFolderError,
     RecipeFingerprint,
     check_new_run,
@@ -16,7 +17,6 @@ from esc50_hf.run_folder import (
     recover_interrupted_publish,
     staging_folder,
 )
-from esc50_hf.train_config import fingerprint
 
 RECIPE = {"learning_rate": 0.002, "seed": 42, "output_dir": "here"}
 OTHER = {**RECIPE, "seed": 8}

@@ -16,21 +16,14 @@ from .conftest import synthetic_clip
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "esc50-mel-cnn"
-CODE_FILES = (
-    "configuration_esc50_cnn.py",
-    "modeling_esc50_cnn.py",
-    "feature_extraction_esc50.py",
-    "labels.py",
-    "pipeline_esc50.py",
-    "audio_io.py",
-    "windows.py",
-)
+MODEL_CODE = Path(esc50_hf.__file__).parent / "model"  # exactly the code that ships in a model folder
+CODE_FILES = tuple(sorted(path.name for path in MODEL_CODE.glob("*.py") if path.name != "__init__.py"))
 
 
 @pytest.mark.parametrize("name", CODE_FILES)
 def test_shipped_code_is_the_package_code(name):
     """The folder's remote code (used with trust_remote_code) must match the package; re-save it if not."""
-    assert (SHIPPED / name).read_text() == (Path(esc50_hf.__file__).parent / name).read_text()
+    assert (SHIPPED / name).read_text() == (MODEL_CODE / name).read_text()
 
 
 def test_shipped_folder_is_small_and_complete():
@@ -49,8 +42,19 @@ def test_shipped_card_states_the_shipped_metrics():
     assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
 
 
-def test_shipped_code_files_are_all_checked():
+def test_shipped_code_files_are_the_model_package():
+    """Every module of `esc50_hf/model/` ships, and nothing else: the package's layer is the folder's code."""
     assert {path.name for path in SHIPPED.glob("*.py")} == set(CODE_FILES)
+    assert len(CODE_FILES) == 7
+
+
+def test_a_saved_model_carries_exactly_the_model_package(tmp_path):
+    """`save_pretrained` (config, model, feature extractor, pipeline) writes every module of `esc50_hf/model/`."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    AutoModelForAudioClassification.from_pretrained(SHIPPED).save_pretrained(tmp_path)
+    AutoFeatureExtractor.from_pretrained(SHIPPED).save_pretrained(tmp_path)
+    assert {path.name for path in tmp_path.glob("*.py")} == set(CODE_FILES)
 
 
 def test_shipped_folder_loads_with_its_own_code_alone(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from esc50_hf.augmentation import Mixup, PitchShift, TimeMasking, TimeRoll
-from esc50_hf.train_config import (
+from esc50_hf.data.augmentation import Mixup, PitchShift, TimeMasking, TimeRoll
+from esc50_hf.training.arguments import (
     AugmentationArguments,
     TrainingSetup,
     fingerprint,
@@ -151,9 +151,9 @@ def test_only_waveform_parameters_decide_the_cached_variants():
 
 
 def test_feature_cache_is_reused_across_spectrogram_settings_only(esc50_dir, tmp_path):
-    from esc50_hf.data import load_esc50
-    from esc50_hf.feature_cache import cached_log_mels
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.data.esc50 import load_esc50
+    from esc50_hf.data.features import cached_log_mels
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
 
     clips = load_esc50(esc50_dir).select(range(3))
     extractor = Esc50FeatureExtractor(num_mel_bins=16)
@@ -194,7 +194,7 @@ def test_train_folds_default_to_every_fold_but_the_validation_one():
 
 def test_every_feature_and_model_option_reaches_the_saved_configs():
     """Each ModelArguments field lands in preprocessor_config.json or config.json with the value given."""
-    from esc50_hf.training import build_feature_extractor, build_model
+    from esc50_hf.training.trainer import build_feature_extractor, build_model
 
     flags = ["--stem_channels", "0", "--block_channels", "8", "16", "--dropout", "0.2", "--label_smoothing", "0.05"]
     flags += ["--num_mel_bins", "40", "--n_fft", "512", "--hop_length", "256", "--f_min", "20", "--f_max", "8000"]

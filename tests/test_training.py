@@ -14,7 +14,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from esc50_hf.train_config import parse_args
+from esc50_hf.training.arguments import parse_args
 
 from .local_hub import TOKEN, LocalHub
 
@@ -119,7 +119,7 @@ def test_model_card_carries_the_measured_results(smoke_run):
 
 def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
     from esc50_hf.cli import main
-    from esc50_hf.training import summarize_cross_validation
+    from esc50_hf.training.trainer import summarize_cross_validation
 
     folder = tmp_path / "model"
     shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache"))
@@ -256,7 +256,7 @@ def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_p
 
 
 def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, tmp_path):
-    from esc50_hf.training import cross_validate
+    from esc50_hf.training.trainer import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none")
     partial = cross_validate(setup.replace(cv_folds=[2]))
@@ -279,7 +279,7 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
 
 
 def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
-    from esc50_hf.training import cross_validate
+    from esc50_hf.training.trainer import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, report_to="none", cv_folds=3)
     cross_validate(setup)
@@ -300,7 +300,7 @@ def test_each_process_gets_its_share_of_cores(monkeypatch):
     """`accelerate launch` sets OMP_NUM_THREADS=1 for one CPU process; training uses every core anyway."""
     import torch
 
-    from esc50_hf.training import _set_torch_threads
+    from esc50_hf.training.trainer import _set_torch_threads
 
     before = torch.get_num_threads()
     try:
@@ -365,8 +365,8 @@ def test_resume_latest_skips_checkpoints_of_another_recipe(esc50_dir, smoke_run,
 
 def test_a_crash_while_publishing_never_leaves_a_mixed_folder(esc50_dir, smoke_run, tmp_path, monkeypatch):
     """`cp -a run-a run-f`, train `--seed 8`, kill right after the final weights are written."""
-    from esc50_hf import training
-    from esc50_hf.run_folder import finished_model_recipe, staging_folder
+    from esc50_hf.training import trainer as training
+    from esc50_hf.training.run_folder import finished_model_recipe, staging_folder
 
     folder = tmp_path / "run-f"
     shutil.copytree(smoke_run, folder)
@@ -409,8 +409,8 @@ def test_a_partial_checkpoint_falls_back_to_the_previous_complete_one(esc50_dir,
 
 
 def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tmp_path):
-    from esc50_hf.run_folder import OutputFolderError
-    from esc50_hf.training import cross_validate
+    from esc50_hf.training.run_folder import OutputFolderError
+    from esc50_hf.training.trainer import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none", cv_folds=4)
     cross_validate(setup)
@@ -445,7 +445,7 @@ def test_the_saved_model_is_the_moving_average_of_the_weights(smoke_run):
 def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
     from transformers import TrainerControl, TrainerState
 
-    from esc50_hf.training import WeightAverage
+    from esc50_hf.training.trainer import WeightAverage
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     args, control = type("Args", (), {"output_dir": str(tmp_path), "should_save": True})(), TrainerControl()
@@ -492,8 +492,8 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
 
 
 def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
-    from esc50_hf.data import load_esc50
-    from esc50_hf.training import build_feature_extractor, prepare_features
+    from esc50_hf.data.esc50 import load_esc50
+    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
 
     setup = parse_args([
         "--config", str(SMOKE), "--data_dir", str(esc50_dir), "--output_dir", str(tmp_path / "model"),
@@ -507,7 +507,7 @@ def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
     assert validation_labels.tolist() == [row["label"] for row in dataset if row["fold"] == 2]
     assert set(features.validation_audio["fold"]) == {2} and len(validation_mels) == len(features.validation_audio)
     with pytest.raises(ValueError, match="--cv trains each fold on all the other folds"):
-        from esc50_hf.training import cross_validate
+        from esc50_hf.training.trainer import cross_validate
 
         cross_validate(setup)
 
@@ -527,8 +527,8 @@ def feature_file(esc50_dir, smoke_run, tmp_path_factory) -> Path:
 
 
 def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_file, smoke_run, esc50_dir):
-    from esc50_hf.data import load_esc50
-    from esc50_hf.feature_cache import read_feature_file
+    from esc50_hf.data.esc50 import load_esc50
+    from esc50_hf.data.features import read_feature_file
 
     stored = read_feature_file(feature_file)
     cached = torch.load(next((smoke_run / "feature_cache").glob("esc50-*.pt")))
@@ -543,10 +543,10 @@ def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_fil
 
 def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature_file, smoke_run, tmp_path):
     """Same recipe, same seed: the same weights as the run that read the audio, and the score of those weights."""
-    from esc50_hf.evaluation import predict_feature_logits
-    from esc50_hf.feature_cache import read_feature_file
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+    from esc50_hf.data.features import read_feature_file
+    from esc50_hf.evaluation.scoring import predict_feature_logits
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 
     output = tmp_path / "model"
     nowhere = tmp_path / "no-audio-here"
@@ -569,7 +569,7 @@ def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature
 
 
 def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path, capsys):
-    from esc50_hf.training import build_feature_extractor, prepare_features
+    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
 
     def prepare(**options):
         setup = smoke_setup(features_file=feature_file, output_dir=tmp_path / "model", **options)
@@ -599,8 +599,8 @@ def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_r
 
 
 def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path):
-    from esc50_hf.feature_cache import read_feature_file, write_feature_file
-    from esc50_hf.training import build_feature_extractor, prepare_features
+    from esc50_hf.data.features import read_feature_file, write_feature_file
+    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
 
     stored, setup = read_feature_file(feature_file), smoke_setup(output_dir=tmp_path / "model")
     extractor = build_feature_extractor(setup.model)
@@ -691,7 +691,7 @@ def test_distillation_options_are_checked():
 
 def test_a_recipe_without_teachers_records_no_distillation_options():
     """So its fingerprint is the one it had before distillation existed: old checkpoints still resume."""
-    from esc50_hf.train_config import DISTILLATION_KEYS, fingerprint
+    from esc50_hf.training.arguments import DISTILLATION_KEYS, fingerprint
 
     assert not set(DISTILLATION_KEYS) & set(smoke_setup().recipe())
     shipped = REPO / "models" / "esc50-mel-cnn" / "training_config.json"  # recorded before distillation existed
@@ -705,7 +705,7 @@ def test_a_recipe_without_teachers_records_no_distillation_options():
 
 
 def test_distillation_loss_is_zero_for_the_teachers_own_predictions():
-    from esc50_hf.distillation import distillation_loss
+    from esc50_hf.training.distillation import distillation_loss
 
     torch.manual_seed(0)
     logits = torch.randn(4, 50)
@@ -720,8 +720,8 @@ def test_distillation_loss_is_zero_for_the_teachers_own_predictions():
 
 
 def test_a_teacher_sees_the_features_with_its_own_normalization(smoke_run):
-    from esc50_hf.distillation import load_teachers
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.training.distillation import load_teachers
 
     student = Esc50FeatureExtractor.from_pretrained(smoke_run)
     (teacher,) = load_teachers([str(smoke_run)], 5, [1, 2, 3, 4], student)
@@ -733,8 +733,8 @@ def test_a_teacher_sees_the_features_with_its_own_normalization(smoke_run):
 
 
 def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_run, tmp_path):
-    from esc50_hf.distillation import TeacherError, load_teachers
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.training.distillation import TeacherError, load_teachers
 
     shutil.copytree(smoke_run, tmp_path / "teacher-4", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     student = Esc50FeatureExtractor.from_pretrained(smoke_run)
@@ -757,8 +757,8 @@ def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_
 
 
 def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir, smoke_run, tmp_path):
-    from esc50_hf.distillation import TeacherError
-    from esc50_hf.training import cross_validate
+    from esc50_hf.training.distillation import TeacherError
+    from esc50_hf.training.trainer import cross_validate
 
     shutil.copytree(smoke_run, tmp_path / "teacher-5", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     pattern = str(tmp_path / "teacher-{validation_fold}")  # fold 5's teacher exists, fold 1's does not
@@ -773,8 +773,8 @@ def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc
     training, naming the fold; with --overwrite_output_dir that fold trains again with the teacher as it is now."""
     from safetensors.torch import load_file, save_file
 
-    from esc50_hf.distillation import TeacherError
-    from esc50_hf.training import cross_validate
+    from esc50_hf.training.distillation import TeacherError
+    from esc50_hf.training.trainer import cross_validate
 
     teacher = tmp_path / "teacher-5"
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
@@ -802,9 +802,9 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     on other losses than the same recipe without one."""
     from safetensors.torch import load_file, save_file
 
-    from esc50_hf.distillation import TeacherError, check_resumed_teachers, load_teachers
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.train_config import fingerprint
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.training.arguments import fingerprint
+    from esc50_hf.training.distillation import TeacherError, check_resumed_teachers, load_teachers
 
     teacher = tmp_path / "teacher"
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
@@ -845,9 +845,9 @@ def test_teachers_run_in_the_students_precision(smoke_run, tmp_path):
     """Under --bf16 accelerate autocasts the student's forward; the teachers' forward passes are autocast too."""
     from transformers import TrainingArguments
 
-    from esc50_hf.distillation import DistillationTrainer, load_teachers
-    from esc50_hf.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.modeling_esc50_cnn import Esc50CnnForAudioClassification
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+    from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification
+    from esc50_hf.training.distillation import DistillationTrainer, load_teachers
 
     extractor = Esc50FeatureExtractor.from_pretrained(smoke_run)
     teachers = load_teachers([str(smoke_run)], 5, [1, 2, 3, 4], extractor)

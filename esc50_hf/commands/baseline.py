@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..baseline import run_baseline
+    from ..evaluation.baseline import run_baseline
 
     scores = run_baseline(args.data_dir, args.fold, workers=args.workers, seed=args.seed)
     print(f"baseline on ESC-50 fold {args.fold}: {scores['num_clips']} clips ({scores['num_train_clips']} to train)")

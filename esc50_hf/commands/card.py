@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting import attach_companion_results, rerender_model_card
+    from ..training.reports import attach_companion_results, rerender_model_card
 
     folder = Path(args.model)
     if not (folder / "metrics.json").is_file():

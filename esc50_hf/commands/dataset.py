@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import DEFAULT_HUB_DATASET_ID, Esc50DataError
-    from ..hub import HubPublishError, check_can_push, push_folder
-    from ..hub_dataset import write_esc50_parquet
+    from ..data.esc50 import DEFAULT_HUB_DATASET_ID, Esc50DataError
+    from ..data.parquet import write_esc50_parquet
+    from ..publish import HubPublishError, check_can_push, push_folder
 
     try:
         if args.push_to_hub is not None:

@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ..data import load_esc50, split_folds
-    from ..evaluation import evaluate_model
+    from ..data.esc50 import load_esc50, split_folds
+    from ..evaluation.scoring import evaluate_model
 
     model = AutoModelForAudioClassification.from_pretrained(args.model)
     extractor = AutoFeatureExtractor.from_pretrained(args.model)

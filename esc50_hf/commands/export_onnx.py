@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..onnx_export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx, parity_error
+    from ..inference.onnx_export import DEFAULT_OPSET, PARITY_TOLERANCE, export_onnx, parity_error
 
     try:
         output = export_onnx(args.model, args.output, opset=args.opset or DEFAULT_OPSET, dynamo=args.dynamo)
@@ -48,16 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _input_shape(model_dir: str) -> tuple[int, int]:
-    from ..feature_extraction_esc50 import Esc50FeatureExtractor
+    from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 
     extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
     return extractor.num_mel_bins, extractor.num_frames
 
 
 def _write_int8(args: argparse.Namespace, onnx_path: Path) -> Path:
-    from ..data import load_esc50, split_folds
-    from ..feature_extraction_esc50 import Esc50FeatureExtractor
-    from ..onnx_export import calibration_features, quantize_int8
+    from ..data.esc50 import load_esc50, split_folds
+    from ..inference.onnx_export import calibration_features, quantize_int8
+    from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 
     extractor = Esc50FeatureExtractor.from_pretrained(args.model)
     train = split_folds(load_esc50(args.data_dir, extractor.sampling_rate), args.fold)["train"]

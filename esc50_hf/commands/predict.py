@@ -4,7 +4,7 @@ Without `--output`: one record per file (and per window with `--windows`, per so
 `--events`) on stdout as a table, JSON Lines or CSV, or an Audacity label track (`--format
 labels`); progress on stderr. With `--output FILE` (.jsonl, .csv, .parquet): one row per input in
 FILE, on one process or many (`accelerate launch [--multi_gpu] --num_processes N -m esc50_hf
-predict ...`), resumable (see `esc50_hf.batch_predict`). A file that cannot be read is reported on
+predict ...`), resumable (see `esc50_hf.inference.batch`). A file that cannot be read is reported on
 stderr (and with its error in FILE); the exit status is 1 if any input failed, 0 otherwise.
 
 With `--windows` the 10-minute and 128-MiB limits of uploads are lifted: local recordings of any
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from ..inference import Prediction
+    from ..inference.classifier import Prediction
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
-    from ..audio_io import AudioInputError, AudioLimits
-    from ..batch_predict import OUTPUT_FORMATS, Inputs, classify_to_file, label_track, progress_bar
-    from ..inference import ModelLoadError, SoundClassifier, resolve_model
-    from ..windows import events_from_windows
+    from ..inference.batch import OUTPUT_FORMATS, Inputs, classify_to_file, label_track, progress_bar
+    from ..inference.classifier import ModelLoadError, SoundClassifier, resolve_model
+    from ..model.audio_io import AudioInputError, AudioLimits
+    from ..model.windows import events_from_windows
 
     if args.top_k < 1 or args.batch_size < 1:
         print("error: --top-k and --batch-size must be at least 1", file=sys.stderr)

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import ModelLoadError, resolve_model
-    from ..space import write_space
+    from ..inference.classifier import ModelLoadError, resolve_model
+    from ..serving.space import write_space
 
     try:
         folder = write_space(args.output, resolve_model(args.model), overwrite=args.overwrite)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audio_io import AudioInputError
-from .windows import Prediction, events_from_windows
+from ..model.audio_io import AudioInputError
+from ..model.windows import Prediction, events_from_windows
 
 # Suffixes picked up inside folders; files named explicitly are tried whatever their suffix.
 AUDIO_SUFFIXES = frozenset(

@@ -13,7 +13,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Featu
 from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
 
-from .labels import ESC50_LABELS, SAMPLING_RATE
+from ..model.labels import ESC50_LABELS, SAMPLING_RATE
 
 ESC50_ARCHIVE_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 ESC50_HOMEPAGE = "https://github.com/karolpiczak/ESC-50"

@@ -30,7 +30,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 
-from .augmentation import (
+from ..data.augmentation import (
     AugmentationParameterError,
     FrequencyMasking,
     Gain,
@@ -44,9 +44,9 @@ from .augmentation import (
     TimeStretch,
     WaveformAugmentations,
 )
-from .configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
-from .data import DEFAULT_HUB_DATASET_ID, FOLDS, training_folds
-from .feature_extraction_esc50 import Esc50FeatureExtractor
+from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, training_folds
+from ..model.configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 
 
 def default_of(cls: type, name: str) -> Any:
@@ -232,9 +232,9 @@ class Esc50TrainingArguments(TrainingArguments):
             The final evaluation reports the last weights too (`metrics.json`, `last_weights`).
         teacher_models (`list[str]`, *optional*):
             Model folders or Hub ids of trained teachers: the student also learns their averaged predictions
-            (knowledge distillation, `esc50_hf.distillation`). Each must have trained on this run's training folds
-            only; `{validation_fold}` in a name is replaced by the run's validation fold (one teacher per fold
-            under `--cv`). Unset: no distillation, and the three distillation options are not recorded.
+            (knowledge distillation, `esc50_hf.training.distillation`). Each must have trained on this run's
+            training folds only; `{validation_fold}` in a name is replaced by the run's validation fold (one teacher
+            per fold under `--cv`). Unset: no distillation, and the three distillation options are not recorded.
         distillation_weight (`float`, *optional*, defaults to 0.5):
             Share of the distillation term in the training loss, in (0, 1]; the rest is the label loss.
         distillation_temperature (`float`, *optional*, defaults to 2.0):

@@ -14,9 +14,9 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .feature_cache import decoded_mono
-from .feature_extraction_esc50 import Esc50FeatureExtractor
-from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+from ..data.features import decoded_mono
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .onnx_backend import INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend
 
 # 18 is the oldest opset the torch.export-based exporter emits; the TorchScript one supports it too.

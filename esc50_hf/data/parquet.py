@@ -19,7 +19,9 @@ from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
-from .data import (
+from ..model.labels import ESC50_LABELS, SAMPLING_RATE
+from ..paths import TEMPLATES_DIR
+from .esc50 import (
     DEFAULT_HUB_DATASET_ID,
     ESC50_CITATION,
     ESC50_DESCRIPTION,
@@ -32,9 +34,8 @@ from .data import (
     metadata_columns,
     read_metadata,
 )
-from .labels import ESC50_LABELS, SAMPLING_RATE
 
-DATASET_CARD_TEMPLATE = Path(__file__).resolve().parent / "dataset_card.md"
+DATASET_CARD_TEMPLATE = TEMPLATES_DIR / "dataset_card.md"
 # Shards stay below this size (the Hub's guidance: a few hundred MB per parquet file).
 MAX_SHARD_BYTES = 500 * 2**20
 # Clips per parquet row group: what a reader holds in memory at once (datasets writes audio in groups of 100).

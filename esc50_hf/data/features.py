@@ -24,8 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from .augmentation import WaveformAugmentations
-from .feature_extraction_esc50 import Esc50FeatureExtractor
 
 
 class _ClipFeaturizer(torch.utils.data.Dataset):

@@ -16,10 +16,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from .data import load_esc50, split_folds
-from .evaluation import score_predictions
-from .feature_cache import decoded_mono
-from .labels import SAMPLING_RATE
+from ..data.esc50 import load_esc50, split_folds
+from ..data.features import decoded_mono
+from ..model.labels import SAMPLING_RATE
+from .scoring import score_predictions
 
 N_MFCC = 20
 N_FFT = 2048  # librosa's defaults: the usual setting for these descriptors

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import gradio
 
-from .audio_io import DEFAULT_LIMITS, MAX_CHANNELS
-from .demo import DEFAULT_KEEP_UPLOADS, DEFAULT_MAX_QUEUE
-from .inference import is_hub_id
-from .paths import EXAMPLES_DIR
+from ..inference.classifier import is_hub_id
+from ..model.audio_io import DEFAULT_LIMITS, MAX_CHANNELS
+from ..paths import EXAMPLES_DIR
+from .app import DEFAULT_KEEP_UPLOADS
+from .server import DEFAULT_MAX_QUEUE
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SPACE_MODEL_DIR = "models/esc50-mel-cnn"  # where a local model folder goes inside the Space
 PYTHON_VERSION = "3.11"
 # The model is trained on ESC-50 and the example clips are ESC-50's: CC BY-NC 3.0 (the code itself is MIT).
@@ -32,7 +33,7 @@ Run locally with `python app.py`; `python app.py --help` lists the serving optio
 import sys
 from pathlib import Path
 
-from esc50_hf.demo import main
+from esc50_hf.serving.server import main
 
 HERE = Path(__file__).resolve().parent
 MODEL = {model}

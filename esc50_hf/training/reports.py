@@ -12,13 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .data import DEFAULT_HUB_DATASET_ID, fold_config_name
-from .labels import ESC50_LABELS
-from .metrics import spread
-from .train_config import read_config_file, recipe_differences
+from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
+from ..evaluation.metrics import spread
+from ..model.labels import ESC50_LABELS
+from ..paths import TEMPLATES_DIR
+from .arguments import read_config_file, recipe_differences
 
-# The project's top-level model_card.md, reached through a symlink so that wheels carry it too.
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
+MODEL_CARD_TEMPLATE = TEMPLATES_DIR / "model_card.md"
 # Results measured outside the training run, stored beside the weights so the card can be re-rendered.
 BASELINE_FILE = "baseline_metrics.json"
 CROSS_VALIDATION_FILE = "cv_results.json"

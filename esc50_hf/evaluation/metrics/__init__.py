@@ -7,7 +7,7 @@ from pathlib import Path
 import evaluate
 import numpy as np
 
-from ..labels import ESC50_LABELS
+from ...model.labels import ESC50_LABELS
 
 _HERE = Path(__file__).parent
 # The metric modules in this folder, by the name `evaluate.load` knows them under on the Hub.

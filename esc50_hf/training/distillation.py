@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from .data import training_folds
-from .feature_extraction_esc50 import Esc50FeatureExtractor
-from .modeling_esc50_cnn import Esc50CnnForAudioClassification
+from ..data.esc50 import training_folds
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
+from .arguments import ModelArguments, fingerprint
 from .run_folder import MODEL_FILES, finished_model_recipe, stored_recipe_state
-from .train_config import ModelArguments, fingerprint
 
 FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")
 
@@ -66,7 +66,7 @@ def teacher_folder(name: str) -> Path:
     """
     from huggingface_hub import snapshot_download
 
-    from .inference import is_hub_id
+    from ..inference.classifier import is_hub_id
 
     if Path(name).is_dir():
         return Path(name)

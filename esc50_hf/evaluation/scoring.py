@@ -18,9 +18,9 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
 from transformers import Pipeline, PreTrainedModel
 
-from .feature_cache import decoded_mono
-from .feature_extraction_esc50 import Esc50FeatureExtractor
-from .labels import ESC50_LABELS
+from ..data.features import decoded_mono
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import ESC50_LABELS
 from .metrics import SHIPPED_METRICS, classification_metrics, load_metric
 
 
@@ -124,7 +124,7 @@ class CompatibleAudioClassificationEvaluator(AudioClassificationEvaluator):
         if isinstance(model_or_pipeline, str | os.PathLike | PreTrainedModel):
             model = str(model_or_pipeline) if isinstance(model_or_pipeline, os.PathLike) else model_or_pipeline
             device = self._infer_device() if device is None else device
-            from . import audio_pipeline  # the model's own pipeline class, the installed one (no remote code)
+            from .. import audio_pipeline  # the model's own pipeline class, the installed one (no remote code)
 
             model_or_pipeline = audio_pipeline(model, feature_extractor=feature_extractor, device=device)
         if getattr(model_or_pipeline, "task", None) != self.task:
@@ -176,7 +176,7 @@ def evaluator_compatible(task_evaluator: Evaluator | None = None) -> CompatibleA
     Example:
         ```python
         from evaluate import evaluator
-        from esc50_hf.evaluation import evaluator_compatible
+        from esc50_hf.evaluation.scoring import evaluator_compatible
 
         task_evaluator = evaluator_compatible(evaluator("audio-classification"))
         task_evaluator.compute(model_or_pipeline="models/esc50-mel-cnn", data=fold5, input_column="audio")

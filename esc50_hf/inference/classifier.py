@@ -8,7 +8,7 @@ share of real, unpadded samples: a sound heard in any part of a recording still 
 proportion to how much of the recording it fills, and a few extra samples at the end (an
 encoder's priming, a recording stopped a moment late) do not add a window of silence.
 
-Files are decoded block by block (`esc50_hf.audio_io.stream_audio`) and classified window by
+Files are decoded block by block (`esc50_hf.model.audio_io.stream_audio`) and classified window by
 window, so memory stays flat whatever the length; with `AudioLimits(max_seconds=None)` a
 local recording of hours goes through in constant memory.
 
@@ -29,11 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
-from .backends import LogitsBackend, load_backend
-from .labels import ESC50_LABELS
-from .paths import DEFAULT_MODEL_DIR
-from .windows import (
+from ..model.audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
+from ..model.labels import ESC50_LABELS
+from ..model.windows import (
     LabelScore,
     Prediction,
     WindowPool,
@@ -43,6 +41,8 @@ from .windows import (
     softmax,
     window_starts,
 )
+from ..paths import DEFAULT_MODEL_DIR
+from .backends import LogitsBackend, load_backend
 
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
 
@@ -85,10 +85,10 @@ class SoundClassifier:
 
     Args:
         model (`str` or `Path`): Model folder or Hub id, with `preprocessor_config.json` (and `model.onnx` for onnx).
-        backend (`str`, *optional*, defaults to `"torch"`): `"torch"` or `"onnx"`, see `esc50_hf.backends`.
+        backend (`str`, *optional*, defaults to `"torch"`): `"torch"` or `"onnx"`, see `esc50_hf.inference.backends`.
         hop_seconds (`float`, *optional*): Step between windows of long input (default: half a clip, 2.5 s).
         batch_size (`int`, *optional*, defaults to 16): Windows per forward pass; bounds memory for long input.
-        limits (`AudioLimits`, *optional*): Input validation limits, see `esc50_hf.audio_io.AudioLimits`.
+        limits (`AudioLimits`, *optional*): Input validation limits, see `esc50_hf.model.audio_io.AudioLimits`.
         dynamic_batching (`bool`, *optional*, defaults to `False`): Let concurrent calls share forward passes
             (up to `max_batch_size` windows each), for servers.
         max_batch_size (`int`, *optional*, defaults to 64): Largest shared forward pass with `dynamic_batching`.

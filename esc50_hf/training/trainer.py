@@ -18,18 +18,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import EvalPrediction, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .augmentation import Mixup, SpecAugment
-from .configuration_esc50_cnn import Esc50CnnConfig
-from .data import FOLDS, load_esc50, split_folds, training_folds
+from ..data.augmentation import Mixup, SpecAugment
+from ..data.esc50 import FOLDS, load_esc50, split_folds, training_folds
+from ..data.features import cached_log_mels, read_feature_file, variant_settings, write_feature_file
+from ..evaluation.metrics import classification_metrics, spread
+from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
+from ..model.configuration_esc50_cnn import Esc50CnnConfig
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import NUM_LABELS
+from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
+from ..publish import check_can_push, push_folder
+from .arguments import Esc50TrainingArguments, ModelArguments, TrainingSetup, fingerprint
 from .distillation import DistillationTrainer, TeacherError, changed_teachers, check_resumed_teachers, load_teachers
-from .evaluation import evaluate_model, predict_feature_logits, score_predictions
-from .feature_cache import cached_log_mels, read_feature_file, variant_settings, write_feature_file
-from .feature_extraction_esc50 import Esc50FeatureExtractor
-from .hub import check_can_push, push_folder
-from .labels import NUM_LABELS
-from .metrics import classification_metrics, spread
-from .modeling_esc50_cnn import Esc50CnnForAudioClassification
-from .reporting import write_model_folder_reports
+from .reports import write_model_folder_reports
 from .run_folder import (
     EMA_FILE,
     RecipeFingerprint,
@@ -44,7 +45,6 @@ from .run_folder import (
     staging_folder,
     stored_recipe_state,
 )
-from .train_config import Esc50TrainingArguments, ModelArguments, TrainingSetup, fingerprint
 
 
 class AugmentedFeatures(torch.utils.data.Dataset):

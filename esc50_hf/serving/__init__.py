@@ -1,0 +1,1 @@
+"""The Gradio web demo and REST API, its hardening for public serving, and the Space writer."""

@@ -1,0 +1,199 @@
+"""The Gradio web demo and its REST API: `build_demo(classifier)` and the `app.py` entry point `main`.
+
+One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
+the per-window timeline (a table) out. The page also draws the input's log-mel spectrogram
+and loads example clips, through events that are private: the UI calls them, the API does
+not list or accept them. Every input goes through `esc50_hf.model.audio_io` (header checked, then
+decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
+the request fails, the server goes on serving.
+
+What a public deployment gets (see docs/serving.md):
+- requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
+  `--concurrency` of them are decoded at once, and their windows share forward passes of the
+  network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
+  limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
+- uploads land in a folder of this server's own (`private_upload_folder`, inside Gradio's), are
+  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
+  the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
+  of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
+  the server stops;
+- the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
+  is refused with a message (`refuse_url_downloads`), because Gradio would fetch it whole into memory and
+  onto disk, whatever its size;
+- optional basic auth (`--auth USER:PASS` or `ESC50_AUTH`), and a warning when the server
+  binds to a non-local address without it;
+- `--host`/`--port` default to Gradio's `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT`
+  (what a Hugging Face Space sets), then to 127.0.0.1:7860.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
+
+import csv  # noqa: E402
+import logging  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import gradio.processing_utils  # noqa: E402
+import pandas as pd  # noqa: E402
+from gradio_client.utils import is_http_url_like  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ..inference.classifier import Prediction, SoundClassifier  # noqa: E402
+from ..model.audio_io import AudioInputError  # noqa: E402
+from .uploads import URL_INPUT_MESSAGE  # noqa: E402
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+TOP_K = 5
+TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
+NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
+DEFAULT_KEEP_UPLOADS = 300.0
+
+
+def build_demo(
+    classifier: SoundClassifier, examples_dir: Path | None = None, keep_uploads: float = DEFAULT_KEEP_UPLOADS
+) -> gr.Blocks:
+    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`).
+
+    Args:
+        classifier (`SoundClassifier`): What classifies; its `limits` are the server's.
+        examples_dir (`Path`, *optional*): A folder with example clips and their `attribution.csv`.
+        keep_uploads (`float`, *optional*, defaults to 300): Seconds an upload is kept (`UploadJanitor` deletes
+            it then; Gradio deletes all that is left when the server stops).
+    """
+    # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
+    # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `main`).
+    with gr.Blocks(title="ESC-50 sound classifier", delete_cache=(10**9, max(1, int(keep_uploads)))) as demo:
+        limit = classifier.limits.max_seconds
+        gr.Markdown(
+            "# ESC-50 environmental-sound classifier\n"
+            f"Upload or record a sound{f' (up to {_duration_text(limit)})' if limit else ''}. Clips longer than "
+            f"{classifier.extractor.clip_seconds:g} s are classified in overlapping windows; "
+            "the scores are their average. 50 classes: animals, nature, people, household, urban noise."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
+                button = gr.Button("Classify", variant="primary")
+                examples = read_examples(examples_dir) if examples_dir else []
+                if examples:
+                    gr.Examples(
+                        examples=[[str(example["path"])] for example in examples],
+                        inputs=[audio],
+                        example_labels=[example["category"] for example in examples],
+                        label="Real ESC-50 clips (fold 5, the test fold)",
+                        api_visibility="private",
+                    )
+                    gr.Markdown(_attribution_markdown(examples))
+            with gr.Column():
+                label = gr.Label(num_top_classes=TOP_K, label="Top classes")
+        spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
+        timeline = gr.Dataframe(
+            headers=TIMELINE_COLUMNS,
+            label=f"Timeline: best class per {classifier.extractor.clip_seconds:g}-s window",
+            interactive=False,
+        )
+
+        def predict(audio_file: str | None) -> tuple[dict[str, float], pd.DataFrame]:
+            return classify(classifier, audio_file)
+
+        def draw(audio_file: str | None) -> Figure:
+            return spectrogram_figure(classifier, audio_file)
+
+        event = gr.on(
+            triggers=[button.click, audio.upload, audio.stop_recording],
+            fn=predict,
+            inputs=[audio],
+            outputs=[label, timeline],
+            api_name="predict",
+            api_description="Top-5 ESC-50 classes of an audio file, and the best class of each 5-s window.",
+        )
+        event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+    _only_predict_in_the_api(demo)
+    return demo
+
+
+def _only_predict_in_the_api(demo: gr.Blocks) -> None:
+    """Unnames every event but `/predict` (the spectrogram, the examples' loaders): the page still calls
+    them by index, but `/gradio_api/call/<name>` and `gradio_client` find only `predict`."""
+    for function in demo.fns.values():
+        if function.api_name != "predict":
+            function.api_name = None
+            function.api_visibility = "private"
+
+
+def classify(classifier: SoundClassifier, path: str | None) -> tuple[dict[str, float], pd.DataFrame]:
+    """The `/predict` endpoint: `({label: score}, timeline table)`; bad input -> `gr.Error`."""
+    prediction = _run(classifier.predict, path)
+    return prediction.confidences(), timeline_table(prediction)
+
+
+def timeline_table(prediction: Prediction) -> pd.DataFrame:
+    rows = [[window.start, window.end, window.label, round(window.score, 4)] for window in prediction.windows]
+    return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+
+
+def spectrogram_figure(classifier: SoundClassifier, path: str | None) -> Figure:
+    """The whole input's log-mel spectrogram (dB), with the time axis in seconds."""
+    waveform = _run(classifier.load, path)
+    log_mel = classifier.log_mel(waveform)
+    duration = len(waveform) / classifier.sampling_rate
+    # A Figure without pyplot: no global state shared between concurrent requests.
+    figure = Figure(figsize=(10, 3), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(
+        log_mel, origin="lower", aspect="auto", cmap="magma", extent=(0.0, duration, 0, log_mel.shape[0])
+    )
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("mel band")
+    figure.colorbar(image, ax=axes, label="dB")
+    return figure
+
+
+def read_examples(folder: Path) -> list[dict[str, str | Path]]:
+    """The clips listed in `folder/attribution.csv` that exist, with their attribution fields and `path`."""
+    table = folder / "attribution.csv"
+    if not table.is_file():
+        return []
+    with table.open(newline="") as handle:
+        rows = [{**row, "path": folder / row["file"]} for row in csv.DictReader(handle)]
+    return [row for row in rows if row["path"].is_file()]
+
+
+def _attribution_markdown(examples: list[dict]) -> str:
+    credits = "; ".join(
+        f"{row['category']}: [{row['source_title']}]({row['source_url']}) by {row['author']} ({row['source_license']})"
+        for row in examples
+    )
+    return (
+        "Clips from [ESC-50](https://github.com/karolpiczak/ESC-50) (K. J. Piczak, 2015), licensed "
+        "[CC BY-NC 3.0](https://creativecommons.org/licenses/by-nc/3.0/), derived from Freesound recordings: "
+        f"{credits}."
+    )
+
+
+def _run(function: Callable[[str], T], path: str | None) -> T:
+    """Calls `function(path)`, turning missing or bad input into a message for the user."""
+    if not path:
+        raise gr.Error(NO_AUDIO_MESSAGE, print_exception=False)
+    if is_http_url_like(path):  # a FileData marked is_stream reaches the event as the URL itself
+        raise gr.Error(URL_INPUT_MESSAGE, print_exception=False)
+    try:
+        return function(path)
+    except AudioInputError as error:
+        raise gr.Error(str(error), print_exception=False) from error
+    except Exception as error:  # a bug, not the user's input: logged here, not shown (launch shows errors)
+        logger.exception("Failed on %s", path)
+        raise gr.Error("The server failed on this input; the error is in its log.", print_exception=False) from error
+
+
+def _duration_text(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+__all__ = ["build_demo", "classify", "read_examples", "spectrogram_figure", "timeline_table"]

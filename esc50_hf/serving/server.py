@@ -1,0 +1,156 @@
+"""The server's command line (`python app.py`, a Space's app.py): options, login, and `main`, which builds the demo
+and serves it with the upload hardening of `uploads`."""
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ..inference.backends import BACKENDS
+from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, ModelLoadError, SoundClassifier, resolve_model
+from ..model.audio_io import AudioLimits
+from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
+from .app import DEFAULT_KEEP_UPLOADS, build_demo
+from .uploads import UploadJanitor, private_upload_folder, refuse_url_downloads
+
+logger = logging.getLogger(__name__)
+
+AUTH_ENV = "ESC50_AUTH"  # "user:password", the same as --auth
+
+
+DEFAULT_CONCURRENCY = 4
+
+
+DEFAULT_MAX_QUEUE = 1000
+
+
+DEFAULT_MAX_UPLOAD_MB = 2048.0
+
+
+LOCAL_HOSTS = ("localhost",)
+
+
+def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Serve the ESC-50 classifier as a Gradio web demo and REST API.")
+    parser.add_argument("--model", default=None, help=f"model folder or Hub id (default: {default_model})")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument(
+        "--host", default=None, help="interface to bind (default: $GRADIO_SERVER_NAME, else 127.0.0.1: local only)"
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT, else 7860)")
+    parser.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASSWORD",
+        help=f"require this login (default: ${AUTH_ENV}; none). Use it on any non-local address.",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests decoded at once; their windows share forward passes (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=DEFAULT_MAX_QUEUE,
+        help=f"requests waiting at most; more get HTTP 503 (default: {DEFAULT_MAX_QUEUE})",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH_SIZE,
+        help=f"most windows per shared forward pass (default: {DEFAULT_MAX_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--keep-uploads",
+        type=float,
+        default=DEFAULT_KEEP_UPLOADS,
+        help=f"seconds an upload is kept before it is deleted (default: {DEFAULT_KEEP_UPLOADS:g})",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"most disk all uploads together may use; the oldest go first (default: {DEFAULT_MAX_UPLOAD_MB:g})",
+    )
+    parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
+    parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
+    parser.add_argument("--no-examples", action="store_true", help="do not show the example clips")
+    return parser
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """`"user:password"` -> `("user", "password")`; `None`/empty -> no auth; anything else exits with a message."""
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not (user and colon and password):
+        sys.exit(f"--auth / ${AUTH_ENV} must be USER:PASSWORD with both parts non-empty.")
+    return user, password
+
+
+def is_local_address(host: str) -> bool:
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to be local
+        return False
+
+
+def main(
+    argv: list[str] | None = None,
+    default_model: str | Path | None = DEFAULT_MODEL_DIR,
+    examples_dir: Path | None = EXAMPLES_DIR,
+) -> int:
+    args = build_parser(default_model).parse_args(argv)
+    try:
+        model = resolve_model(args.model, default_model)
+    except ModelLoadError as error:
+        sys.exit(str(error))
+    limits = AudioLimits(max_seconds=args.max_seconds, max_bytes=int(args.max_mb * 2**20))
+    try:
+        classifier = SoundClassifier.load_or_explain(
+            model, args.backend, limits=limits, dynamic_batching=True, max_batch_size=args.max_batch
+        )
+    except ModelLoadError as error:
+        sys.exit(str(error))
+    auth = parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV))
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    if auth is None and not is_local_address(host):
+        logger.warning(
+            "Serving on %s without a login: anyone who reaches this address can use the app. "
+            "Pass --auth USER:PASSWORD (or set %s) unless that is what you want.",
+            host,
+            AUTH_ENV,
+        )
+    # SIGTERM (what `docker stop`, a Space restart or `kill` send) stops the server like Ctrl+C: Gradio closes
+    # it and deletes its cache, then the process exits normally and the upload folder is removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    refuse_url_downloads()
+    upload_folder = private_upload_folder()  # before the demo: its components read it
+    demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
+    UploadJanitor(
+        upload_folder,
+        max_age=args.keep_uploads,
+        max_bytes=int(args.max_upload_mb * 2**20),
+        interval=min(60.0, max(1.0, args.keep_uploads / 4)),
+        keep=lambda: {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())},
+    )
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
+    demo.launch(
+        server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME, else 127.0.0.1
+        server_port=args.port,  # None: GRADIO_SERVER_PORT, else 7860
+        auth=auth,
+        max_file_size=limits.max_bytes,
+        show_error=True,  # Gradio's own refusals (e.g. a path that was not uploaded) say why; ours are gr.Error
+        allowed_paths=[str(examples_dir)] if examples_dir and not args.no_examples else None,
+    )
+    return 0
+
+
+__all__ = ["build_parser", "is_local_address", "main", "parse_auth"]
