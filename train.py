@@ -15,7 +15,9 @@ from esc50_hf.training.arguments import parse_args
 
 def main() -> None:
     setup = parse_args()
-    from esc50_hf.training.trainer import cross_validate, export_features, train
+    from esc50_hf.training.cross_validation import cross_validate
+    from esc50_hf.training.fold_features import export_features
+    from esc50_hf.training.trainer import train
 
     if setup.export_features:
         export_features(setup)

@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read_run(folder: Path) -> dict[str, Any]:
     from esc50_hf.data.esc50 import training_folds
-    from esc50_hf.training.arguments import read_config_file
+    from esc50_hf.training.recipe import read_config_file
 
     for name in ("metrics.json", "training_config.json", "config.json"):
         if not (folder / name).is_file():
@@ -156,7 +156,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """A candidate's runs on different splits or devices are one recipe (but for the split and seed)."""
-    from esc50_hf.training.arguments import recipe_differences
+    from esc50_hf.training.recipe import recipe_differences
 
     first: dict[str, dict[str, Any]] = {}
     for (candidate, *_), members in groups.items():
@@ -172,7 +172,7 @@ def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> Non
 
 def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """At most one recipe meets the test fold, and it is one of the candidates compared without it."""
-    from esc50_hf.training.arguments import recipe_differences
+    from esc50_hf.training.recipe import recipe_differences
 
     tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
     if len(tested) > 1:

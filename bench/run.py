@@ -284,8 +284,7 @@ def measure_training(config_path: str, train_clips: int, steps: int) -> dict[str
     """
     import torch
 
-    from esc50_hf.training.arguments import parse_args
-    from esc50_hf.training.trainer import build_feature_extractor, build_model
+    from esc50_hf.training.arguments import build_feature_extractor, build_model, parse_args
 
     setup = parse_args(["--config", config_path, "--report_to", "none"])
     config = setup.training

@@ -37,8 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def fold_features(model_dir: str, data_dir: str | None, fold: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised log-mels `(clips, mels, frames)` of the fold, through the model's own feature extractor."""
-    from esc50_hf.data.esc50 import load_esc50, split_folds
-    from esc50_hf.data.features import decoded_mono
+    from esc50_hf.data.esc50 import decoded_mono, load_esc50, split_folds
 
     extractor = AutoFeatureExtractor.from_pretrained(model_dir)
     clips = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold)["validation"]

@@ -6,7 +6,8 @@ from evaluate import evaluator
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from esc50_hf import audio_pipeline
-from esc50_hf.evaluation.scoring import evaluate_model, evaluator_compatible
+from esc50_hf.evaluation.evaluator import evaluator_compatible
+from esc50_hf.evaluation.scoring import evaluate_model
 
 from .test_shipped_model import SHIPPED
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from esc50_hf.training.arguments import fingerprint
+from esc50_hf.training.recipe import fingerprint
 from esc50_hf.training.run_folder import (
     OutputFolderError,
     RecipeFingerprint,

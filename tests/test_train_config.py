@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from esc50_hf.data.augmentation import Mixup, PitchShift, TimeMasking, TimeRoll
-from esc50_hf.training.arguments import (
-    AugmentationArguments,
-    TrainingSetup,
-    fingerprint,
-    is_run_setting,
-    parse_args,
-    translate_legacy_recipe,
-)
+from esc50_hf.training.arguments import AugmentationArguments, TrainingSetup, parse_args
+from esc50_hf.training.recipe import fingerprint, is_run_setting, translate_legacy_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -194,7 +188,7 @@ def test_train_folds_default_to_every_fold_but_the_validation_one():
 
 def test_every_feature_and_model_option_reaches_the_saved_configs():
     """Each ModelArguments field lands in preprocessor_config.json or config.json with the value given."""
-    from esc50_hf.training.trainer import build_feature_extractor, build_model
+    from esc50_hf.training.arguments import build_feature_extractor, build_model
 
     flags = ["--stem_channels", "0", "--block_channels", "8", "16", "--dropout", "0.2", "--label_smoothing", "0.05"]
     flags += ["--num_mel_bins", "40", "--n_fft", "512", "--hop_length", "256", "--f_min", "20", "--f_max", "8000"]

@@ -119,7 +119,7 @@ def test_model_card_carries_the_measured_results(smoke_run):
 
 def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
     from esc50_hf.cli import main
-    from esc50_hf.training.trainer import summarize_cross_validation
+    from esc50_hf.training.cross_validation import summarize_cross_validation
 
     folder = tmp_path / "model"
     shutil.copytree(smoke_run, folder, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache"))
@@ -256,7 +256,7 @@ def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_p
 
 
 def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, tmp_path):
-    from esc50_hf.training.trainer import cross_validate
+    from esc50_hf.training.cross_validation import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none")
     partial = cross_validate(setup.replace(cv_folds=[2]))
@@ -279,7 +279,7 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
 
 
 def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
-    from esc50_hf.training.trainer import cross_validate
+    from esc50_hf.training.cross_validation import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, report_to="none", cv_folds=3)
     cross_validate(setup)
@@ -409,8 +409,8 @@ def test_a_partial_checkpoint_falls_back_to_the_previous_complete_one(esc50_dir,
 
 
 def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tmp_path):
+    from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.run_folder import OutputFolderError
-    from esc50_hf.training.trainer import cross_validate
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none", cv_folds=4)
     cross_validate(setup)
@@ -445,7 +445,7 @@ def test_the_saved_model_is_the_moving_average_of_the_weights(smoke_run):
 def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
     from transformers import TrainerControl, TrainerState
 
-    from esc50_hf.training.trainer import WeightAverage
+    from esc50_hf.training.callbacks import WeightAverage
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     args, control = type("Args", (), {"output_dir": str(tmp_path), "should_save": True})(), TrainerControl()
@@ -493,7 +493,8 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
 
 def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
     from esc50_hf.data.esc50 import load_esc50
-    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
+    from esc50_hf.training.arguments import build_feature_extractor
+    from esc50_hf.training.fold_features import prepare_features
 
     setup = parse_args([
         "--config", str(SMOKE), "--data_dir", str(esc50_dir), "--output_dir", str(tmp_path / "model"),
@@ -507,7 +508,7 @@ def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
     assert validation_labels.tolist() == [row["label"] for row in dataset if row["fold"] == 2]
     assert set(features.validation_audio["fold"]) == {2} and len(validation_mels) == len(features.validation_audio)
     with pytest.raises(ValueError, match="--cv trains each fold on all the other folds"):
-        from esc50_hf.training.trainer import cross_validate
+        from esc50_hf.training.cross_validation import cross_validate
 
         cross_validate(setup)
 
@@ -528,7 +529,7 @@ def feature_file(esc50_dir, smoke_run, tmp_path_factory) -> Path:
 
 def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_file, smoke_run, esc50_dir):
     from esc50_hf.data.esc50 import load_esc50
-    from esc50_hf.data.features import read_feature_file
+    from esc50_hf.data.feature_file import read_feature_file
 
     stored = read_feature_file(feature_file)
     cached = torch.load(next((smoke_run / "feature_cache").glob("esc50-*.pt")))
@@ -543,7 +544,7 @@ def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_fil
 
 def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature_file, smoke_run, tmp_path):
     """Same recipe, same seed: the same weights as the run that read the audio, and the score of those weights."""
-    from esc50_hf.data.features import read_feature_file
+    from esc50_hf.data.feature_file import read_feature_file
     from esc50_hf.evaluation.scoring import predict_feature_logits
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
     from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification
@@ -569,7 +570,8 @@ def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature
 
 
 def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path, capsys):
-    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
+    from esc50_hf.training.arguments import build_feature_extractor
+    from esc50_hf.training.fold_features import prepare_features
 
     def prepare(**options):
         setup = smoke_setup(features_file=feature_file, output_dir=tmp_path / "model", **options)
@@ -599,8 +601,9 @@ def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_r
 
 
 def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path):
-    from esc50_hf.data.features import read_feature_file, write_feature_file
-    from esc50_hf.training.trainer import build_feature_extractor, prepare_features
+    from esc50_hf.data.feature_file import read_feature_file, write_feature_file
+    from esc50_hf.training.arguments import build_feature_extractor
+    from esc50_hf.training.fold_features import prepare_features
 
     stored, setup = read_feature_file(feature_file), smoke_setup(output_dir=tmp_path / "model")
     extractor = build_feature_extractor(setup.model)
@@ -691,7 +694,7 @@ def test_distillation_options_are_checked():
 
 def test_a_recipe_without_teachers_records_no_distillation_options():
     """So its fingerprint is the one it had before distillation existed: old checkpoints still resume."""
-    from esc50_hf.training.arguments import DISTILLATION_KEYS, fingerprint
+    from esc50_hf.training.recipe import DISTILLATION_KEYS, fingerprint
 
     assert not set(DISTILLATION_KEYS) & set(smoke_setup().recipe())
     shipped = REPO / "models" / "esc50-mel-cnn" / "training_config.json"  # recorded before distillation existed
@@ -757,8 +760,8 @@ def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_
 
 
 def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir, smoke_run, tmp_path):
+    from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.distillation import TeacherError
-    from esc50_hf.training.trainer import cross_validate
 
     shutil.copytree(smoke_run, tmp_path / "teacher-5", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     pattern = str(tmp_path / "teacher-{validation_fold}")  # fold 5's teacher exists, fold 1's does not
@@ -773,8 +776,8 @@ def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc
     training, naming the fold; with --overwrite_output_dir that fold trains again with the teacher as it is now."""
     from safetensors.torch import load_file, save_file
 
+    from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.distillation import TeacherError
-    from esc50_hf.training.trainer import cross_validate
 
     teacher = tmp_path / "teacher-5"
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
@@ -803,8 +806,8 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     from safetensors.torch import load_file, save_file
 
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
-    from esc50_hf.training.arguments import fingerprint
     from esc50_hf.training.distillation import TeacherError, check_resumed_teachers, load_teachers
+    from esc50_hf.training.recipe import fingerprint
 
     teacher = tmp_path / "teacher"
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))

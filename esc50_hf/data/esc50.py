@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
+import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, Value
 from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
@@ -310,11 +311,17 @@ def _extract(archive: Path, cache: Path) -> Path:
     return (extracted / csv_members[0]).parent.parent
 
 
+def decoded_mono(audio: dict) -> np.ndarray:
+    """A `datasets.Audio` value (decoded with num_channels=1) as a 1-D float32 array."""
+    return np.asarray(audio["array"], dtype=np.float32).reshape(-1)
+
+
 __all__ = [
     "DEFAULT_HUB_DATASET_ID",
     "ESC50_ARCHIVE_URL",
     "Esc50DataError",
     "check_esc50_features",
+    "decoded_mono",
     "download_esc50",
     "esc50_info",
     "fold_config_name",

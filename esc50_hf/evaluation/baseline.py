@@ -16,8 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from ..data.esc50 import load_esc50, split_folds
-from ..data.features import decoded_mono
+from ..data.esc50 import decoded_mono, load_esc50, split_folds
 from ..model.labels import SAMPLING_RATE
 from .scoring import score_predictions
 

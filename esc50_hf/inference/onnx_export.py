@@ -14,7 +14,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from ..data.features import decoded_mono
+from ..data.esc50 import decoded_mono
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .onnx_backend import INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend

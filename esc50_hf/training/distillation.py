@@ -21,7 +21,8 @@ from transformers import Trainer
 from ..data.esc50 import training_folds
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
-from .arguments import ModelArguments, fingerprint
+from .arguments import ModelArguments
+from .recipe import fingerprint
 from .run_folder import MODEL_FILES, finished_model_recipe, stored_recipe_state
 
 FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")

@@ -16,7 +16,7 @@ from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
 from ..evaluation.metrics import spread
 from ..model.labels import ESC50_LABELS
 from ..paths import TEMPLATES_DIR
-from .arguments import read_config_file, recipe_differences
+from .recipe import read_config_file, recipe_differences
 
 MODEL_CARD_TEMPLATE = TEMPLATES_DIR / "model_card.md"
 # Results measured outside the training run, stored beside the weights so the card can be re-rendered.

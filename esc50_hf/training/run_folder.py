@@ -23,7 +23,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from .arguments import fingerprint, recipe_differences, translate_legacy_recipe
+from .recipe import fingerprint, recipe_differences, translate_legacy_recipe
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Written by every checkpoint save (rng_state.pth, or rng_state_<rank>.pth under DDP, is checked apart).

@@ -1,0 +1,186 @@
+"""The log-mels one run trains and validates on: from the cache built from the audio (clean clips and the
+recipe's augmented variants) or from a feature file, as `torch` datasets that draw a variant per epoch."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset
+
+from ..data.augmentation import Mixup, SpecAugment
+from ..data.esc50 import load_esc50, split_folds
+from ..data.feature_file import read_feature_file, write_feature_file
+from ..data.features import cached_log_mels, variant_settings
+from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import NUM_LABELS
+from . import print_main_process
+from .arguments import TrainingSetup, build_feature_extractor
+
+
+class AugmentedFeatures(torch.utils.data.Dataset):
+    """Training samples: a random cached variant of the clip, SpecAugment, and mixup with a random partner.
+
+    Mixup lives here rather than in a collator: the partner is drawn from the whole training set
+    (not only the current batch) and gets its own cached variant and SpecAugment, and every draw
+    comes from torch's global generator in a fixed order, which the Trainer seeds and stores in its
+    checkpoints, so a resumed run draws the same samples as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        log_mels: torch.Tensor,
+        labels: torch.Tensor,
+        extractor: Esc50FeatureExtractor,
+        spec_augment: SpecAugment,
+        mixup: Mixup,
+    ):
+        self.log_mels, self.labels, self.extractor = log_mels, labels, extractor
+        self.spec_augment, self.mixup = spec_augment, mixup
+        self.num_labels = NUM_LABELS
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _sample(self, index: int) -> torch.Tensor:
+        variant = int(torch.randint(self.log_mels.shape[1], ()))
+        return self.spec_augment(self.extractor.normalize(self.log_mels[index, variant].float()))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        features, label = self._sample(index), int(self.labels[index])
+        if self.mixup.draw():
+            partner = int(torch.randint(len(self), ()))
+            features, targets = self.mixup(
+                features, self._sample(partner), label, int(self.labels[partner]), self.num_labels
+            )
+        else:
+            targets = torch.nn.functional.one_hot(torch.tensor(label), self.num_labels).float()
+        return {"input_values": features, "labels": targets}
+
+
+class CleanFeatures(torch.utils.data.Dataset):
+    """Evaluation samples: the clean clip's normalised features and its class index."""
+
+    def __init__(self, log_mels: torch.Tensor, labels: torch.Tensor, extractor: Esc50FeatureExtractor):
+        self.features = extractor.normalize(log_mels[:, 0].float())
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"input_values": self.features[index], "labels": self.labels[index]}
+
+
+@dataclass
+class FoldFeatures:
+    """The features of one run and how its final model is scored.
+
+    Attributes:
+        train (`tuple[torch.Tensor, torch.Tensor]`): float16 log-mels `(clips, 1 + variants, mels, frames)` of the
+            training clips and their labels.
+        validation (`tuple[torch.Tensor, torch.Tensor]`): the clean log-mels `(clips, 1, mels, frames)` of the
+            validation clips and their labels.
+        validation_audio (`Dataset`, *optional*): the validation clips' audio, when the run has it: the final model
+            is then scored from the audio, as the pipeline hears it; without it (a feature file), from `validation`.
+    """
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    validation_audio: Dataset | None
+
+    @property
+    def scored_from(self) -> str:
+        return "audio" if self.validation_audio is not None else "features_file"
+
+    def score(self, model: torch.nn.Module, extractor: Esc50FeatureExtractor) -> dict[str, Any]:
+        """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
+        if self.validation_audio is not None:
+            return evaluate_model(model, extractor, self.validation_audio)
+        clean = CleanFeatures(*self.validation, extractor)
+        logits = predict_feature_logits(model, clean.features)
+        return score_predictions(logits.argmax(axis=-1), clean.labels.numpy())
+
+
+def recipe_log_mels(
+    setup: TrainingSetup, extractor: Esc50FeatureExtractor
+) -> tuple[Dataset, torch.Tensor, torch.Tensor]:
+    """The dataset and the cached `(features, labels)` of all its clips, variants included, for this recipe.
+
+    The cache covers all clips, so the five cross-validation runs share one. The main process
+    computes it first; other DDP processes then read it.
+    """
+    data, augmentation, args = setup.data, setup.augmentation, setup.training
+    dataset = load_esc50(data.data_dir, extractor.sampling_rate)
+    cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
+    augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
+    with args.main_process_first(desc="feature cache"):
+        log_mels, labels = cached_log_mels(
+            dataset, extractor, cache_dir, augmenter,
+            augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
+        )  # fmt: skip
+    return dataset, log_mels, labels
+
+
+def _variants_of(setup: TrainingSetup) -> dict[str, Any]:
+    """What decides this recipe's augmented variants (`feature_cache.variant_settings`)."""
+    augmentation = setup.augmentation
+    return variant_settings(augmentation.waveform(), augmentation.augmented_variants, setup.training.seed)
+
+
+def export_features(setup: TrainingSetup) -> Path:
+    """`train.py --export_features FILE`: the features this recipe trains on, all folds, as a portable file.
+
+    Args:
+        setup (`TrainingSetup`): the parsed command line; `setup.export_features` names the file.
+
+    Returns:
+        `Path`: the file written (by the main process; the others wait for it).
+    """
+    extractor = build_feature_extractor(setup.model)
+    dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+    path = Path(setup.export_features)
+    if PartialState().is_main_process:
+        write_feature_file(
+            path, log_mels, labels, torch.tensor(dataset["fold"]), extractor, _variants_of(setup), dataset["filename"]
+        )
+        megabytes = path.stat().st_size / 1e6
+        print_main_process(f"Wrote {path}: {len(labels)} clips x {log_mels.shape[1]} views, {megabytes:.1f} MB")
+    PartialState().wait_for_everyone()
+    return path
+
+
+def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor) -> FoldFeatures:
+    """Train and validation features of this run: from the audio through the cache, or from `--features_file`.
+
+    Args:
+        setup (`TrainingSetup`): the parsed command line.
+        extractor (`Esc50FeatureExtractor`): the recipe's feature extractor (a feature file must match it).
+
+    Raises:
+        ValueError: the feature file is missing, damaged, made for another recipe, or lacks a fold the run needs.
+    """
+    data = setup.data
+    train_folds = torch.tensor(data.training_folds())
+    if data.features_file:
+        stored = read_feature_file(data.features_file)
+        stored.check_recipe(data.features_file, extractor, _variants_of(setup))
+        log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
+        missing = sorted(set([*train_folds.tolist(), data.validation_fold]) - set(folds.tolist()))
+        if missing:
+            raise ValueError(
+                f"{data.features_file} holds no clips of fold(s) {missing}, which this run needs (--train_folds "
+                f"{' '.join(map(str, train_folds.tolist()))} --validation_fold {data.validation_fold})"
+            )
+    else:
+        dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+        folds = torch.tensor(dataset["fold"])
+        validation_audio = split_folds(dataset, data.validation_fold, train_folds.tolist())["validation"]
+    in_validation, in_train = folds == data.validation_fold, torch.isin(folds, train_folds)
+    return FoldFeatures(
+        train=(log_mels[in_train], labels[in_train]),
+        validation=(log_mels[in_validation, :1], labels[in_validation]),  # the clean clips only
+        validation_audio=validation_audio,
+    )
