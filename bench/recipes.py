@@ -1,6 +1,7 @@
 """Compare training recipes from their run folders: the selection table (fold 5 unseen) and the chosen recipe's scores.
 
-    python bench/recipes.py RUN_FOLDER [RUN_FOLDER ...] [--cv CV_FOLDER] [--readme README.md]
+    python bench/recipes.py RUN_FOLDER [RUN_FOLDER ...] [--cv CV_FOLDER] [--page docs/results.md]
+    python bench/recipes.py --from-json bench/recipes.json [--page docs/results.md] [--print-readme-lines]
 
 Each RUN_FOLDER is a model folder written by `train.py` (`metrics.json`, `training_config.json`,
 `config.json`). Runs are grouped into candidates by folder name, a trailing `-s<seed>` removed
@@ -11,10 +12,15 @@ over its seeds, for the saved model (the weight average when the recipe has one)
 weights. Candidates validated on fold 5 or trained on it are listed apart: they are the chosen
 recipe's test runs, never the basis of a choice.
 
-Writes `RECIPES.md` and `recipes.json` into `--output-dir` (default `bench/`); with `--readme`,
-replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that file (another
-block with `--readme-block NAME`: `<!-- NAME:start -->`) by the summary, so the README's numbers come
-from the runs.
+Writes `RECIPES.md` and `recipes.json` into `--output-dir` (default `bench/`); with `--page`,
+replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that page (another
+block with `--page-block NAME`: `<!-- NAME:start -->`) by the summary, so the results page
+(docs/results.md) gets its numbers from the runs. The run folders are not committed: `--from-json`
+refreshes the page from a `recipes.json` written earlier instead (nothing else is rewritten).
+
+`--print-readme-lines` prints the README's three results lines (the shipped recipe on fold 5, its
+cross-validation, its cost), computed by `readme_lines` from the same `recipes.json`;
+tests/test_readme.py checks that README.md carries them as computed from bench/recipes.json.
 """
 
 import argparse
@@ -26,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from esc50_hf.data.esc50 import TEST_FOLD
 
@@ -35,14 +39,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SPLIT_KEYS = ("train_folds", "validation_fold")  # a candidate's recipe on another split is still its recipe
 INNER_PLOT = "inner_folds.png"  # beside RECIPES.md, when candidates were validated on several inner folds
 SPLIT_PLOT = "selection.png"  # beside RECIPES.md, when several candidates share one selection split
-README_BLOCK = "recipes"  # the README's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
+PAGE_BLOCK = "recipes"  # the page's block is the text between <!-- recipes:start --> and <!-- recipes:end -->
+RESULTS_LINK = "docs/results.md"  # the results page, relative to README.md: each README line links to it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="model folders written by train.py")
+    parser.add_argument("runs", nargs="*", help="model folders written by train.py (none with --from-json)")
+    parser.add_argument(
+        "--from-json",
+        default=None,
+        metavar="RECIPES_JSON",
+        help="a recipes.json written earlier by this script: the page block and the README lines come from it, "
+        "without the run folders (it links the plot found beside it)",
+    )
     parser.add_argument("--cv", default=None, help="a `train.py --cv` output folder (its cv_results.json and folds)")
-    parser.add_argument("--readme", default=None, help="a file with a recipes block to refresh, e.g. README.md")
+    parser.add_argument("--page", default=None, help="a Markdown page with a block to refresh, e.g. docs/results.md")
     parser.add_argument(
         "--previous",
         default=None,
@@ -51,14 +63,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--choice", default=None, help="how the recipe was chosen (the rule, set before the results)")
     parser.add_argument(
-        "--readme-block", default=README_BLOCK, help="the name of the README block to refresh (<!-- NAME:start -->)"
+        "--page-block", default=PAGE_BLOCK, help="the name of the page's block to refresh (<!-- NAME:start -->)"
     )
     parser.add_argument(
-        "--readme-brief", action="store_true", help="the README block gets the means over inner folds, not every split"
+        "--page-brief", action="store_true", help="the page's block gets the means over inner folds, not every split"
+    )
+    parser.add_argument(
+        "--print-readme-lines",
+        action="store_true",
+        help="print the README's three results lines (shipped recipe on fold 5, its cross-validation, its cost)",
     )
     parser.add_argument("--title", default="Training recipes compared", help="the report's heading")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.runs) == bool(args.from_json):
+        parser.error("give either run folders or --from-json RECIPES_JSON")
+    if args.from_json and (args.cv or args.previous or args.choice):
+        parser.error("--cv, --previous and --choice are read from the run folders; --from-json has them already")
+    return args
 
 
 def read_run(folder: Path) -> dict[str, Any]:
@@ -93,6 +115,9 @@ def device(hardware: str | None) -> str:
 
 def network_cost(folder: Path) -> dict[str, float]:
     """Parameters and forward GFLOPs of the folder's network on one 5-s clip (weights not needed)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     from esc50_hf.model.configuration_esc50_cnn import Esc50CnnConfig
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
     from esc50_hf.model.modeling_esc50_cnn import Esc50CnnForAudioClassification
@@ -257,14 +282,10 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
     """The candidates of the selection split most of them share (same training and validation folds, same kind of
     device): every seed's score and the mean over seeds, cheapest network and shortest schedule first. Writes nothing
     (returns False) when no split holds two candidates."""
-    splits: dict[tuple, list[dict[str, Any]]] = {}
-    for row in selection:
-        splits.setdefault((tuple(row["train_folds"]), row["validation_fold"], row["device"]), []).append(row)
-    if not splits:  # only test-fold runs
+    split = _plotted_split(selection)
+    if split is None:
         return False
-    (train_folds, validation_fold, run_device), rows = max(splits.items(), key=lambda item: len(item[1]))
-    if len(rows) < 2:
-        return False
+    (train_folds, validation_fold, run_device), rows = split
     from esc50_hf.training.reports import plt
 
     rows = sorted(rows, key=lambda row: (row["gflops"], row["epochs"] or 0, len(row.get("teachers", []))))
@@ -282,6 +303,25 @@ def plot_split(selection: list[dict[str, Any]], path: Path) -> bool:
                    f"({run_device}; fold 5 unseen)")  # fmt: skip
     _save_plot(figure, axes, path)
     return True
+
+
+def _plotted_split(selection: list[dict[str, Any]]) -> tuple[tuple, list[dict[str, Any]]] | None:
+    """The split most candidates share ((train folds, validation fold, device), its rows), if it holds two or more."""
+    splits: dict[tuple, list[dict[str, Any]]] = {}
+    for row in selection:
+        splits.setdefault((tuple(row["train_folds"]), row["validation_fold"], row["device"]), []).append(row)
+    if not splits:  # only test-fold runs
+        return None
+    split = max(splits.items(), key=lambda item: len(item[1]))
+    return split if len(split[1]) >= 2 else None
+
+
+def plot_name(selection: list[dict[str, Any]]) -> str | None:
+    """The plot a report of these candidates has (main draws it): the inner folds' when candidates were validated on
+    several folds, else the shared split's, else none."""
+    if inner_fold_means(selection):
+        return INNER_PLOT
+    return SPLIT_PLOT if _plotted_split(selection) else None
 
 
 def _save_plot(figure: Any, axes: Any, path: Path) -> None:
@@ -483,18 +523,18 @@ def previous_lines(previous: dict[str, Any]) -> list[str]:
     ]
 
 
-def refresh_readme(
+def refresh_page(
     path: Path,
     rows: list[dict[str, Any]],
     cv: dict[str, Any] | None,
     choice: str | None,
     previous: dict[str, Any] | None = None,
-    block: str = README_BLOCK,
+    block: str = PAGE_BLOCK,
     brief: bool = False,
     plot: str | None = None,
 ) -> None:
-    """Rewrites the README block: the test-fold lines, the CV, the previous recipe, then the selection (`brief`:
-    only its means over inner folds, not every split), its plot (`plot`: a path relative to the README) and the
+    """Rewrites the page's block: the test-fold lines, the CV, the previous recipe, then the selection (`brief`:
+    only its means over inner folds, not every split), its plot (`plot`: a path relative to the page) and the
     choice."""
     start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = path.read_text()
@@ -538,10 +578,40 @@ def refresh_readme(
     path.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
 
 
+def readme_lines(document: dict[str, Any], link: str = RESULTS_LINK) -> list[str]:
+    """The README's three results lines, from a `recipes.json` document: the shipped recipe's trainings on the test
+    fold (mean ± std), its 5-fold cross-validation, and its cost (network, compute per clip, training time on the
+    CPU); each ends with a link to the results page (`link`, relative to the README)."""
+    tested = [row for row in document["candidates"] if row["sees_test_fold"] and row["device"] == "CPU"]
+    if len(tested) != 1 or not document.get("cross_validation"):
+        raise SystemExit("the README lines need one recipe trained on the CPU for the test fold, and its --cv results")
+    (row,) = tested
+    summary, more = document["cross_validation"]["summary"], f"([results]({link}))"
+    trainings = len(row["seeds"])
+    return [
+        f"- Fold {row['validation_fold']} (the test fold), the shipped recipe `{row['candidate']}` trained "
+        f"{_times(trainings)} on folds {_folds(row['train_folds'])}: accuracy **{_score(row['accuracy'])}**, "
+        f"macro-F1 **{_score(row['f1'])}** {more}.",
+        f"- 5-fold cross-validation: accuracy **{_mean_std(summary['accuracy'])}**, macro-F1 "
+        f"**{_mean_std(summary['f1'])}** {more}.",
+        f"- Cost: {row['parameters'] / 1e6:.2f} M parameters, {row['gflops']:.2f} GFLOPs per 5-s clip, "
+        f"{row['train_minutes']:.0f} min per training on the CPU ({row['hardware']}; the mean of "
+        f"{trainings} trainings, {' or '.join(map(str, row['threads']))} thread(s) per process) {more}.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     import sys
 
     args = parse_args(argv)
+    if args.from_json:  # the run folders are gone: the page and the README lines from what they recorded
+        source = Path(args.from_json)
+        document = json.loads(source.read_text())
+        selection = [row for row in document["candidates"] if not row["sees_test_fold"]]
+        name = plot_name(selection)
+        plot = source.parent / name if name and (source.parent / name).is_file() else None
+        _refresh(args, document, plot)
+        return
     rows = summarize([read_run(Path(folder)) for folder in args.runs])
     cv = cross_validation(Path(args.cv)) if args.cv else None
     command = "python bench/recipes.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -564,12 +634,21 @@ def main(argv: list[str] | None = None) -> None:
         else:
             (output / name).unlink(missing_ok=True)  # a stale plot of an earlier report
     (output / "RECIPES.md").write_text(report(rows, cv, command, args.choice, previous, args.title, plots))
-    if args.readme:
-        readme = Path(args.readme)
-        plot = next(iter(plots.values()), None)
-        plot = Path(os.path.relpath(output / plot, readme.resolve().parent)).as_posix() if plot else None
-        refresh_readme(readme, rows, cv, args.choice, previous, args.readme_block, args.readme_brief, plot)
     print(f"wrote {output / 'RECIPES.md'}")
+    plot = next(iter(plots.values()), None)
+    _refresh(args, document, output / plot if plot else None)
+
+
+def _refresh(args: argparse.Namespace, document: dict[str, Any], plot: Path | None) -> None:
+    """`--page`: its block from the document, linking `plot` relative to the page; `--print-readme-lines`."""
+    if args.page:
+        page = Path(args.page)
+        link = Path(os.path.relpath(plot, page.resolve().parent)).as_posix() if plot else None
+        rows, cv, choice, previous = (document[key] for key in ("candidates", "cross_validation", "choice", "previous"))
+        refresh_page(page, rows, cv, choice, previous, args.page_block, args.page_brief, link)
+        print(f"refreshed the {args.page_block} block of {page}")
+    if args.print_readme_lines:
+        print("\n".join(readme_lines(document)))
 
 
 if __name__ == "__main__":

@@ -621,7 +621,8 @@ def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path)
 
 
 def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path):
-    """bench/recipes.py groups runs by name and split, averages over seeds, and the card shows the selection."""
+    """bench/recipes.py groups runs by name and split, averages over seeds, refreshes a results page's block (from the
+    run folders or from the recipes.json they left), and the card shows the selection."""
     from esc50_hf.cli import main
 
     names = ("stem-s0", "stem-s1", "v3/stem-s0", "gpu/stem-s0", "chosen-s0", "kd-s0")
@@ -639,11 +640,12 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
         _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=validation_fold)
     _edit_json(runs["gpu/stem-s0"] / "metrics.json", hardware="Some CPU, 16 cores, NVIDIA H200")  # same seed, a GPU
     _edit_json(runs["kd-s0"] / "training_config.json", teacher_models=["runs/a", "runs/b"])  # distilled
-    readme = tmp_path / "README.md"
-    readme.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
     script = [sys.executable, str(REPO / "bench" / "recipes.py"), *map(str, runs.values())]
     completed = subprocess.run(
-        [*script, "--output-dir", str(tmp_path / "out"), "--readme", str(readme)], capture_output=True, text=True
+        [*script, "--output-dir", str(tmp_path / "out"), "--page", str(page)], capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = (tmp_path / "out" / "RECIPES.md").read_text()
@@ -654,16 +656,32 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert not (tmp_path / "out" / "selection.png").exists()  # one plot: the inner folds' covers the split
     assert "## Fold 5, the test fold" in report and "| chosen | 1,2,3,4 / 5 | CPU | 7 |" in report
     assert "| kd (2 teachers) | 1,2,3 / 4 | CPU | 0 |" in report
-    text = readme.read_text()
+    text = page.read_text()
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
-    assert "](out/inner_folds.png)" in text  # the block links its plot, relative to the README
+    assert "](../out/inner_folds.png)" in text  # the block links its plot, relative to the page
     assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text and "on CPU, 2 thread(s)" in text
-    readme.write_text("<!-- after:start -->\n<!-- after:end -->\n")
-    brief = [*script, "--output-dir", str(tmp_path / "out3"), "--readme", str(readme), "--readme-block", "after"]
-    assert subprocess.run([*brief, "--readme-brief"], capture_output=True, text=True).returncode == 0
-    text = readme.read_text()
+    from_json = [*script[:2], "--from-json", str(tmp_path / "out" / "recipes.json"), "--page", str(page)]
+    page.write_text("<!-- recipes:start -->\n<!-- recipes:end -->\n")  # the run folders' record gives the same block
+    assert subprocess.run(from_json, capture_output=True, text=True).returncode == 0
+    assert page.read_text() == "<!-- recipes:start -->" + text.split("<!-- recipes:start -->")[1].split("rest\n")[0]
+    page.write_text("<!-- after:start -->\n<!-- after:end -->\n")
+    brief = [*script, "--output-dir", str(tmp_path / "out3"), "--page", str(page), "--page-block", "after"]
+    assert subprocess.run([*brief, "--page-brief"], capture_output=True, text=True).returncode == 0
+    text = page.read_text()
     assert "| stem | CPU | 3,4 | 3 |" in text and "| stem | 1,2,3 / 4 | CPU |" not in text  # its mean, not its splits
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in text  # validated on one fold only: its row
+    no_cv = subprocess.run([*from_json[:4], "--print-readme-lines"], capture_output=True, text=True)
+    assert no_cv.returncode != 0 and "its --cv results" in no_cv.stderr  # the README's CV line needs a CV
+    document = json.loads((tmp_path / "out" / "recipes.json").read_text())
+    document["cross_validation"] = {"summary": {"accuracy": {"mean": 0.7, "std": 0.1}, "f1": {"mean": 0.6, "std": 0}}}
+    (tmp_path / "with-cv.json").write_text(json.dumps(document))
+    lines = subprocess.run(
+        [*script[:2], "--from-json", str(tmp_path / "with-cv.json"), "--print-readme-lines"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert lines[0].startswith("- Fold 5 (the test fold), the shipped recipe `chosen` trained once on folds 1,2,3,4")
+    assert "accuracy **0.7000 ± 0.1000**, macro-F1 **0.6000 ± 0.0000**" in lines[1]
+    assert len(lines) == 3 and all(line.endswith("([results](docs/results.md)).") for line in lines)
 
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
     completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The script of the second GPU call behind bench/gpu/RECIPES.md (docs/training.md, "How far the longer schedule goes"), kept
+# The script of the second GPU call behind bench/gpu/RECIPES.md (docs/experiments-gpu.md, "How far the longer schedule goes"), kept
 # as it ran. The stem network with the clean clips only (the feature file of bench/gpu/run.sh: what fits the 64 MiB a
 # call may carry) on each inner fold (validate on v in 1-4, train on the other three; fold 5 never seen), seed 0, at
 # 200 epochs (the shipped schedule) and 300 epochs, eight runs side by side on one GPU. Evaluation every 2.5 epochs only (95 steps)

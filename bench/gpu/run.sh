@@ -1,5 +1,5 @@
 #!/bin/bash
-# The script of the one GPU call behind bench/gpu/RECIPES.md (docs/training.md, "After the choice"), kept as it ran.
+# The script of the one GPU call behind bench/gpu/RECIPES.md (docs/experiments-gpu.md, "After the choice"), kept as it ran.
 # (1) The recipe on fold 5 (folds 1-4 train) through `accelerate launch`, from a feature file of the clean clips
 # (--augmented_variants 0, the one change the 64 MiB transfer forced); bf16 is the recipe's own --bf16, which the
 # Trainer applies whatever accelerate's --mixed_precision says. (2) Alongside: three networks on the four inner folds
