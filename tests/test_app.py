@@ -19,7 +19,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from esc50_hf.inference.classifier import SoundClassifier
-from esc50_hf.serving.app import NO_AUDIO_MESSAGE
+from esc50_hf.model.prediction import WindowPrediction
+from esc50_hf.serving.app import NO_AUDIO_MESSAGE, classify
 from esc50_hf.serving.server import main
 from esc50_hf.serving.uploads import URL_INPUT_MESSAGE
 
@@ -119,6 +120,16 @@ def test_gradio_client(server, local, clips):
         assert table["headers"] == ["start_s", "end_s", "label", "score"]
         assert [row[:3] for row in table["data"]] == [row[:3] for row in rows]
         assert [row[3] for row in table["data"]] == pytest.approx([row[3] for row in rows], abs=2e-4)
+
+
+def test_the_timeline_table_is_the_schemas_window_rows(local, clips):
+    """`/predict`'s table: the columns are the schema's window keys (the REST format pinned by the tests above),
+    each row a window's `to_row()` with scores to 4 decimals; the label output is `confidences()`."""
+    confidences, table = classify(local, str(clips[0]))
+    prediction = local.predict(clips[0])
+    assert list(table.columns) == list(WindowPrediction.row_keys()) == ["start_s", "end_s", "label", "score"]
+    assert table.to_dict("records") == [window.to_row(digits=4) for window in prediction.windows]
+    assert len(table) == 4 and confidences == prediction.confidences()
 
 
 def test_rest_two_step_protocol(server, local, clips):

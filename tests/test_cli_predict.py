@@ -13,6 +13,7 @@ import soundfile as sf
 
 from esc50_hf.cli import main
 from esc50_hf.inference.classifier import SoundClassifier
+from esc50_hf.model.prediction import Prediction
 
 from .conftest import synthetic_clip
 
@@ -43,12 +44,12 @@ def test_real_command_json_lines_with_a_bad_file(inputs, saved_model_dir):
     result = subprocess.run([*command, "--format", "json", "--top-k", "3"], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [record["file"].removeprefix(str(inputs) + "/") for record in records] == [
+    assert [record["input"].removeprefix(str(inputs) + "/") for record in records] == [
         "a_short.wav",
         "b_long.flac",
         "nested/c.ogg",
     ]
-    assert all(len(record["labels"]) == 3 and record["window"] is None for record in records)
+    assert all(len(record["labels"]) == 3 and "windows" not in record for record in records)
     local = SoundClassifier(saved_model_dir).predict(inputs / "b_long.flac", top_k=3)
     assert [item["label"] for item in records[1]["labels"]] == [item.label for item in local.labels]
     assert "nested/broken.wav" in result.stderr and "could not be decoded as audio" in result.stderr
@@ -62,6 +63,7 @@ def test_windows_and_csv(inputs, saved_model_dir, capsys):
     )
     assert status == 0
     rows = list(csv.DictReader(io.StringIO(out)))
+    assert {row["input"] for row in rows} == {str(inputs / "b_long.flac")}
     assert [(row["window"], row["start_s"], row["end_s"]) for row in rows] == [
         ("", "0.0", "12.0"),
         ("0", "0.0", "5.0"),
@@ -71,6 +73,50 @@ def test_windows_and_csv(inputs, saved_model_dir, capsys):
     ]
     assert all(row["label_1"] and row["score_1"] for row in rows)
     assert rows[0]["label_5"] and not rows[1]["label_2"]  # windows carry their best label only
+
+
+@pytest.mark.parametrize("options", [[], ["--windows", "--events"]])
+def test_json_on_stdout_is_the_jsonl_row(inputs, saved_model_dir, tmp_path, capsys, options):
+    """`--format json` and `--output x.jsonl` give the same record for the same input (the prediction schema's row
+    and `input`); only the file's rows have `error`, since they stand for every input, failed ones included."""
+    path = inputs / "b_long.flac"
+    common = [str(path), "--model", str(saved_model_dir), "--top-k", "3", *options]
+    status, out, _ = _run([*common, "--format", "json"], capsys)
+    assert status == 0
+    [printed] = [json.loads(line) for line in out.splitlines()]
+    output = tmp_path / "predictions.jsonl"
+    assert _run([*common, "--output", str(output)], capsys)[0] == 0
+    [row] = [json.loads(line) for line in output.read_text().splitlines()]
+    assert row.pop("error") is None
+    assert printed == row
+    prediction = SoundClassifier(saved_model_dir).predict(path, top_k=3)
+    if options:
+        prediction = prediction.with_events()
+    assert printed == {"input": str(path), **prediction.to_row(windows=bool(options))}
+    assert set(printed) == {"input", *Prediction.row_keys()} if options else {"input", "labels", "duration_s"}
+    assert len(printed.get("windows", [])) == (4 if options else 0)  # 12 s: windows at 0, 2.5, 5 and 7 s
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_failed_input_in_a_table_with_windows(inputs, saved_model_dir, tmp_path, capsys, suffix):
+    """A failed input has no windows or events: its row gets empty cells, the other rows keep theirs (the failed
+    one first: the columns are not taken from the first row)."""
+    output = tmp_path / f"predictions{suffix}"
+    files = [str(inputs / "nested" / "broken.wav"), str(inputs / "b_long.flac")]
+    args = [*files, "--model", str(saved_model_dir), "--windows", "--events", "--output", str(output)]
+    assert _run(args, capsys)[0] == 1
+    if suffix == ".csv":
+        rows = list(csv.DictReader(output.open(newline="")))
+    else:
+        from datasets import load_dataset
+
+        rows = list(load_dataset("parquet", data_files=str(output), split="train"))
+    by_name = {Path(row["input"]).name: row for row in rows}
+    assert by_name["broken.wav"]["error"] and not by_name["broken.wav"]["windows"]
+    windows = by_name["b_long.flac"]["windows"]
+    windows = json.loads(windows) if suffix == ".csv" else windows
+    assert [(window["start_s"], window["end_s"]) for window in windows] == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0),
+                                                                             (7.0, 12.0)]  # fmt: skip
 
 
 def test_table_for_explicit_files(inputs, saved_model_dir, capsys):

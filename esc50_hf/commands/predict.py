@@ -1,11 +1,13 @@
 """`esc50-hf predict INPUT...`: classify audio files, folders (recursively) or datasets from the command line.
 
-Without `--output`: one record per file (and per window with `--windows`, per sound event with
-`--events`) on stdout as a table, JSON Lines or CSV, or an Audacity label track (`--format
-labels`); progress on stderr. With `--output FILE` (.jsonl, .csv, .parquet): one row per input in
-FILE, on one process or many (`accelerate launch [--multi_gpu] --num_processes N -m esc50_hf
-predict ...`), resumable (see `esc50_hf.inference.batch`). A file that cannot be read is reported on
-stderr (and with its error in FILE); the exit status is 1 if any input failed, 0 otherwise.
+Without `--output`, on stdout: one JSON line per input (`--format json`: the record of `--output`
+files, windows and events inside it; see the prediction schema in docs/inference.md), a table or
+CSV with a line per input, and per window with `--windows` and per sound event with `--events`,
+or an Audacity label track (`--format labels`); progress on stderr. With `--output FILE` (.jsonl,
+.csv, .parquet): one row per input in FILE, on one process or many (`accelerate launch
+[--multi_gpu] --num_processes N -m esc50_hf predict ...`), resumable (see
+`esc50_hf.inference.batch`). A file that cannot be read is reported on stderr (and with its error
+in FILE); the exit status is 1 if any input failed, 0 otherwise.
 
 With `--windows` the 10-minute and 128-MiB limits of uploads are lifted: local recordings of any
 length are decoded block by block and classified window by window in constant memory.
@@ -15,11 +17,9 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-if TYPE_CHECKING:
-    from ..inference.classifier import Prediction
+from typing import Any, TextIO
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,10 +61,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
-    from ..inference.batch import OUTPUT_FORMATS, Inputs, classify_to_file, label_track, progress_bar
+    from ..inference.batch import (
+        OUTPUT_FORMATS,
+        Inputs,
+        classify_to_file,
+        label_track,
+        prediction_record,
+        progress_bar,
+    )
     from ..inference.classifier import ModelLoadError, SoundClassifier, resolve_model
     from ..model.audio_io import AudioInputError, AudioLimits
-    from ..model.windows import events_from_windows
 
     if args.top_k < 1 or args.batch_size < 1:
         print("error: --top-k and --batch-size must be at least 1", file=sys.stderr)
@@ -88,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = Inputs(args.paths, args.split, args.audio_column)
     for path in inputs.missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
+    options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, "min_score": args.min_score}
     if output is not None and args.format != "labels":
-        options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, "min_score": args.min_score}
         return max(classify_to_file(classifier, inputs, output, options), 1 if inputs.missing else 0)
     if args.format == "labels" and output is None and len(inputs) != 1:
         print("error: --format labels writes one track per input: give one input or --output FOLDER", file=sys.stderr)
@@ -107,50 +113,26 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             tqdm.write(f"error: {name}: {result}", file=sys.stderr)
             continue
-        events = events_from_windows(result.windows, args.min_score) if args.events else []
+        record = prediction_record(name, result, options)
         if writer is None:
-            track = "".join(label_track(events))
+            track = "".join(label_track(record["events"]))
             if output is None:
                 sys.stdout.write(track)
             else:
                 output.mkdir(parents=True, exist_ok=True)
                 (output / f"{Path(name).stem}.txt").write_text(track)
             continue
-        writer.write(clip_record(name, result))
-        if args.windows:
-            for record in window_records(name, result):
-                writer.write(record)
-        for number, event in enumerate(events):
-            labels = [{"label": event["label"], "score": round(event["mean_score"], 6)}]
-            writer.write({"file": name, "window": f"event {number}", "start_s": event["start_s"],
-                          "end_s": event["end_s"], "labels": labels})  # fmt: skip
+        writer.write(record)
     bar.close()
     if failures:
         print(f"{failures} of {len(inputs) + len(inputs.missing)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
-def clip_record(file: str, prediction: "Prediction") -> dict[str, Any]:
-    labels = [{"label": item.label, "score": round(item.score, 6)} for item in prediction.labels]
-    return {"file": file, "window": None, "start_s": 0.0, "end_s": prediction.duration, "labels": labels}
-
-
-def window_records(file: str, prediction: "Prediction") -> list[dict[str, Any]]:
-    """One record per window, with the window's best label (the timeline of long files)."""
-    return [
-        {
-            "file": file,
-            "window": index,
-            "start_s": window.start,
-            "end_s": window.end,
-            "labels": [{"label": window.label, "score": round(window.score, 6)}],
-        }
-        for index, window in enumerate(prediction.windows)
-    ]
-
-
 class RecordWriter:
-    """Writes one record per file or window in the chosen format, flushing as it goes."""
+    """Writes each input's record (`esc50_hf.inference.batch.prediction_record`) in the chosen format, flushing
+    as it goes: `json` prints the record as it is; `table` and `csv` give a line to the clip, then one to each
+    window and each event, with their best label."""
 
     def __init__(self, fmt: str, top_k: int, stream: TextIO) -> None:
         self.format = fmt
@@ -159,7 +141,7 @@ class RecordWriter:
         self._csv = csv.writer(stream) if fmt == "csv" else None
         if self._csv is not None:
             ranked = [f"{field}_{rank}" for rank in range(1, top_k + 1) for field in ("label", "score")]
-            self._csv.writerow(["file", "window", "start_s", "end_s", *ranked])
+            self._csv.writerow(["input", "window", "start_s", "end_s", *ranked])
 
     def write(self, record: dict[str, Any]) -> None:
         self.stream.write(self._format(record))
@@ -168,13 +150,25 @@ class RecordWriter:
     def _format(self, record: dict[str, Any]) -> str:
         if self.format == "json":
             return json.dumps(record) + "\n"
-        cells = [(item["label"], f"{item['score']:.4f}") for item in record["labels"]]
-        if self._csv is not None:  # windows fill label_1/score_1 only
-            flat = [value for pair in cells for value in pair]
-            window = "" if record["window"] is None else record["window"]
-            self._csv.writerow([record["file"], window, record["start_s"], record["end_s"], *flat])
-            return ""
-        where = "clip" if record["window"] is None else f"window {record['window']}"
-        span = f"{record['start_s']:7.2f}-{record['end_s']:7.2f}s"
-        ranked = "  ".join(f"{label} {score}" for label, score in cells)
-        return f"{record['file']}\t{where:<10}\t{span}\t{ranked}\n"
+        lines = []
+        for window, start, end, labels in _spans(record):
+            cells = [(label, f"{score:.4f}") for label, score in labels]
+            if self._csv is not None:  # windows and events fill label_1/score_1 only
+                flat = [value for pair in cells for value in pair]
+                self._csv.writerow([record["input"], "" if window is None else window, start, end, *flat])
+                continue
+            where = "clip" if window is None else f"window {window}"
+            span = f"{start:7.2f}-{end:7.2f}s"
+            ranked = "  ".join(f"{label} {score}" for label, score in cells)
+            lines.append(f"{record['input']}\t{where:<10}\t{span}\t{ranked}\n")
+        return "".join(lines)
+
+
+def _spans(record: dict[str, Any]) -> Iterator[tuple[int | str | None, float, float, list[tuple[str, float]]]]:
+    """The record's lines as `(window, start_s, end_s, [(label, score), ...])`: the clip (window `None`), then each
+    window (its number) and each event (`"event N"`)."""
+    yield None, 0.0, record["duration_s"], [(item["label"], item["score"]) for item in record["labels"]]
+    for number, window in enumerate(record.get("windows", [])):
+        yield number, window["start_s"], window["end_s"], [(window["label"], window["score"])]
+    for number, event in enumerate(record.get("events", [])):
+        yield f"event {number}", event["start_s"], event["end_s"], [(event["label"], event["mean_score"])]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.audio_io import AudioInputError
-from ..model.windows import Prediction, events_from_windows
+from ..model.prediction import Prediction
 
 # Suffixes picked up inside folders; files named explicitly are tried whatever their suffix.
 AUDIO_SUFFIXES = frozenset(
@@ -89,26 +89,26 @@ class Inputs:
         raise IndexError(index)
 
 
-def record(index: int, item: Input, result: Prediction | AudioInputError, options: dict[str, Any]) -> dict[str, Any]:
-    """One input's row: its top-k labels (or its error), and on request its windows and events."""
-    row: dict[str, Any] = {"index": index, "input": item.name}
-    if isinstance(result, AudioInputError):
-        return {**row, "duration_s": None, "labels": [], "error": str(result)}
-    row |= {
-        "duration_s": result.duration,
-        "labels": [{"label": entry.label, "score": round(entry.score, 6)} for entry in result.labels],
-        "error": None,
-    }
-    if options.get("windows"):
-        row["windows"] = [
-            {"start_s": w.start, "end_s": w.end, "label": w.label, "score": round(w.score, 6)} for w in result.windows
-        ]
+def prediction_record(name: str, prediction: Prediction, options: dict[str, Any]) -> dict[str, Any]:
+    """One input's record, as `--format json` prints it and `--output` files hold it: `input` (its name) and the
+    prediction's row (`Prediction.to_row`), with its windows and events only when `options` ask for them.
+
+    Args:
+        name (`str`): The input's name (a path, or a dataset row's).
+        prediction (`Prediction`): What the classifier said.
+        options (`dict`): `windows` and `events` (`bool`), `min_score` (`float`, for the events).
+    """
     if options.get("events"):
-        row["events"] = [
-            {**event, "mean_score": round(event["mean_score"], 6)}
-            for event in events_from_windows(result.windows, options.get("min_score", 0.0))
-        ]
-    return row
+        prediction = prediction.with_events(options.get("min_score", 0.0))
+    return {"input": name, **prediction.to_row(windows=bool(options.get("windows")))}
+
+
+def record(index: int, item: Input, result: Prediction | AudioInputError, options: dict[str, Any]) -> dict[str, Any]:
+    """One input's row in a shard: its `index` (dropped on merging), its record, and `error` (`None`, or the reason
+    it could not be read, with no labels)."""
+    if isinstance(result, AudioInputError):
+        return {"index": index, "input": item.name, "duration_s": None, "labels": [], "error": str(result)}
+    return {"index": index, **prediction_record(item.name, result, options), "error": None}
 
 
 def read_shards(folder: Path) -> dict[int, dict[str, Any]]:
@@ -193,28 +193,31 @@ def write_rows(rows: list[dict[str, Any]], output: Path, top_k: int) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
     rows = [{key: value for key, value in row.items() if key != "index"} for row in rows]
+    # asked-for windows and events: a failed input's row has none (an empty cell in CSV, null in Parquet)
+    nested = [key for key in ("windows", "events") if any(key in row for row in rows)]
     if output.suffix == ".jsonl":
         partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
     elif output.suffix == ".csv":
         with partial.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            nested = [key for key in ("windows", "events") if rows and key in rows[0]]
             ranked = [f"{field}_{rank}" for rank in range(1, top_k + 1) for field in ("label", "score")]
             writer.writerow(["input", "duration_s", *ranked, "error", *nested])
             for row in rows:
                 cells = [value for entry in row["labels"] for value in (entry["label"], entry["score"])]
                 cells += [""] * (len(ranked) - len(cells))
-                extra = [json.dumps(row[key]) for key in nested]
+                extra = [json.dumps(row[key]) if key in row else "" for key in nested]
                 writer.writerow([row["input"], row["duration_s"], *cells, row["error"] or "", *extra])
     else:
         from datasets import Dataset
 
-        Dataset.from_list(rows).to_parquet(str(partial))
+        # from_list takes its columns from the first row: every row gets every column
+        Dataset.from_list([{**row, **{key: row.get(key) for key in nested}} for row in rows]).to_parquet(str(partial))
     os.replace(partial, output)
 
 
 def label_track(events: list[dict[str, Any]]) -> Iterator[str]:
-    """Audacity's label-track format (Raven reads it too): `start<TAB>end<TAB>label` per event, seconds."""
+    """Audacity's label-track format (Raven reads it too): `start<TAB>end<TAB>label` per event row
+    (`Event.to_row()`), seconds."""
     for event in events:
         yield f"{event['start_s']:.3f}\t{event['end_s']:.3f}\t{event['label']}\n"
 
@@ -226,6 +229,7 @@ __all__ = [
     "Inputs",
     "classify_to_file",
     "label_track",
+    "prediction_record",
     "progress_bar",
     "read_shards",
 ]

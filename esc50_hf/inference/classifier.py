@@ -31,16 +31,8 @@ import numpy as np
 
 from ..model.audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
 from ..model.labels import ESC50_LABELS
-from ..model.windows import (
-    LabelScore,
-    Prediction,
-    WindowPool,
-    WindowPrediction,
-    hop_samples,
-    iter_windows,
-    softmax,
-    window_starts,
-)
+from ..model.prediction import LabelScore, Prediction, WindowPrediction
+from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_starts
 from ..paths import DEFAULT_MODEL_DIR
 from .backends import LogitsBackend, load_backend
 

@@ -7,66 +7,40 @@ pipeline (`pipeline_esc50.py`), so every entry point cuts and weighs windows the
 * longer input gets a window every hop while the window ends before the input does, and a
   last one that ends exactly at the end of the input: never a window of padding;
 * the clip-level scores are the mean of the windows' probabilities, each weighted by its
-  share of real samples (`WindowPool`).
+  share of real samples (`WindowPool`), which gives a `Prediction` (the schema of `prediction.py`).
 
 Copied next to the model code when a model is saved: standard library and numpy only.
 """
 
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .labels import ESC50_LABELS
-
-
-@dataclass(frozen=True)
-class LabelScore:
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class WindowPrediction:
-    """One analysis window: where it is in the input (seconds) and its best label."""
-
-    start: float
-    end: float
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The clip-level top-k (mean of window probabilities) and the per-window timeline."""
-
-    labels: list[LabelScore]
-    windows: list[WindowPrediction]
-    duration: float
-
-    @property
-    def label(self) -> str:
-        return self.labels[0].label
-
-    def confidences(self) -> dict[str, float]:
-        """`{label: score}` for the top-k, the format `gr.Label` takes."""
-        return {item.label: item.score for item in self.labels}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .prediction import LabelScore, Prediction, WindowPrediction, events_from_windows
 
 
 @dataclass
 class WindowPool:
-    """Accumulates window probabilities into the clip-level mean (weighted by real samples) and the timeline."""
+    """Accumulates window probabilities into the clip-level mean (weighted by real samples) and the timeline.
+
+    Args:
+        sampling_rate (`int`): The model's rate, to turn samples into seconds.
+        clip_samples (`int`): Samples in a full window (a window shorter than this weighs less).
+        labels (`Sequence[str]`, *optional*, defaults to `ESC50_LABELS`): The name of each probability column.
+    """
 
     sampling_rate: int
     clip_samples: int
-    weighted_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(ESC50_LABELS)))
+    labels: Sequence[str] = ESC50_LABELS
+    weighted_sum: np.ndarray = field(init=False)
     total_weight: float = 0.0
     duration_samples: int = 0
     windows: list[WindowPrediction] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.weighted_sum = np.zeros(len(self.labels))
 
     def add(self, windows: list[tuple[int, int]], probabilities: np.ndarray) -> None:
         """Adds windows given as `(start, num_samples)` with their `(num_windows, num_labels)` probabilities."""
@@ -77,43 +51,21 @@ class WindowPool:
             self.duration_samples = max(self.duration_samples, start + num_samples)
             self.windows.append(
                 WindowPrediction(
-                    start=round(start / self.sampling_rate, 3),
-                    end=round((start + num_samples) / self.sampling_rate, 3),
-                    label=ESC50_LABELS[int(row.argmax())],
+                    start_s=round(start / self.sampling_rate, 3),
+                    end_s=round((start + num_samples) / self.sampling_rate, 3),
+                    label=self.labels[int(row.argmax())],
                     score=float(row.max()),
                 )
             )
 
     def prediction(self, top_k: int) -> Prediction:
         clip = self.weighted_sum / self.total_weight
-        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(ESC50_LABELS)))]
+        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(self.labels)))]
         return Prediction(
-            labels=[LabelScore(ESC50_LABELS[int(index)], float(clip[index])) for index in top],
+            labels=[LabelScore(self.labels[int(index)], float(clip[index])) for index in top],
             windows=self.windows,
-            duration=round(self.duration_samples / self.sampling_rate, 3),
+            duration_s=round(self.duration_samples / self.sampling_rate, 3),
         )
-
-
-def events_from_windows(windows: list[WindowPrediction], min_score: float = 0.0) -> list[dict[str, Any]]:
-    """Sound events: runs of consecutive windows whose best label agrees, each window's score at least
-    `min_score`, as `{"start_s", "end_s", "label", "mean_score"}` (windows overlap, so an event ends where its
-    last window ends). Windows below `min_score` end the current event and start none."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    for window in windows:
-        if window.score < min_score:
-            current = None
-            continue
-        if current is not None and current["label"] == window.label:
-            current["end_s"] = window.end
-            current["scores"].append(window.score)
-            continue
-        current = {"start_s": window.start, "end_s": window.end, "label": window.label, "scores": [window.score]}
-        events.append(current)
-    return [
-        {**{key: event[key] for key in ("start_s", "end_s", "label")}, "mean_score": float(np.mean(event["scores"]))}
-        for event in events
-    ]
 
 
 def hop_samples(hop_seconds: float | None, clip_samples: int, sampling_rate: int) -> int:
@@ -169,7 +121,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "LabelScore",
-    "events_from_windows",
+    "events_from_windows",  # defined in prediction.py, importable from here as before
     "hop_samples",
     "Prediction",
     "WindowPool",

@@ -42,15 +42,17 @@ import pandas as pd  # noqa: E402
 from gradio_client.utils import is_http_url_like  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..inference.classifier import Prediction, SoundClassifier  # noqa: E402
+from ..inference.classifier import SoundClassifier  # noqa: E402
 from ..model.audio_io import AudioInputError  # noqa: E402
+from ..model.prediction import Prediction, WindowPrediction  # noqa: E402
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
-TIMELINE_COLUMNS = ["start_s", "end_s", "label", "score"]
+TIMELINE_COLUMNS = list(WindowPrediction.row_keys())  # start_s, end_s, label, score
+TIMELINE_SCORE_DIGITS = 4  # the page's table shows scores to 4 decimals
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
 DEFAULT_KEEP_UPLOADS = 300.0
 
@@ -134,7 +136,8 @@ def classify(classifier: SoundClassifier, path: str | None) -> tuple[dict[str, f
 
 
 def timeline_table(prediction: Prediction) -> pd.DataFrame:
-    rows = [[window.start, window.end, window.label, round(window.score, 4)] for window in prediction.windows]
+    """The windows' rows (`WindowPrediction.to_row`), scores to `TIMELINE_SCORE_DIGITS`, as a table."""
+    rows = [window.to_row(TIMELINE_SCORE_DIGITS) for window in prediction.windows]
     return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
 

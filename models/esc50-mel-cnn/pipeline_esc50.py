@@ -20,7 +20,8 @@ It differs from transformers' generic `AudioClassificationPipeline` where this m
   does), not cropped to its first 5 s. Each window is one item of the pipeline's batches.
 * **The same output contract.** A list of `{"label", "score"}` sorted by score (`top_k`, 5 by
   default); `return_timeline=True` returns `{"labels": [...], "timeline": [{"start_s", "end_s",
-  "label", "score"}, ...], "duration_s": ...}` instead.
+  "label", "score"}, ...], "duration_s": ...}` instead: the rows of the prediction schema
+  (`prediction.py`) with exact scores, the windows under the name "timeline".
 
 Inputs: a file path, the file's bytes, a 1-D float array at the model's rate, a
 `{"array"|"raw": array, "sampling_rate": rate}` dict (numpy or torch), or a torchcodec
@@ -113,15 +114,12 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         ]
         pool = WindowPool(self.feature_extractor.sampling_rate, self.feature_extractor.clip_samples)
         pool.add(windows, softmax(logits))  # (start, num_samples) pairs
-        prediction = pool.prediction(top_k)
-        labels = [{"label": item.label, "score": item.score} for item in prediction.labels]
+        # The schema's row with exact scores, as transformers' pipelines return them; its "windows" are the
+        # "timeline" here, the name this pipeline's output has always had.
+        row = pool.prediction(top_k).to_row(digits=None)
         if not return_timeline:
-            return labels
-        timeline = [
-            {"start_s": window.start, "end_s": window.end, "label": window.label, "score": window.score}
-            for window in prediction.windows
-        ]
-        return {"labels": labels, "timeline": timeline, "duration_s": prediction.duration}
+            return row["labels"]
+        return {"labels": row["labels"], "timeline": row["windows"], "duration_s": row["duration_s"]}
 
 
 __all__ = ["Esc50AudioClassificationPipeline"]

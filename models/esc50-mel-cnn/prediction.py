@@ -1,0 +1,213 @@
+"""The prediction schema: what classifying one recording gives, and its one row format.
+
+Four frozen dataclasses, each with `to_row()`, a plain dict of JSON types whose keys are the
+dataclass's field names (so every key is named once, here) and whose scores are rounded in one
+place (`to_row`'s `digits`):
+
+* `LabelScore` (`label`, `score`): a label and its probability;
+* `WindowPrediction` (`start_s`, `end_s`, `label`, `score`): one analysis window and its best label;
+* `Event` (`start_s`, `end_s`, `label`, `mean_score`): consecutive windows that agree on their best label;
+* `Prediction` (`labels`, `windows`, `duration_s`, `events`): the clip-level top-k, the windows,
+  the input's length and, when asked for (`with_events`), the events.
+
+Every output is made from these rows: the pipeline's lists and `return_timeline=True` dict,
+`SoundClassifier`'s results, `esc50-hf predict` (table, JSON, CSV, label tracks, `--output` files)
+and the app's `/predict`. Label names are whatever the classifier gives (`WindowPool`'s `labels`).
+
+Copied next to the model code when a model is saved: standard library and numpy only.
+"""
+
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+SCORE_DIGITS = 6  # what `to_row` rounds scores to unless told otherwise
+# Field metadata: "score" marks a probability (rounded by `to_row`), "items" the class of a list's elements.
+_SCORE = {"score": True}
+_PRE_SCHEMA_KEYS = {"start_s": "start", "end_s": "end", "duration_s": "duration"}  # `Prediction.to_dict` only
+
+
+class _Row:
+    """`to_row()` and `row_keys()` for the schema's dataclasses."""
+
+    def to_row(self, digits: int | None = SCORE_DIGITS) -> dict[str, Any]:
+        """The object as a dict of JSON types, keyed by field name; fields that are `None` are left out.
+
+        Args:
+            digits (`int` or `None`, *optional*, defaults to `SCORE_DIGITS` (6)): Decimal digits scores are
+                rounded to; `None` keeps them exact.
+        """
+        row: dict[str, Any] = {}
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if value is None:
+                continue
+            if item.metadata.get("items"):
+                value = [element.to_row(digits) for element in value]
+            elif item.metadata.get("score"):
+                value = float(value) if digits is None else round(float(value), digits)
+            row[item.name] = value
+        return row
+
+    @classmethod
+    def row_keys(cls) -> tuple[str, ...]:
+        """The keys of `to_row()`, in order (optional ones included)."""
+        return tuple(item.name for item in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Any:
+        """The object a row describes (`to_row()`'s output, or a line of `esc50-hf predict`'s JSON); keys that are
+        not fields (`input`, `error`) are ignored, and a list the row leaves out is empty (or `None`, if optional).
+
+        Args:
+            row (`dict`): The row, e.g. `json.loads(line)`.
+        """
+        values: dict[str, Any] = {}
+        for item in fields(cls):  # type: ignore[arg-type]
+            kind = item.metadata.get("items")
+            if item.name in row:
+                value = row[item.name]
+                values[item.name] = [kind.from_row(element) for element in value] if kind else value
+            elif kind is not None and item.default is MISSING:
+                values[item.name] = []
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class LabelScore(_Row):
+    """A label and its probability."""
+
+    label: str
+    score: float = field(metadata=_SCORE)
+
+
+@dataclass(frozen=True)
+class _Span(_Row):
+    """A stretch of the input (seconds from its start) and the label it was given."""
+
+    start_s: float
+    end_s: float
+    label: str
+
+
+@dataclass(frozen=True)
+class WindowPrediction(_Span):
+    """One analysis window: where it is in the input (seconds) and its best label."""
+
+    score: float = field(metadata=_SCORE)
+
+    @property
+    def start(self) -> float:
+        """`start_s` under its name from before the schema."""
+        return self.start_s
+
+    @property
+    def end(self) -> float:
+        """`end_s` under its name from before the schema."""
+        return self.end_s
+
+
+@dataclass(frozen=True)
+class Event(_Span):
+    """A sound event: consecutive windows with the same best label; it ends where its last window ends."""
+
+    mean_score: float = field(metadata=_SCORE)
+
+
+@dataclass(frozen=True)
+class Prediction(_Row):
+    """The clip-level top-k (mean of window probabilities), the per-window timeline and, on request, the events."""
+
+    labels: list[LabelScore] = field(metadata={"items": LabelScore})
+    windows: list[WindowPrediction] = field(metadata={"items": WindowPrediction})
+    duration_s: float
+    events: list[Event] | None = field(default=None, metadata={"items": Event})
+
+    @property
+    def label(self) -> str:
+        return self.labels[0].label
+
+    @property
+    def duration(self) -> float:
+        """`duration_s` under its name from before the schema."""
+        return self.duration_s
+
+    def with_events(self, min_score: float = 0.0) -> "Prediction":
+        """This prediction with its `events` (see `find_events`)."""
+        return replace(self, events=find_events(self.windows, min_score))
+
+    def to_row(self, digits: int | None = SCORE_DIGITS, *, windows: bool = True) -> dict[str, Any]:
+        """The prediction as a dict of JSON types: `labels`, `windows` (unless `windows=False`), `duration_s`,
+        and `events` when they were asked for.
+
+        Args:
+            digits (`int` or `None`, *optional*, defaults to `SCORE_DIGITS` (6)): Decimal digits scores are
+                rounded to; `None` keeps them exact.
+            windows (`bool`, *optional*, defaults to `True`): Include the per-window timeline.
+        """
+        row = super().to_row(digits)
+        if not windows:
+            del row["windows"]
+        return row
+
+    def confidences(self) -> dict[str, float]:
+        """`{label: score}` for the top-k, exact scores: the format `gr.Label` takes."""
+        return {row["label"]: row["score"] for row in (item.to_row(digits=None) for item in self.labels)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict from before the schema (`start`, `end`, `duration`, exact scores, no events), kept for code
+        that reads it; new code: `to_row()`."""
+        row = self.to_row(digits=None)
+        row.pop("events", None)
+        return _renamed(row, _PRE_SCHEMA_KEYS)
+
+
+def find_events(windows: list[WindowPrediction], min_score: float = 0.0) -> list[Event]:
+    """Runs of consecutive windows whose best label agrees, each window's score at least `min_score`; windows
+    overlap, so an event ends where its last window ends. Windows below `min_score` end the current event and
+    start none.
+
+    Args:
+        windows (`list[WindowPrediction]`): The timeline, in order.
+        min_score (`float`, *optional*, defaults to 0): The lowest window score that joins an event.
+    """
+    runs: list[list[WindowPrediction]] = []
+    current: list[WindowPrediction] = []
+    for window in windows:
+        if window.score < min_score:
+            current = []
+        elif current and current[-1].label == window.label:
+            current.append(window)
+        else:
+            current = [window]
+            runs.append(current)
+    return [
+        Event(run[0].start_s, run[-1].end_s, run[0].label, float(np.mean([window.score for window in run])))
+        for run in runs
+    ]
+
+
+def events_from_windows(windows: list[WindowPrediction], min_score: float = 0.0) -> list[dict[str, Any]]:
+    """`find_events` as rows with exact scores (`{"start_s", "end_s", "label", "mean_score"}`), the form this
+    function returned before the schema; new code: `Prediction.with_events`."""
+    return [event.to_row(digits=None) for event in find_events(windows, min_score)]
+
+
+def _renamed(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {names.get(key, key): _renamed(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, names) for item in value]
+    return value
+
+
+__all__ = [
+    "SCORE_DIGITS",
+    "Event",
+    "LabelScore",
+    "Prediction",
+    "WindowPrediction",
+    "events_from_windows",
+    "find_events",
+]
