@@ -127,7 +127,9 @@ class ModelArguments:
         "output channels of each convolution block", list(default_of(Esc50CnnConfig, "block_channels"))
     )
     dropout: float = _field("dropout before the classifier", default_of(Esc50CnnConfig, "dropout"))
-    label_smoothing: float = _field("label smoothing of the training loss", 0.1)
+    label_smoothing: float = _field(
+        "label smoothing of the training loss", default_of(Esc50CnnConfig, "label_smoothing")
+    )
 
     FEATURE_FIELDS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
     MODEL_FIELDS = ("num_mel_bins", "stem_channels", "block_channels", "dropout", "label_smoothing")
