@@ -391,7 +391,8 @@ def build_parser() -> HfArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
     """Parses `train.py`'s command line: `--config FILE` gives defaults, other flags override them.
 
-    Raises `SystemExit` (argparse's usage error) naming an unknown flag or file key.
+    Raises `SystemExit` (argparse's usage error) naming an unknown flag or file key, and `ConfigFileError` for a
+    `--config` file that cannot be read.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
