@@ -10,6 +10,7 @@ override them. `python train.py --help` lists them all. `--cv` runs 5-fold cross
 trains from it where the audio is not (e.g. a GPU machine).
 """
 
+from esc50_hf.cli import exit_on_user_error
 from esc50_hf.training.arguments import parse_args
 
 
@@ -28,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)  # a wrong path or option: `error: <what to do>`, no traceback

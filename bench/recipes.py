@@ -85,13 +85,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read_run(folder: Path) -> dict[str, Any]:
     from esc50_hf.data.esc50 import training_folds
-    from esc50_hf.training.recipe import read_config_file
+    from esc50_hf.training.model_folder import (
+        CONFIG_FILE,
+        METRICS_FILE,
+        RECIPE_FILE,
+        ModelFolderError,
+        read_model_folder,
+    )
 
-    for name in ("metrics.json", "training_config.json", "config.json"):
-        if not (folder / name).is_file():
-            raise SystemExit(f"{folder} has no {name}: pass model folders written by train.py")
-    recipe = read_config_file(folder / "training_config.json")
-    metrics = json.loads((folder / "metrics.json").read_text())
+    try:
+        run = read_model_folder(folder, require=(METRICS_FILE, RECIPE_FILE, CONFIG_FILE))
+        recipe, metrics = run.recipe, run.metrics
+    except ModelFolderError as error:
+        raise SystemExit(str(error)) from None
     validation_fold = int(recipe["validation_fold"])
     train_folds = training_folds(validation_fold, recipe.get("train_folds"))
     return {
@@ -481,18 +487,13 @@ def _inner_section(selection: list[dict[str, Any]], plot: str | None = None) -> 
 
 def previous_recipe(folder: Path) -> dict[str, Any]:
     """The previously shipped recipe's fold-5 trainings and cross-validation, from the reports it shipped with."""
-    metrics = json.loads((folder / "metrics.json").read_text())
-    repeated = (
-        json.loads((folder / "repeated_runs.json").read_text())["runs"]
-        if (folder / "repeated_runs.json").is_file()
-        else []
-    )
-    cv = (
-        json.loads((folder / "cv_results.json").read_text())["summary"]
-        if (folder / "cv_results.json").is_file()
-        else None
-    )
-    runs = [metrics, *repeated]
+    from esc50_hf.training.model_folder import CROSS_VALIDATION_FILE, REPEATED_RUNS_FILE, ModelFolder
+
+    shipped = ModelFolder(folder)
+    metrics = shipped.metrics
+    repeated, cv = shipped.optional(REPEATED_RUNS_FILE), shipped.optional(CROSS_VALIDATION_FILE)
+    runs = [metrics, *(repeated["runs"] if repeated is not None else [])]
+    cv = cv["summary"] if cv is not None else None
     return {
         "folder": str(folder),
         "validation_fold": metrics["validation_fold"],

@@ -12,6 +12,7 @@ from typing import Any
 
 from .auto_registration import install as _install_auto_registration
 from .auto_registration import register_auto_classes
+from .errors import Esc50HfError
 from .model.labels import CLIP_SECONDS, ESC50_LABELS, ID2LABEL, LABEL2ID, NUM_LABELS, SAMPLING_RATE
 
 __version__ = "0.1.0"
@@ -51,7 +52,15 @@ def audio_pipeline(model, **kwargs):
 
     Model folders declare `Esc50AudioClassificationPipeline` in `config.json` (`custom_pipelines`), so
     `transformers.pipeline` asks for `trust_remote_code=True`; in a process that has this package, this
-    runs the installed class instead. `kwargs` go to `transformers.pipeline` (`device`, `batch_size`, ...).
+    runs the installed class instead.
+
+    Args:
+        model (`str`, `Path` or `Esc50CnnForAudioClassification`): A model folder, a Hub id or a loaded model.
+        **kwargs: Passed to `transformers.pipeline` (`device`, `batch_size`, `feature_extractor`, ...).
+
+    Returns:
+        `Esc50AudioClassificationPipeline`: call it on audio (a path, bytes, an array with its rate) for the top
+        labels.
     """
     from transformers import pipeline
 
@@ -72,6 +81,7 @@ __all__ = [
     "Esc50CnnForAudioClassification",
     "Esc50DataError",
     "Esc50FeatureExtractor",
+    "Esc50HfError",
     "download_esc50",
     "load_esc50",
     "split_folds",

@@ -5,11 +5,13 @@ from typing import Literal
 
 from huggingface_hub import HfApi, get_token
 
+from .errors import Esc50HfError
+
 # Training by-products that are not part of the Hub model repository.
 IGNORED_FOR_UPLOAD = ["checkpoint-*", "checkpoint-*/**", "feature_cache/**", "*.tmp"]
 
 
-class HubPublishError(RuntimeError):
+class HubPublishError(Esc50HfError, RuntimeError):
     """Publishing cannot work: no repository id, no token, or the Hub is unreachable."""
 
 
@@ -17,9 +19,14 @@ def check_can_push(repo_id: str | None, option: str = "--push_to_hub needs --hub
     """Fails early, with what to do, unless a token exists and the Hub accepts it; returns the user name.
 
     Args:
-        repo_id: The target `owner/name`.
-        option: How the command line asks for `repo_id`, for the error message.
-        what: "model" or "dataset": which folder is still written locally when publishing fails.
+        repo_id (`str`, *optional*): The target `owner/name`.
+        option (`str`, *optional*, defaults to `"--push_to_hub needs --hub_model_id"`): How the command line asks
+            for `repo_id`, for the error message.
+        what (`str`, *optional*, defaults to `"model"`): `"model"` or `"dataset"`: which folder is still written
+            locally when publishing fails.
+
+    Raises:
+        `HubPublishError`: no `owner/name`, no token, or the Hub cannot be reached with it.
     """
     if not repo_id or "/" not in repo_id:
         raise HubPublishError(f"{option} owner/name, got {repo_id!r}.")
@@ -41,7 +48,14 @@ def check_can_push(repo_id: str | None, option: str = "--push_to_hub needs --hub
 def push_folder(
     folder: Path, repo_id: str, private: bool = False, repo_type: Literal["model", "dataset"] = "model"
 ) -> str:
-    """Creates the repository if needed and uploads the folder (without training by-products)."""
+    """Creates the repository if needed and uploads the folder (without training by-products); returns the commit's URL.
+
+    Args:
+        folder (`Path`): The model or dataset folder.
+        repo_id (`str`): The target `owner/name`.
+        private (`bool`, *optional*, defaults to `False`): Create the repository as private.
+        repo_type (`str`, *optional*, defaults to `"model"`): `"model"` or `"dataset"`.
+    """
     api = HfApi()
     api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     commit = api.upload_folder(

@@ -117,3 +117,33 @@ def test_a_folder_saved_before_the_stem_existed_loads_the_network_it_describes(t
     inputs = torch.randn(2, 32, 216)
     torch.testing.assert_close(loaded(input_values=inputs).logits, old.eval()(input_values=inputs).logits)
     assert Esc50CnnConfig().stem_channels == 16  # a new config gets the stem
+
+
+def test_weights_load_by_name_and_a_new_head_on_request(saved_model_dir):
+    """No `base_model_prefix` that names no submodule: every saved weight loads where it was, and
+    `ignore_mismatched_sizes` swaps only the classifier for a head of another size (fine-tuning)."""
+    from esc50_hf.paths import DEFAULT_MODEL_DIR
+
+    for folder in (saved_model_dir, DEFAULT_MODEL_DIR):
+        model, info = AutoModelForAudioClassification.from_pretrained(folder, output_loading_info=True)
+        assert not (info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]), (folder, info)
+    prefix = model.base_model_prefix
+    assert prefix == "" or isinstance(getattr(model, prefix, None), torch.nn.Module)
+    ten = AutoModelForAudioClassification.from_pretrained(
+        DEFAULT_MODEL_DIR, num_labels=10, ignore_mismatched_sizes=True
+    )
+    assert ten.classifier.weight.shape == (10, model.classifier.in_features)
+    torch.testing.assert_close(ten.blocks[-1].conv2.weight, model.blocks[-1].conv2.weight)
+
+
+def test_label_smoothing_has_one_default_and_a_saved_config_keeps_its_own(tmp_path):
+    """The training recipe's default is the model config's; a config saved with any value (0.0 included) records it,
+    so changing the default never changes what a saved model trains with."""
+    import json
+
+    from esc50_hf.training.arguments import ModelArguments
+
+    assert ModelArguments().label_smoothing == Esc50CnnConfig().label_smoothing == 0.1
+    Esc50CnnConfig(label_smoothing=0.0).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["label_smoothing"] == 0.0
+    assert AutoConfig.from_pretrained(tmp_path).label_smoothing == 0.0

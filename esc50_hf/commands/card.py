@@ -3,6 +3,7 @@
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,21 +30,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.model_folder import METRICS_FILE, RECIPE_FILE, read_model_folder
     from ..training.reports import attach_companion_results, rerender_model_card
 
-    folder = Path(args.model)
-    if not (folder / "metrics.json").is_file():
-        raise SystemExit(f"{folder} has no metrics.json: pass a model folder written by train.py")
-    try:
-        attach_companion_results(
-            folder,
-            baseline=json.loads(Path(args.baseline).read_text()) if args.baseline else None,
-            cross_validation=json.loads(Path(args.cv).read_text()) if args.cv else None,
-            repeated_runs=[Path(run) for run in args.repeated_runs] if args.repeated_runs else None,
-            selection=json.loads(Path(args.selection).read_text()) if args.selection else None,
-        )
-    except ValueError as error:
-        raise SystemExit(f"esc50-hf card: {error}") from None
+    folder = read_model_folder(args.model, require=(METRICS_FILE, RECIPE_FILE)).path  # before writing anything there
+    attach_companion_results(
+        folder,
+        baseline=_results_file(args.baseline, "--baseline"),
+        cross_validation=_results_file(args.cv, "--cv"),
+        repeated_runs=[Path(run) for run in args.repeated_runs] if args.repeated_runs else None,
+        selection=_results_file(args.selection, "--selection"),
+    )
     rerender_model_card(folder)
     print(f"wrote {folder / 'README.md'}")
     return 0
+
+
+def _results_file(path: str | None, option: str) -> dict[str, Any] | None:
+    """The results in the JSON file `option` names; None when the option is not given."""
+    from ..training.reports import CompanionResultsError
+
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:  # missing, unreadable, not JSON
+        raise CompanionResultsError(f"{option} {path}: not a readable JSON file ({error})") from None

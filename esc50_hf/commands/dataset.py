@@ -23,16 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.esc50 import DEFAULT_HUB_DATASET_ID, Esc50DataError
+    from ..data.esc50 import DEFAULT_HUB_DATASET_ID
     from ..data.parquet import write_esc50_parquet
-    from ..publish import HubPublishError, check_can_push, push_folder
+    from ..publish import check_can_push, push_folder
 
-    try:
-        if args.push_to_hub is not None:
-            check_can_push(args.push_to_hub, option="--push-to-hub needs", what="dataset")  # before minutes of work
-        folder = write_esc50_parquet(args.data_dir, args.output, repo_id=args.push_to_hub or DEFAULT_HUB_DATASET_ID)
-    except (Esc50DataError, FileExistsError, HubPublishError) as error:
-        raise SystemExit(f"esc50-hf dataset: {error}") from None
+    if args.push_to_hub is not None:
+        check_can_push(args.push_to_hub, option="--push-to-hub needs", what="dataset")  # before minutes of work
+    folder = write_esc50_parquet(args.data_dir, args.output, repo_id=args.push_to_hub or DEFAULT_HUB_DATASET_ID)
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
     if args.push_to_hub is not None:
         url = push_folder(folder, args.push_to_hub, private=args.private, repo_type="dataset")

@@ -21,9 +21,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.esc50 import load_esc50, split_folds
     from ..evaluation.scoring import evaluate_model
+    from ..inference.classifier import explain_load_failure
 
-    model = AutoModelForAudioClassification.from_pretrained(args.model)
-    extractor = AutoFeatureExtractor.from_pretrained(args.model)
+    with explain_load_failure(args.model):
+        model = AutoModelForAudioClassification.from_pretrained(args.model)
+        extractor = AutoFeatureExtractor.from_pretrained(args.model)
     fold = split_folds(load_esc50(args.data_dir, extractor.sampling_rate), args.fold)["validation"]
     scores = evaluate_model(model, extractor, fold)
     print(f"ESC-50 fold {args.fold}: {scores['num_clips']} clips")

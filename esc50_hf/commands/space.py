@@ -17,12 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.classifier import ModelLoadError, resolve_model
+    from ..errors import Esc50HfError
+    from ..inference.classifier import resolve_model
     from ..serving.space import write_space
 
     try:
         folder = write_space(args.output, resolve_model(args.model), overwrite=args.overwrite)
-    except (ModelLoadError, FileExistsError, FileNotFoundError) as error:
+    except Esc50HfError as error:  # a folder or model to change: a usage error (status 2)
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Wrote the Space to {folder}. Try it: cd {folder} && python app.py")

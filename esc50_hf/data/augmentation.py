@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import Esc50HfError
 
-class AugmentationParameterError(ValueError):
+
+class AugmentationParameterError(Esc50HfError, ValueError):
     """An invalid augmentation parameter; `parameter` names it (the CLI adds the flag that set it)."""
 
     def __init__(self, transform: str, parameter: str, value: Any, requirement: str) -> None:
@@ -147,7 +149,7 @@ class Gain(WaveformTransform):
 
 
 class WaveformAugmentations:
-    """The waveform transforms in order, as one audiomentations `Compose`: `augment(samples, sample_rate)`."""
+    """The waveform transforms in order, as one audiomentations `Compose`: `augment(samples, sampling_rate)`."""
 
     def __init__(self, *transforms: WaveformTransform) -> None:
         self.transforms = list(transforms)
@@ -157,12 +159,12 @@ class WaveformAugmentations:
         """Everything that decides the cached variants (with their count and seed): the feature-cache key."""
         return [transform.parameters() for transform in self.transforms]
 
-    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    def __call__(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
         if self._compose is None:
             from audiomentations import Compose
 
             self._compose = Compose([transform.to_audiomentations() for transform in self.transforms])
-        return self._compose(samples, sample_rate=sample_rate)
+        return self._compose(samples, sample_rate=sampling_rate)  # audiomentations' own name for it
 
     def __repr__(self) -> str:
         return f"WaveformAugmentations({', '.join(map(repr, self.transforms))})"

@@ -14,6 +14,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Featu
 from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
 
+from ..errors import Esc50HfError
 from ..model.labels import ESC50_LABELS, SAMPLING_RATE
 
 ESC50_ARCHIVE_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
@@ -51,7 +52,7 @@ _HOW_TO_PASS_DATA_DIR = (
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class Esc50DataError(ValueError):
+class Esc50DataError(Esc50HfError, ValueError):
     """The ESC-50 folder or archive is missing, incomplete or malformed."""
 
 
@@ -93,16 +94,16 @@ def load_esc50(data_dir: str | os.PathLike | None = None, sampling_rate: int = S
     `dataset.info` carries ESC-50's description, citation and licence.
 
     Args:
-        data_dir: One of
-            - a folder in the official layout (`meta/esc50.csv`, `audio/*.wav`) at any sample rate;
+        data_dir (`str` or `os.PathLike`, *optional*): One of
+            - a folder in the official layout (`meta/esc50.csv`, `audio/*.wav`) at any sampling rate;
             - a folder written by `esc50-hf dataset` (parquet shards and a dataset card);
             - a Hub dataset id (`owner/name`) published by `esc50-hf dataset --push-to-hub`;
             - `None` (default): downloads the official archive into the Hugging Face cache (or reuses the
               cached copy, which also works offline).
-        sampling_rate: Rate the `audio` column decodes to (mono).
+        sampling_rate (`int`, *optional*, defaults to 22050): Rate the `audio` column decodes to (mono).
 
     Raises:
-        Esc50DataError: the source is missing, incomplete, or a dataset whose labels are not ESC-50's
+        `Esc50DataError`: the source is missing, incomplete, or a dataset whose labels are not ESC-50's
             in the official order (e.g. one built with `audiofolder`, which sorts class names).
     """
     if data_dir is not None and _is_prepared_dataset(data_dir):
@@ -191,7 +192,19 @@ def training_folds(validation_fold: int, train_folds: Sequence[int] | None = Non
 def split_folds(
     dataset: Dataset, validation_fold: int = TEST_FOLD, train_folds: Sequence[int] | None = None
 ) -> DatasetDict:
-    """`validation` = `validation_fold`; `train` = `train_folds` (default: every other fold)."""
+    """`validation` = `validation_fold`; `train` = `train_folds` (default: every other fold).
+
+    Args:
+        dataset (`Dataset`): ESC-50 as `load_esc50` gives it (a `fold` column).
+        validation_fold (`int`, *optional*, defaults to 5): The held-out fold.
+        train_folds (`Sequence[int]`, *optional*): The folds that train; default: every fold but `validation_fold`.
+
+    Returns:
+        `DatasetDict`: `train` and `validation` splits.
+
+    Raises:
+        `ValueError`: a fold outside 1-5, or `train_folds` that include the validation fold.
+    """
     train_folds = training_folds(validation_fold, train_folds)
     folds = dataset["fold"]
     validation = [index for index, fold in enumerate(folds) if fold == validation_fold]

@@ -11,10 +11,15 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..errors import Esc50HfError
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from .features import feature_parameters
 
 FEATURE_FILE_FORMAT = "esc50-hf log-mels 1"
+
+
+class FeatureFileError(Esc50HfError, ValueError):
+    """A feature file (`--features_file`) that is missing, foreign or damaged, or was made for another recipe."""
 
 
 # How to ask for a recipe that matches a file, per setting the file records (the feature ones: see ModelArguments).
@@ -40,7 +45,7 @@ class FeatureFile:
     def check_recipe(
         self, path: str | Path, feature_extractor: Esc50FeatureExtractor, variants: dict[str, Any]
     ) -> None:
-        """Raises `ValueError` naming each setting in which the file was made differently from a recipe.
+        """Raises `FeatureFileError` naming each setting in which the file was made differently from a recipe.
 
         Args:
             path (`str` or `Path`): the file, for the message.
@@ -59,7 +64,7 @@ class FeatureFile:
                 for key in differences
                 if key in _MATCHING_FLAG and made[key] is not None
             )
-            raise ValueError(
+            raise FeatureFileError(
                 f"{path} was exported for another recipe ({details}). Train with the file's settings"
                 + (f" ({flags})" if flags else "")
                 + f", or export the file again where the audio is: python train.py <this run's options> "
@@ -114,15 +119,15 @@ def write_feature_file(
 
 
 def read_feature_file(path: str | Path) -> FeatureFile:
-    """Reads a file written by `write_feature_file`; a missing, foreign or damaged file is a `ValueError`."""
+    """Reads a file written by `write_feature_file`; a missing, foreign or damaged file is a `FeatureFileError`."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--features_file {path}: no such file (write one with train.py --export_features)")
+        raise FeatureFileError(f"--features_file {path}: no such file (write one with train.py --export_features)")
     try:
         with safe_open(path, framework="pt") as handle:
             raw = handle.metadata() or {}
             if raw.get("format") != json.dumps(FEATURE_FILE_FORMAT):
-                raise ValueError(
+                raise FeatureFileError(
                     f"{path} is not a feature file of this project (expected format {FEATURE_FILE_FORMAT!r}); "
                     "write one with train.py --export_features"
                 )
@@ -131,10 +136,10 @@ def read_feature_file(path: str | Path) -> FeatureFile:
         views = 1 + int(metadata["augmented_variants"])
         mels = int(metadata["feature_extractor"]["num_mel_bins"])
     except (SafetensorError, OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a readable feature file ({error!r}); export it again") from None
+        raise FeatureFileError(f"{path} is not a readable feature file ({error!r}); export it again") from None
     log_mels, clips = tensors["log_mels"], len(tensors["labels"])
     if log_mels.ndim != 4 or log_mels.shape[:3] != (clips, views, mels) or len(tensors["folds"]) != clips:
-        raise ValueError(
+        raise FeatureFileError(
             f"{path} is damaged: log_mels {tuple(log_mels.shape)} do not hold {clips} clips x {views} views x {mels} "
             "mel bands; export it again"
         )

@@ -53,7 +53,7 @@ class _ClipFeaturizer(torch.utils.data.Dataset):
         random.seed(self.seed + index)
         np.random.seed((self.seed + index) % 2**32)
         rate = self.feature_extractor.sampling_rate
-        clips = [waveform] + [self.augmenter(waveform, sample_rate=rate) for _ in range(self.variants)]
+        clips = [waveform] + [self.augmenter(waveform, sampling_rate=rate) for _ in range(self.variants)]
         batch = torch.cat([self.feature_extractor.fix_length(torch.from_numpy(clip)[None]) for clip in clips])
         return self.feature_extractor.log_mel(batch).to(torch.float16), example["label"]
 

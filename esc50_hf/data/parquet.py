@@ -19,6 +19,7 @@ from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
+from ..errors import OutputExistsError
 from ..model.labels import ESC50_LABELS, SAMPLING_RATE
 from ..paths import TEMPLATES_DIR
 from .esc50 import (
@@ -61,12 +62,12 @@ def write_esc50_parquet(
         max_shard_bytes: Largest audio payload per parquet file; a fold is split into more shards above it.
 
     Raises:
-        FileExistsError: `output` exists and is not empty.
+        OutputExistsError: `output` exists and is not empty (a `FileExistsError`).
         Esc50DataError: `data_dir` is not a complete ESC-50 folder.
     """
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise FileExistsError(f"{output} already exists and is not empty: choose a new folder (nothing was written).")
+        raise OutputExistsError(f"{output} already exists and is not empty: choose a new folder (nothing was written).")
     root = Path(data_dir) if data_dir is not None else download_esc50()
     rows = read_metadata(root)
     output.parent.mkdir(parents=True, exist_ok=True)

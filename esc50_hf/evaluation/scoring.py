@@ -20,9 +20,9 @@ from .metrics import classification_metrics
 
 
 def predict_logits(
-    model: torch.nn.Module, extractor: Esc50FeatureExtractor, dataset: Dataset, batch_size: int = 32
+    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset, batch_size: int = 32
 ) -> np.ndarray:
-    """Logits `(clips, 50)` for a dataset with an `audio` column decoded at the extractor's rate.
+    """Logits `(clips, 50)` for a dataset with an `audio` column decoded at the feature extractor's rate.
 
     The features are computed on the CPU, a batch at a time, and moved to the model's device and dtype (a model just
     trained on a GPU stays there; one loaded in bfloat16 takes bfloat16).
@@ -31,7 +31,9 @@ def predict_logits(
     def batches():
         for start in range(0, len(dataset), batch_size):
             waveforms = [decoded_mono(audio) for audio in dataset[start : start + batch_size]["audio"]]
-            yield extractor(waveforms, sampling_rate=extractor.sampling_rate, return_tensors="pt")["input_values"]
+            yield feature_extractor(waveforms, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")[
+                "input_values"
+            ]
 
     return _logits(model, batches(), -(-len(dataset) // batch_size))
 
@@ -87,6 +89,19 @@ def most_confused_pairs(matrix: np.ndarray, top: int = 10) -> list[dict[str, Any
     ]
 
 
-def evaluate_model(model: torch.nn.Module, extractor: Esc50FeatureExtractor, dataset: Dataset) -> dict[str, Any]:
-    logits = predict_logits(model, extractor, dataset)
+def evaluate_model(
+    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset
+) -> dict[str, Any]:
+    """Scores `model` on the clips of `dataset`, featurised as the pipeline does (`score_predictions`).
+
+    Args:
+        model (`torch.nn.Module`): An `Esc50CnnForAudioClassification` (put in evaluation mode here).
+        feature_extractor (`Esc50FeatureExtractor`): The model's own, e.g. `AutoFeatureExtractor.from_pretrained`.
+        dataset (`Dataset`): Clips with an `audio` column decoded at the feature extractor's rate and a `label`
+            column, e.g. `split_folds(load_esc50(...), fold)["validation"]`.
+
+    Returns:
+        `dict`: accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the most confused pairs.
+    """
+    logits = predict_logits(model, feature_extractor, dataset)
     return score_predictions(logits.argmax(axis=-1), np.asarray(dataset["label"]))

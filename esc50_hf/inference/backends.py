@@ -36,7 +36,18 @@ class TorchBackend:
 
 
 def load_backend(model_path: str | Path, backend: str = "torch", **kwargs) -> LogitsBackend:
-    """`backend="torch"`, `"onnx"` (ONNX Runtime on `<model_path>/model.onnx`) or `"int8"` (on `model.int8.onnx`)."""
+    """The network of a saved model behind the `LogitsBackend` interface (features in, logits out).
+
+    Args:
+        model_path (`str` or `Path`): Saved model folder (or Hub id, for `"torch"`).
+        backend (`str`, *optional*, defaults to `"torch"`): `"torch"` (PyTorch), `"onnx"` (ONNX Runtime on
+            `<model_path>/model.onnx`) or `"int8"` (on `model.int8.onnx`).
+        **kwargs: Passed to the backend, e.g. `num_threads`.
+
+    Raises:
+        `ValueError`: an unknown `backend`.
+        `OnnxFileMissingError`: `"onnx"` or `"int8"` without the exported file.
+    """
     if backend == "torch":
         return TorchBackend(model_path, **kwargs)
     if backend in ("onnx", "int8"):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import Esc50HfError
 from ..model.audio_io import AudioInputError
 from ..model.prediction import Prediction
 
@@ -33,6 +34,10 @@ AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".au", ".webm", ".wma"}
 )
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+class BatchPredictionError(Esc50HfError, RuntimeError):
+    """A batch run that cannot go on: an input dataset without the audio column, or inputs left without a result."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Inputs:
 
         dataset = load_dataset(name, split=split)
         if audio_column not in dataset.column_names:
-            raise SystemExit(f"error: {name} has no column {audio_column!r} (columns: {dataset.column_names})")
+            raise BatchPredictionError(f"{name} has no column {audio_column!r} (columns: {dataset.column_names})")
         # The encoded file, not datasets' decoding: every input goes through the same decoding and limits.
         return name, dataset.cast_column(audio_column, Audio(decode=False)).select_columns([audio_column])
 
@@ -125,7 +130,20 @@ def read_shards(folder: Path) -> dict[int, dict[str, Any]]:
 
 
 def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dict[str, Any]) -> int:
-    """Runs this process's share of `inputs` into its shard, then (main process) merges; returns the exit status."""
+    """Runs this process's share of `inputs` into its shard, then (main process) merges; returns the exit status.
+
+    Args:
+        classifier (`SoundClassifier`): The loaded model.
+        inputs (`Inputs`): Everything to classify, numbered.
+        output (`Path`): The merged file (`.jsonl`, `.csv` or `.parquet`); the shards go to `<output>.shards/`.
+        options (`dict`): `top_k` (required), and `windows`, `events`, `min_score` as `esc50-hf predict` sets them.
+
+    Returns:
+        `int`: 1 if any input failed, else 0.
+
+    Raises:
+        `BatchPredictionError`: inputs were left without a result (a process died); running again resumes.
+    """
     import torch
     from accelerate import PartialState
     from tqdm import tqdm
@@ -164,7 +182,7 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
     if state.is_main_process:
         missing = [index for index in range(len(inputs)) if index not in rows]
         if missing:  # only if a process died between its last write and here
-            raise SystemExit(f"error: {len(missing)} inputs have no result in {shards}; run the command again")
+            raise BatchPredictionError(f"{len(missing)} inputs have no result in {shards}; run the command again")
         write_rows([rows[index] for index in range(len(inputs))], output, options["top_k"])
     failed = sum(1 for row in rows.values() if row["error"])
     if state.is_main_process and failed:
@@ -224,6 +242,7 @@ def label_track(events: list[dict[str, Any]]) -> Iterator[str]:
 
 __all__ = [
     "AUDIO_SUFFIXES",
+    "BatchPredictionError",
     "OUTPUT_FORMATS",
     "Input",
     "Inputs",

@@ -23,12 +23,14 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import Esc50HfError
 from ..model.audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
 from ..model.labels import ESC50_LABELS
 from ..model.prediction import LabelScore, Prediction, WindowPrediction
@@ -46,7 +48,7 @@ class _Waveform:
     samples: np.ndarray
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(Esc50HfError, RuntimeError):
     """The model cannot be found or loaded; the message is one line that says what to do."""
 
 
@@ -65,6 +67,30 @@ def resolve_model(model: str | Path | None, default: str | Path | None = None) -
             "--model <model folder or Hub id>, e.g. --model outputs/esc50-mel-cnn"
         )
     return str(default)
+
+
+@contextmanager
+def explain_load_failure(model: str | Path, backend: str = "torch") -> Iterator[None]:
+    """Around the code that loads `model`: a missing folder, an unknown Hub id, damaged or truncated weights or a
+    missing `model.onnx` become one `ModelLoadError` line that names the model, instead of a loader's traceback.
+
+    Args:
+        model (`str` or `Path`): Model folder or Hub id, as the user gave it.
+        backend (`str`, *optional*, defaults to `"torch"`): The backend named in the message.
+
+    Raises:
+        `ModelLoadError`: `model` is neither a folder nor a Hub id (before the block runs), or the block failed.
+    """
+    name = str(model)
+    if not Path(name).is_dir() and not is_hub_id(name):
+        raise ModelLoadError(
+            f"No model folder at {name}: pass a folder written by train.py or a Hub model id (OWNER/NAME)."
+        )
+    try:
+        yield
+    except Exception as error:  # loaders raise OSError, ValueError, safetensors' and onnxruntime's own errors
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ModelLoadError(f"Cannot load the model {name!r} with the {backend} backend: {reason[:300]}") from error
 
 
 def is_hub_id(name: str) -> bool:
@@ -118,33 +144,46 @@ class SoundClassifier:
 
     @classmethod
     def load_or_explain(cls, model: str | Path, backend: str = "torch", **kwargs: Any) -> "SoundClassifier":
-        """`SoundClassifier(...)`, with any failure to load (missing folder, unknown Hub id, damaged or
-        truncated weights, missing `model.onnx`) turned into one `ModelLoadError` line instead of a traceback."""
-        name = str(model)
-        if not Path(name).is_dir() and not is_hub_id(name):
-            raise ModelLoadError(
-                f"No model folder at {name}: pass a folder written by train.py or a Hub model id (OWNER/NAME)."
-            )
-        try:
+        """`SoundClassifier(model, backend, **kwargs)`, with any failure to load turned into one `ModelLoadError`
+        line (see `explain_load_failure`) instead of a traceback.
+
+        Args:
+            model (`str` or `Path`): Model folder or Hub id.
+            backend (`str`, *optional*, defaults to `"torch"`): `"torch"`, `"onnx"` or `"int8"`.
+            **kwargs: The other arguments of `SoundClassifier`.
+
+        Raises:
+            `ModelLoadError`: naming the model and why it cannot be loaded.
+        """
+        with explain_load_failure(model, backend):
             return cls(model, backend, **kwargs)
-        except Exception as error:  # loaders raise OSError, ValueError, safetensors' and onnxruntime's own errors
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise ModelLoadError(
-                f"Cannot load the model {str(model)!r} with the {backend} backend: {reason[:300]}"
-            ) from error
 
     @property
     def sampling_rate(self) -> int:
         return self.extractor.sampling_rate
 
     def load(self, audio: AudioSource) -> np.ndarray:
-        """Any supported input -> the model's mono waveform (raises `AudioInputError`)."""
+        """Any supported input -> the model's mono waveform.
+
+        Args:
+            audio (`AudioSource`): As `predict` takes it.
+
+        Raises:
+            `AudioInputError`: the input cannot be read or is outside the limits.
+        """
         return load_audio(audio, self.sampling_rate, self.limits)
 
     def predict(self, audio: AudioSource, top_k: int = 5) -> Prediction:
         """Classifies a file path, file bytes, `(rate, array)` tuple or `{"array", "sampling_rate"}` dict.
 
         Files and bytes are decoded and classified block by block; arrays are checked and resampled first.
+
+        Args:
+            audio (`AudioSource`): The input (see `esc50_hf.model.audio_io`).
+            top_k (`int`, *optional*, defaults to 5): Labels in the clip-level answer.
+
+        Raises:
+            `AudioInputError`: the input cannot be read or is outside the limits.
         """
         result = next(self.predict_many([audio], top_k=top_k))
         if isinstance(result, AudioInputError):
@@ -152,7 +191,12 @@ class SoundClassifier:
         return result
 
     def predict_waveform(self, waveform: np.ndarray, top_k: int = 5) -> Prediction:
-        """Classifies a mono float waveform already at `sampling_rate`."""
+        """Classifies a mono float waveform already at `sampling_rate`.
+
+        Args:
+            waveform (`np.ndarray`): 1-D float samples at the model's `sampling_rate`.
+            top_k (`int`, *optional*, defaults to 5): Labels in the clip-level answer.
+        """
         return self.predict(_Waveform(waveform), top_k=top_k)
 
     def predict_many(
@@ -221,7 +265,11 @@ class SoundClassifier:
         return audio_blocks(source, self.sampling_rate, self.limits)  # the pipeline's input path too
 
     def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
-        """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time."""
+        """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time.
+
+        Args:
+            windows (`list[np.ndarray]`): Mono waveforms at `sampling_rate`, at most a clip long each.
+        """
         batches = []
         for first in range(0, len(windows), self.batch_size):
             features = self.extractor(windows[first : first + self.batch_size], sampling_rate=self.sampling_rate)
@@ -239,6 +287,10 @@ class SoundClassifier:
 
         Computed `chunk_seconds` at a time (whole hops), so a 10-minute input never needs its full
         spectrogram's intermediate STFT at once.
+
+        Args:
+            waveform (`np.ndarray`): 1-D float samples at `sampling_rate`.
+            chunk_seconds (`float`, *optional*, defaults to 60.0): Audio featurised at once.
         """
         import torch
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import Esc50HfError
+
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAME = "input_values"
@@ -19,6 +21,10 @@ def onnx_file_name(quantized: bool | str = False) -> str:
     if isinstance(quantized, str):
         return quantized
     return INT8_FILE if quantized else ONNX_FILE
+
+
+class OnnxFileMissingError(Esc50HfError, FileNotFoundError):
+    """The model folder has no exported ONNX file for this backend; the message says how to export it."""
 
 
 class OnnxBackend:
@@ -36,7 +42,7 @@ class OnnxBackend:
 
         self.path = Path(model_path) / onnx_file_name(quantized)
         if not self.path.is_file():
-            raise FileNotFoundError(
+            raise OnnxFileMissingError(
                 f"{self.path} does not exist. Export the model first: "
                 f"esc50-hf export-onnx --model {model_path}" + (" --int8 --data-dir DIR" if quantized else "")
             )
@@ -52,4 +58,4 @@ class OnnxBackend:
         return self.session.run([OUTPUT_NAME], inputs)[0]
 
 
-__all__ = ["INT8_FILE", "ONNX_FILE", "OnnxBackend", "onnx_file_name"]
+__all__ = ["INT8_FILE", "ONNX_FILE", "OnnxBackend", "OnnxFileMissingError", "onnx_file_name"]

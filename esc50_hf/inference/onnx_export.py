@@ -37,25 +37,37 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def export_onnx(
-    model_dir: str | Path, output: str | Path | None = None, opset: int = DEFAULT_OPSET, dynamo: bool = False
+    model_path: str | Path, output: str | Path | None = None, opset: int = DEFAULT_OPSET, dynamo: bool = False
 ) -> Path:
     """Exports a saved model folder to ONNX (dynamic batch and frames axes) and checks the file.
 
     Args:
-        model_dir: Saved model folder (config, weights, preprocessor_config.json).
-        output: Destination file (default `<model_dir>/model.onnx`, where `OnnxBackend` looks).
-        opset: ONNX opset version.
-        dynamo: Use the torch.export-based exporter (needs the `onnxscript` package) instead of the
-            TorchScript one, which needs nothing beyond torch and gives the same graph for this CNN.
+        model_path (`str` or `Path`): Saved model folder (config, weights, preprocessor_config.json).
+        output (`str` or `Path`, *optional*): Destination file (default `<model_path>/model.onnx`, where
+            `OnnxBackend` looks).
+        opset (`int`, *optional*, defaults to 18): ONNX opset version.
+        dynamo (`bool`, *optional*, defaults to `False`): Use the torch.export-based exporter (needs the
+            `onnxscript` package) instead of the TorchScript one, which needs nothing beyond torch and gives the same
+            graph for this CNN.
+
+    Returns:
+        `Path`: The ONNX file.
+
+    Raises:
+        `ModelLoadError`: `model_path` holds no model that loads.
+        `ImportError`: `dynamo` without `onnxscript` installed.
     """
     import onnx
 
+    from .classifier import explain_load_failure
+
     if dynamo:
         _require_onnxscript()
-    output = Path(output) if output is not None else Path(model_dir) / ONNX_FILE
+    with explain_load_failure(model_path):
+        model = Esc50CnnForAudioClassification.from_pretrained(model_path).eval()
+        extractor = Esc50FeatureExtractor.from_pretrained(model_path)
+    output = Path(output) if output is not None else Path(model_path) / ONNX_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
-    model = Esc50CnnForAudioClassification.from_pretrained(model_dir).eval()
-    extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
     # Batch 2 (not 1), so the exporter cannot specialise the batch axis to a constant.
     example = torch.zeros(2, extractor.num_mel_bins, extractor.num_frames)
     # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively.
@@ -92,34 +104,38 @@ def _require_onnxscript() -> None:
 
 
 @torch.inference_mode()
-def parity_error(model_dir: str | Path, input_values: np.ndarray, onnx_file: str | Path = ONNX_FILE) -> float:
+def parity_error(model_path: str | Path, input_values: np.ndarray, onnx_file: str | Path = ONNX_FILE) -> float:
     """Max |logit difference| between the saved PyTorch model and ONNX Runtime on the same features.
 
-    `onnx_file` is relative to `model_dir`, or an absolute path.
+    Args:
+        model_path (`str` or `Path`): Saved model folder.
+        input_values (`np.ndarray`): Features `(batch, num_mel_bins, frames)`, as `Esc50FeatureExtractor` gives them.
+        onnx_file (`str` or `Path`, *optional*, defaults to `"model.onnx"`): Relative to `model_path`, or an absolute
+            path.
     """
-    model = Esc50CnnForAudioClassification.from_pretrained(model_dir).eval()
+    model = Esc50CnnForAudioClassification.from_pretrained(model_path).eval()
     reference = model(input_values=torch.as_tensor(input_values)).logits.numpy()
-    return float(np.abs(OnnxBackend(model_dir, quantized=str(onnx_file))(input_values) - reference).max())
+    return float(np.abs(OnnxBackend(model_path, quantized=str(onnx_file))(input_values) - reference).max())
 
 
 def feature_batches(
-    dataset: Dataset, extractor: Esc50FeatureExtractor, batch_size: int = 32, desc: str = "Featurising"
+    dataset: Dataset, feature_extractor: Esc50FeatureExtractor, batch_size: int = 32, desc: str = "Featurising"
 ) -> Iterator[np.ndarray]:
-    """Normalised log-mels `(batch, num_mel_bins, frames)` of a dataset decoded at the extractor's rate."""
+    """Normalised log-mels `(batch, num_mel_bins, frames)` of a dataset decoded at the feature extractor's rate."""
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, unit="batch"):
         waveforms = [decoded_mono(audio) for audio in dataset[start : start + batch_size]["audio"]]
-        yield extractor(waveforms, sampling_rate=extractor.sampling_rate)["input_values"]
+        yield feature_extractor(waveforms, sampling_rate=feature_extractor.sampling_rate)["input_values"]
 
 
 def calibration_features(
-    train_dataset: Dataset, extractor: Esc50FeatureExtractor, clips: int = 200, seed: int = 0
+    train_dataset: Dataset, feature_extractor: Esc50FeatureExtractor, clips: int = 200, seed: int = 0
 ) -> np.ndarray:
     """Features of a fixed random sample of training clips: the activation ranges int8 is calibrated on.
 
     Pass training folds only, so that int8 accuracy on the held-out fold stays an honest number.
     """
     sample = train_dataset.shuffle(seed=seed).select(range(min(clips, len(train_dataset))))
-    return np.concatenate(list(feature_batches(sample, extractor, desc="Calibration features")))
+    return np.concatenate(list(feature_batches(sample, feature_extractor, desc="Calibration features")))
 
 
 def quantize_int8(

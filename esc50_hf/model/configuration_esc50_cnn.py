@@ -43,8 +43,11 @@ class Esc50CnnConfig(PreTrainedConfig):
             Output channels of each convolution block.
         dropout (`float`, *optional*, defaults to 0.3):
             Dropout before the classifier.
-        label_smoothing (`float`, *optional*, defaults to 0.0):
-            Label smoothing of the cross-entropy loss used in training.
+        label_smoothing (`float`, *optional*, defaults to 0.1):
+            Label smoothing of the cross-entropy loss used in training; also the default of `train.py
+            --label_smoothing`. Every `config.json` written by this project records the value it trained with (the
+            key has been saved since the first version, whatever its value), so this default only decides the loss
+            of a model built from a new config.
     """
 
     model_type = "esc50_cnn"
@@ -55,7 +58,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         stem_channels: int | None = None,
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
-        label_smoothing: float = 0.0,
+        label_smoothing: float = 0.1,
         **kwargs,
     ) -> None:
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))

@@ -38,8 +38,9 @@ class Esc50Stem(nn.Module):
 
 
 class Esc50CnnPreTrainedModel(PreTrainedModel):
+    # No `base_model_prefix`: there is no separate base model (the convolutions sit on the classification model
+    # itself), so transformers' default, "", is right: the model is its own `base_model` and weights load by name.
     config_class = Esc50CnnConfig
-    base_model_prefix = "esc50_cnn"
     main_input_name = "input_values"
     # The loss is a per-batch mean: DDP must not rescale it by the number of processes.
     accepts_loss_kwargs = False
@@ -120,6 +121,23 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
+        r"""Classifies a batch of log-mel spectrograms.
+
+        Args:
+            input_values (`torch.Tensor` of shape `(batch, num_mel_bins, frames)`):
+                Normalised log-mel features from `Esc50FeatureExtractor` (any number of frames: 216 for a 5-s clip).
+            labels (`torch.Tensor` of shape `(batch,)` or `(batch, num_labels)`, *optional*):
+                Class indices, or class probabilities (mixup targets); the loss is cross-entropy with the config's
+                `label_smoothing`.
+            return_dict (`bool`, *optional*):
+                Return a `SequenceClassifierOutput` (default: `config.return_dict`) rather than a tuple.
+            **kwargs:
+                Ignored; accepted because the Trainer passes extra arguments (e.g. `num_items_in_batch`).
+
+        Returns:
+            `SequenceClassifierOutput` with `logits` of shape `(batch, num_labels)` and, when `labels` are given, the
+            scalar `loss`; or the tuple `(logits,)` / `(loss, logits)` when `return_dict` is false.
+        """
         logits = self.classifier(self.dropout(self.pooled_embedding(input_values)))
         loss = None if labels is None else self.loss(logits, labels)
         return_dict = return_dict if return_dict is not None else self.config.return_dict

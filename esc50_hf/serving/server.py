@@ -6,11 +6,12 @@ import ipaddress
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
+from ..cli import exit_on_user_error
+from ..errors import Esc50HfError
 from ..inference.backends import BACKENDS
-from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, ModelLoadError, SoundClassifier, resolve_model
+from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, resolve_model
 from ..model.audio_io import AudioLimits
 from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS, build_demo
@@ -31,6 +32,10 @@ DEFAULT_MAX_UPLOAD_MB = 2048.0
 
 
 LOCAL_HOSTS = ("localhost",)
+
+
+class ServerOptionError(Esc50HfError, ValueError):
+    """A serving option that cannot work as given (e.g. a login without a password)."""
 
 
 def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentParser:
@@ -84,12 +89,22 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
-    """`"user:password"` -> `("user", "password")`; `None`/empty -> no auth; anything else exits with a message."""
+    """The login the server requires, from `--auth` or `$ESC50_AUTH`.
+
+    Args:
+        value (`str`, *optional*): `"user:password"`; `None` or empty: no login.
+
+    Returns:
+        `tuple[str, str]` or `None`: `(user, password)`, or `None` for no login.
+
+    Raises:
+        `ServerOptionError`: `value` is not `USER:PASSWORD` with both parts non-empty.
+    """
     if not value:
         return None
     user, colon, password = value.partition(":")
     if not (user and colon and password):
-        sys.exit(f"--auth / ${AUTH_ENV} must be USER:PASSWORD with both parts non-empty.")
+        raise ServerOptionError(f"--auth / ${AUTH_ENV} must be USER:PASSWORD with both parts non-empty.")
     return user, password
 
 
@@ -107,18 +122,27 @@ def main(
     default_model: str | Path | None = DEFAULT_MODEL_DIR,
     examples_dir: Path | None = EXAMPLES_DIR,
 ) -> int:
+    """`python app.py`: loads the model and serves the demo until stopped (Ctrl+C, SIGTERM); returns the exit status.
+
+    A model that cannot be loaded or a malformed login ends the process with the message alone on stderr (as this
+    command has always answered, without the `error: ` of `esc50-hf`) and exit status 1.
+
+    Args:
+        argv (`list[str]`, *optional*): The command line (default: `sys.argv[1:]`).
+        default_model (`str` or `Path`, *optional*): The model without `--model` (default: the checkout's
+            `models/esc50-mel-cnn`).
+        examples_dir (`Path`, *optional*): Example clips the page offers (default: the checkout's `examples/`).
+    """
     args = build_parser(default_model).parse_args(argv)
-    try:
-        model = resolve_model(args.model, default_model)
-    except ModelLoadError as error:
-        sys.exit(str(error))
+    return exit_on_user_error(_serve, args, default_model, examples_dir, prefix="")
+
+
+def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_dir: Path | None) -> int:
+    model = resolve_model(args.model, default_model)
     limits = AudioLimits(max_seconds=args.max_seconds, max_bytes=int(args.max_mb * 2**20))
-    try:
-        classifier = SoundClassifier.load_or_explain(
-            model, args.backend, limits=limits, dynamic_batching=True, max_batch_size=args.max_batch
-        )
-    except ModelLoadError as error:
-        sys.exit(str(error))
+    classifier = SoundClassifier.load_or_explain(
+        model, args.backend, limits=limits, dynamic_batching=True, max_batch_size=args.max_batch
+    )
     auth = parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV))
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     if auth is None and not is_local_address(host):
@@ -153,4 +177,4 @@ def main(
     return 0
 
 
-__all__ = ["build_parser", "is_local_address", "main", "parse_auth"]
+__all__ = ["ServerOptionError", "build_parser", "is_local_address", "main", "parse_auth"]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import gradio
 
-from ..inference.classifier import is_hub_id
+from ..errors import OutputExistsError
+from ..inference.classifier import ModelLoadError, is_hub_id
 from ..model.audio_io import DEFAULT_LIMITS, MAX_CHANNELS
 from ..paths import EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS
@@ -84,18 +85,22 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
 
     Returns:
         `Path`: `output`.
+
+    Raises:
+        `OutputExistsError`: `output` is not empty and `overwrite` is not set.
+        `ModelLoadError`: `model` is neither a saved model folder nor a Hub model id.
     """
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{output} exists and is not empty; pass --overwrite to replace it.")
+            raise OutputExistsError(f"{output} exists and is not empty; pass --overwrite to replace it.")
         shutil.rmtree(output)
     model_path = Path(model)
     is_folder = model_path.is_dir()
     if is_folder and not (model_path / "config.json").is_file():
-        raise FileNotFoundError(f"{model_path} is not a saved model folder (no config.json).")
+        raise ModelLoadError(f"{model_path} is not a saved model folder (no config.json).")
     if not is_folder and not is_hub_id(str(model)):
-        raise FileNotFoundError(f"{model} is neither a model folder nor a Hub model id (OWNER/NAME).")
+        raise ModelLoadError(f"{model} is neither a model folder nor a Hub model id (OWNER/NAME).")
     output.mkdir(parents=True, exist_ok=True)
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -127,7 +127,9 @@ class ModelArguments:
         "output channels of each convolution block", list(default_of(Esc50CnnConfig, "block_channels"))
     )
     dropout: float = _field("dropout before the classifier", default_of(Esc50CnnConfig, "dropout"))
-    label_smoothing: float = _field("label smoothing of the training loss", 0.1)
+    label_smoothing: float = _field(
+        "label smoothing of the training loss", default_of(Esc50CnnConfig, "label_smoothing")
+    )
 
     FEATURE_FIELDS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
     MODEL_FIELDS = ("num_mel_bins", "stem_channels", "block_channels", "dropout", "label_smoothing")
@@ -389,7 +391,8 @@ def build_parser() -> HfArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
     """Parses `train.py`'s command line: `--config FILE` gives defaults, other flags override them.
 
-    Raises `SystemExit` (argparse's usage error) naming an unknown flag or file key.
+    Raises `SystemExit` (argparse's usage error) naming an unknown flag or file key, and `ConfigFileError` for a
+    `--config` file that cannot be read.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

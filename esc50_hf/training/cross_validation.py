@@ -12,13 +12,9 @@ from ..evaluation.metrics import spread
 from . import print_main_process
 from .arguments import TrainingSetup, build_feature_extractor
 from .distillation import TeacherError, changed_teachers, load_teachers
+from .model_folder import CROSS_VALIDATION_FILE, METRICS_FILE, ModelFolder, finished_model_recipe
 from .recipe import fingerprint
-from .run_folder import (
-    describe_difference,
-    finished_model_recipe,
-    newest_checkpoint_of,
-    stored_recipe_state,
-)
+from .run_folder import OutputFolderError, describe_difference, newest_checkpoint_of, stored_recipe_state
 from .trainer import train
 
 
@@ -45,7 +41,7 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
             print_main_process(f"fold {fold}: finished in {fold_dir}, kept")
             continue
         if finished is not None and not setup.training.overwrite_output_dir:
-            raise RuntimeError(
+            raise OutputFolderError(
                 f"{fold_dir} holds a finished model of {describe_difference(finished, recipe)}; choose another "
                 "--output_dir or pass --overwrite_output_dir to train this fold again"
             )
@@ -80,9 +76,9 @@ def _folds_taught_by_other_teachers(setup: TrainingSetup, root: Path) -> set[int
     for fold in setup.data.cv_folds:
         teachers = load_teachers(setup.training.teacher_models, fold, training_folds(fold), extractor)
         fold_dir = root / f"fold-{fold}"
-        if finished_model_recipe(fold_dir) is not None:
-            recorded = json.loads((fold_dir / "metrics.json").read_text()).get("teachers")
-            where = "its finished model"
+        finished = ModelFolder(fold_dir)
+        if finished.complete:
+            recorded, where = finished.teachers, "its finished model"
         else:
             newest = newest_checkpoint_of(fold_dir, _fold_setup(setup, root, fold).recipe())
             recorded = (stored_recipe_state(newest.path) or {}).get("teachers") if newest else None
@@ -103,11 +99,11 @@ def write_cross_validation_summary(root: Path) -> dict[str, Any]:
     """Summarises the finished folds under `root` into `root/cv_results.json` (main process; others get {})."""
     summary: dict[str, Any] = {}
     if PartialState().is_main_process:
-        finished = {fold: root / f"fold-{fold}" / "metrics.json" for fold in FOLDS}
-        per_fold = {fold: json.loads(path.read_text()) for fold, path in finished.items() if path.is_file()}
+        finished = {fold: ModelFolder(root / f"fold-{fold}").optional(METRICS_FILE) for fold in FOLDS}
+        per_fold = {fold: metrics for fold, metrics in finished.items() if metrics is not None}
         summary = summarize_cross_validation(per_fold)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "cv_results.json").write_text(json.dumps(summary, indent=2))
+        (root / CROSS_VALIDATION_FILE).write_text(json.dumps(summary, indent=2))
     PartialState().wait_for_everyone()
     return summary
 

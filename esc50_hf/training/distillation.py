@@ -11,7 +11,6 @@ A teacher's forward pass per batch is part of the student's training time; its o
 it beside the student's).
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +18,18 @@ import torch
 from transformers import Trainer
 
 from ..data.esc50 import training_folds
+from ..errors import Esc50HfError
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .arguments import ModelArguments
+from .model_folder import MODEL_FILES, ModelFolder
 from .recipe import fingerprint
-from .run_folder import MODEL_FILES, finished_model_recipe, stored_recipe_state
+from .run_folder import stored_recipe_state
 
 FEATURE_KEYS = (*ModelArguments.FEATURE_FIELDS, "clip_seconds")
 
 
-class TeacherError(ValueError):
+class TeacherError(Esc50HfError, ValueError):
     """A teacher that cannot teach this run; the message names the teacher and what to change."""
 
 
@@ -101,12 +102,13 @@ def load_teachers(
     for name in names:
         name = name.replace("{validation_fold}", str(validation_fold))
         folder = teacher_folder(name)
-        recipe = finished_model_recipe(folder)
-        if recipe is None:
+        finished = ModelFolder(folder)
+        if not finished.complete:
             raise TeacherError(
                 f"--teacher_models: {folder} holds no finished model written by train.py ({', '.join(MODEL_FILES)}), "
                 "so what it is and the folds it trained on are unknown"
             )
+        recipe = finished.recipe
         taught_on = training_folds(recipe["validation_fold"], recipe.get("train_folds"))
         unseen = sorted(set(taught_on) - set(train_folds))
         if unseen:
@@ -128,7 +130,7 @@ def load_teachers(
                 "a teacher must read the same log-mels as the student"
             )
         model = Esc50CnnForAudioClassification.from_pretrained(folder).eval().requires_grad_(False)
-        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        digest = finished.weights_digest
         teachers.append(Teacher(name, fingerprint(recipe), digest, model, float(extractor.mean), float(extractor.std)))
     return teachers
 

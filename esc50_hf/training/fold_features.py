@@ -11,7 +11,7 @@ from datasets import Dataset
 
 from ..data.augmentation import Mixup, SpecAugment
 from ..data.esc50 import load_esc50, split_folds
-from ..data.feature_file import read_feature_file, write_feature_file
+from ..data.feature_file import FeatureFileError, read_feature_file, write_feature_file
 from ..data.features import cached_log_mels, variant_settings
 from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
@@ -33,11 +33,11 @@ class AugmentedFeatures(torch.utils.data.Dataset):
         self,
         log_mels: torch.Tensor,
         labels: torch.Tensor,
-        extractor: Esc50FeatureExtractor,
+        feature_extractor: Esc50FeatureExtractor,
         spec_augment: SpecAugment,
         mixup: Mixup,
     ):
-        self.log_mels, self.labels, self.extractor = log_mels, labels, extractor
+        self.log_mels, self.labels, self.extractor = log_mels, labels, feature_extractor
         self.spec_augment, self.mixup = spec_augment, mixup
         self.num_labels = NUM_LABELS
 
@@ -63,8 +63,8 @@ class AugmentedFeatures(torch.utils.data.Dataset):
 class CleanFeatures(torch.utils.data.Dataset):
     """Evaluation samples: the clean clip's normalised features and its class index."""
 
-    def __init__(self, log_mels: torch.Tensor, labels: torch.Tensor, extractor: Esc50FeatureExtractor):
-        self.features = extractor.normalize(log_mels[:, 0].float())
+    def __init__(self, log_mels: torch.Tensor, labels: torch.Tensor, feature_extractor: Esc50FeatureExtractor):
+        self.features = feature_extractor.normalize(log_mels[:, 0].float())
         self.labels = labels
 
     def __len__(self) -> int:
@@ -95,17 +95,17 @@ class FoldFeatures:
     def scored_from(self) -> str:
         return "audio" if self.validation_audio is not None else "features_file"
 
-    def score(self, model: torch.nn.Module, extractor: Esc50FeatureExtractor) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
         """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
         if self.validation_audio is not None:
-            return evaluate_model(model, extractor, self.validation_audio)
-        clean = CleanFeatures(*self.validation, extractor)
+            return evaluate_model(model, feature_extractor, self.validation_audio)
+        clean = CleanFeatures(*self.validation, feature_extractor)
         logits = predict_feature_logits(model, clean.features)
         return score_predictions(logits.argmax(axis=-1), clean.labels.numpy())
 
 
 def recipe_log_mels(
-    setup: TrainingSetup, extractor: Esc50FeatureExtractor
+    setup: TrainingSetup, feature_extractor: Esc50FeatureExtractor
 ) -> tuple[Dataset, torch.Tensor, torch.Tensor]:
     """The dataset and the cached `(features, labels)` of all its clips, variants included, for this recipe.
 
@@ -113,12 +113,12 @@ def recipe_log_mels(
     computes it first; other DDP processes then read it.
     """
     data, augmentation, args = setup.data, setup.augmentation, setup.training
-    dataset = load_esc50(data.data_dir, extractor.sampling_rate)
+    dataset = load_esc50(data.data_dir, feature_extractor.sampling_rate)
     cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
     augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
         log_mels, labels = cached_log_mels(
-            dataset, extractor, cache_dir, augmenter,
+            dataset, feature_extractor, cache_dir, augmenter,
             augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
         )  # fmt: skip
     return dataset, log_mels, labels
@@ -152,30 +152,31 @@ def export_features(setup: TrainingSetup) -> Path:
     return path
 
 
-def prepare_features(setup: TrainingSetup, extractor: Esc50FeatureExtractor) -> FoldFeatures:
+def prepare_features(setup: TrainingSetup, feature_extractor: Esc50FeatureExtractor) -> FoldFeatures:
     """Train and validation features of this run: from the audio through the cache, or from `--features_file`.
 
     Args:
         setup (`TrainingSetup`): the parsed command line.
-        extractor (`Esc50FeatureExtractor`): the recipe's feature extractor (a feature file must match it).
+        feature_extractor (`Esc50FeatureExtractor`): the recipe's feature extractor (a feature file must match it).
 
     Raises:
-        ValueError: the feature file is missing, damaged, made for another recipe, or lacks a fold the run needs.
+        `FeatureFileError`: the feature file is missing, damaged, made for another recipe, or lacks a fold the run
+            needs.
     """
     data = setup.data
     train_folds = torch.tensor(data.training_folds())
     if data.features_file:
         stored = read_feature_file(data.features_file)
-        stored.check_recipe(data.features_file, extractor, _variants_of(setup))
+        stored.check_recipe(data.features_file, feature_extractor, _variants_of(setup))
         log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
         missing = sorted(set([*train_folds.tolist(), data.validation_fold]) - set(folds.tolist()))
         if missing:
-            raise ValueError(
+            raise FeatureFileError(
                 f"{data.features_file} holds no clips of fold(s) {missing}, which this run needs (--train_folds "
                 f"{' '.join(map(str, train_folds.tolist()))} --validation_fold {data.validation_fold})"
             )
     else:
-        dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+        dataset, log_mels, labels = recipe_log_mels(setup, feature_extractor)
         folds = torch.tensor(dataset["fold"])
         validation_audio = split_folds(dataset, data.validation_fold, train_folds.tolist())["validation"]
     in_validation, in_train = folds == data.validation_fold, torch.isin(folds, train_folds)

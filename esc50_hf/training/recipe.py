@@ -13,14 +13,36 @@ from typing import Any
 import yaml
 from transformers import TrainingArguments
 
+from ..errors import Esc50HfError
+
+
+class ConfigFileError(Esc50HfError, ValueError):
+    """A config file (`train.py --config`) that cannot be read, or does not hold a mapping of options."""
+
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A YAML or JSON mapping of options; keys of recipes written before this configuration are translated."""
-    values = yaml.safe_load(Path(path).read_text())
+    """A YAML or JSON mapping of options; keys of recipes written before this configuration are translated.
+
+    Args:
+        path (`str` or `os.PathLike`): The file, e.g. `configs/esc50.yaml` or a run's `training_config.json`.
+
+    Raises:
+        `ConfigFileError`: the file is missing or unreadable, is not YAML or JSON, or holds something else than a
+            mapping.
+    """
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise ConfigFileError(
+            f"Cannot read the config file {path}: {error.strerror or error}. Pass --config a YAML or JSON file of "
+            "options, e.g. configs/esc50.yaml"
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigFileError(f"{path} is not YAML or JSON: {' '.join(str(error).split())}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise SystemExit(f"{path} must hold a mapping of options, got {type(values).__name__}")
+        raise ConfigFileError(f"{path} must hold a mapping of options, got {type(values).__name__}")
     return translate_legacy_recipe(values)
 
 

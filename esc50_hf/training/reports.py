@@ -13,17 +13,26 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
+from ..errors import Esc50HfError
 from ..evaluation.metrics import spread
 from ..model.labels import ESC50_LABELS
 from ..paths import TEMPLATES_DIR
-from .recipe import read_config_file, recipe_differences
+from .model_folder import (
+    BASELINE_FILE,
+    CROSS_VALIDATION_FILE,
+    METRICS_FILE,
+    RECIPE_FILE,
+    REPEATED_RUNS_FILE,
+    SELECTION_FILE,
+    WEIGHTS_FILE,
+    ModelFolder,
+    read_model_folder,
+)
+from .recipe import recipe_differences
 
 MODEL_CARD_TEMPLATE = TEMPLATES_DIR / "model_card.md"
-# Results measured outside the training run, stored beside the weights so the card can be re-rendered.
-BASELINE_FILE = "baseline_metrics.json"
-CROSS_VALIDATION_FILE = "cv_results.json"
-REPEATED_RUNS_FILE = "repeated_runs.json"
-SELECTION_FILE = "recipe_selection.json"
+# What a card is rendered from: the run's recipe and its metrics (and whatever companions lie beside them).
+CARD_SOURCES = (RECIPE_FILE, METRICS_FILE)
 # Kept per candidate from `bench/recipes.py`'s recipes.json when attached to a card.
 SELECTION_KEYS = (
     "candidate", "train_folds", "validation_fold", "device", "seeds", "parameters", "gflops", "seconds_per_epoch",
@@ -33,6 +42,11 @@ SELECTION_KEYS = (
 RUN_SUMMARY_KEYS = (
     "accuracy", "f1", "epochs", "seconds_per_epoch", "torch_threads_per_process", "processes", "hardware"
 )  # fmt: skip
+
+
+class CompanionResultsError(Esc50HfError, ValueError):
+    """Results given to a model card do not belong on it: a run of another recipe or split, or a selection without
+    a candidate compared on the inner folds."""
 
 
 def write_model_folder_reports(
@@ -59,8 +73,8 @@ def write_model_folder_reports(
             {"epoch": e["epoch"], "accuracy": e["eval_accuracy"], "f1": e["eval_f1"]} for e in epochs
         ],
     }
-    (folder / "metrics.json").write_text(json.dumps(results, indent=2))
-    (folder / "training_config.json").write_text(json.dumps(recipe, indent=2))
+    (folder / METRICS_FILE).write_text(json.dumps(results, indent=2))
+    (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png")
     plot_training_curves(log_history, folder / "training_curves.png")
@@ -138,6 +152,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
     (see `attach_companion_results`).
     """
     fold = results["validation_fold"]
+    companions = ModelFolder(folder)
     hub_dataset_id = recipe.get("hub_dataset_id") or DEFAULT_HUB_DATASET_ID
     model_name = Path(recipe.get("hub_model_id") or folder.name).name
     card_data = ModelCardData(
@@ -173,12 +188,12 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         hub_dataset_id=hub_dataset_id,
         dataset_config=fold_config_name(fold),
         labels=ESC50_LABELS,
-        weights_megabytes=_megabytes(folder / "model.safetensors"),
+        weights_megabytes=_megabytes(folder / WEIGHTS_FILE),
         tensorboard_logs=(folder / "runs").is_dir(),
-        baseline=_read_json(folder / BASELINE_FILE),
-        cross_validation=_read_json(folder / CROSS_VALIDATION_FILE),
-        repeated_runs=_repeated_runs_with_spread(folder, results),
-        selection=_read_json(folder / SELECTION_FILE),
+        baseline=companions.optional(BASELINE_FILE),
+        cross_validation=companions.optional(CROSS_VALIDATION_FILE),
+        repeated_runs=_repeated_runs_with_spread(companions, results),
+        selection=companions.optional(SELECTION_FILE),
     )
     card.save(folder / "README.md")
     return card
@@ -201,7 +216,7 @@ def attach_companion_results(
     if selection is not None:
         candidates = [row for row in selection.get("candidates", []) if not row.get("sees_test_fold")]
         if not candidates:
-            raise ValueError("the selection holds no candidate compared without the test fold (fold 5)")
+            raise CompanionResultsError("the selection holds no candidate compared without the test fold (fold 5)")
         kept = [{key: row[key] for key in SELECTION_KEYS if key in row} for row in candidates]
         (folder / SELECTION_FILE).write_text(json.dumps({"candidates": kept}, indent=2))
     if baseline is not None:
@@ -214,53 +229,46 @@ def attach_companion_results(
         }
         (folder / CROSS_VALIDATION_FILE).write_text(json.dumps(compact, indent=2))
     if repeated_runs is not None:
-        reference = _config_and_metrics(folder)
-        runs = [_repeated_run(folder, reference, other) for other in repeated_runs]
+        reference = read_model_folder(folder, require=CARD_SOURCES)
+        runs = [_repeated_run(reference, read_model_folder(other, require=CARD_SOURCES)) for other in repeated_runs]
         (folder / REPEATED_RUNS_FILE).write_text(json.dumps({"runs": runs}, indent=2))
 
 
-def _repeated_run(folder: Path, reference: tuple[dict[str, Any], dict[str, Any]], other: Path) -> dict[str, Any]:
-    """The headline numbers of `other`, after checking that it trained the recipe of `folder` on the same split."""
-    recipe, results = reference
-    other_recipe, other_results = _config_and_metrics(other)
-    differences = recipe_differences(recipe, other_recipe, ignore=("seed",))
+def _repeated_run(reference: ModelFolder, other: ModelFolder) -> dict[str, Any]:
+    """The headline numbers of `other`, after checking that it trained the recipe of `reference` on the same split."""
+    folder, results, other_results = reference.path, reference.metrics, other.metrics
+    differences = recipe_differences(reference.recipe, other.recipe, ignore=("seed",))
     if differences:
-        raise ValueError(f"{other} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}")
+        raise CompanionResultsError(
+            f"{other.path} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}"
+        )
     if other_results["validation_fold"] != results["validation_fold"]:
-        raise ValueError(
-            f"{other} was validated on fold {other_results['validation_fold']}, {folder} on fold "
+        raise CompanionResultsError(
+            f"{other.path} was validated on fold {other_results['validation_fold']}, {folder} on fold "
             f"{results['validation_fold']}: their scores are not comparable"
         )
-    return {"run": other.name, "seed": other_recipe["seed"], **_run_summary(other_results)}
+    return {"run": other.path.name, "seed": other.recipe["seed"], **_run_summary(other_results)}
 
 
 def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
     return {key: results[key] for key in RUN_SUMMARY_KEYS if key in results}
 
 
-def _repeated_runs_with_spread(folder: Path, results: dict[str, Any]) -> dict[str, Any] | None:
-    stored = _read_json(folder / REPEATED_RUNS_FILE)
+def _repeated_runs_with_spread(folder: ModelFolder, results: dict[str, Any]) -> dict[str, Any] | None:
+    stored = folder.optional(REPEATED_RUNS_FILE)
     if stored is None:
         return None
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
 
 
-def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The recipe (older key names translated) and the metrics of a model folder written by train.py."""
-    for name in ("training_config.json", "metrics.json"):
-        if not (folder / name).is_file():
-            raise ValueError(f"{folder} has no {name}: pass a model folder written by train.py")
-    return read_config_file(folder / "training_config.json"), json.loads((folder / "metrics.json").read_text())
-
-
 def rerender_model_card(folder: Path) -> ModelCard:
-    """The card of a finished model folder, from its `metrics.json`, `training_config.json` and companions."""
-    recipe, results = _config_and_metrics(folder)
-    return render_model_card(folder, results, recipe)
+    """The card of a finished model folder, from its `metrics.json`, `training_config.json` and companions.
 
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    Raises:
+        `ModelFolderError`: the folder lacks `training_config.json` or `metrics.json`.
+    """
+    finished = read_model_folder(folder, require=CARD_SOURCES)
+    return render_model_card(finished.path, finished.metrics, finished.recipe)
 
 
 def _megabytes(path: Path) -> float | None:

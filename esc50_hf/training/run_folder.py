@@ -23,21 +23,21 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from .recipe import fingerprint, recipe_differences, translate_legacy_recipe
+from ..errors import Esc50HfError
+from .model_folder import CONFIG_FILE, WEIGHTS_FILE, finished_model_recipe
+from .recipe import fingerprint, recipe_differences
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Written by every checkpoint save (rng_state.pth, or rng_state_<rank>.pth under DDP, is checked apart).
-CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "config.json", "optimizer.pt", "scheduler.pt")
-# What makes a finished model folder: weights and configs, and the record of the run that made them.
-MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "training_config.json", "metrics.json")
-RECIPE_FILE = "training_config.json"
+CHECKPOINT_FILES = ("trainer_state.json", WEIGHTS_FILE, CONFIG_FILE, "optimizer.pt", "scheduler.pt")
+# What makes a finished model folder is `model_folder.MODEL_FILES`; `finished_model_recipe` reads one.
 # The moving average of the weights in a checkpoint (written by training.WeightAverage).
 EMA_FILE = "ema_model.safetensors"
 # Training by-products that stay in the folder when its final model is replaced.
 BY_PRODUCTS = re.compile(r"^(checkpoint-\d+|runs|feature_cache)$")
 
 
-class OutputFolderError(RuntimeError):
+class OutputFolderError(Esc50HfError, RuntimeError):
     """The output folder holds work that this run must not resume or overwrite."""
 
 
@@ -112,16 +112,6 @@ def _inspect_checkpoint(path: Path, step: int) -> Checkpoint:
     if stored["recipe"].get("ema_decay") and not (path / EMA_FILE).is_file():
         return Checkpoint(path, step, f"incomplete: no {EMA_FILE} (the recipe averages the weights)")
     return Checkpoint(path, step, None, stored["fingerprint"], stored["recipe"])
-
-
-def finished_model_recipe(folder: Path) -> dict[str, Any] | None:
-    """The recipe of the finished model in `folder`, or None if it holds none (or only part of one)."""
-    if not all((folder / name).is_file() for name in MODEL_FILES):
-        return None
-    try:
-        return translate_legacy_recipe(json.loads((folder / RECIPE_FILE).read_text()))
-    except json.JSONDecodeError:
-        return None
 
 
 def describe_difference(recipe: dict[str, Any] | None, mine: dict[str, Any]) -> str:

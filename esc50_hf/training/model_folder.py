@@ -1,0 +1,167 @@
+"""The one reader of a model folder written by `train.py`: its configs, metrics and recipe, and whether it is finished.
+
+A finished folder holds the weights and configs (`config.json`, `model.safetensors`, `preprocessor_config.json`) and
+the record of the run that made them: `training_config.json` (the recipe) and `metrics.json` (its scores, and the
+teachers a distilled student learned from, each with the digest of the weights it had). Beside them may lie results
+measured elsewhere (`baseline_metrics.json`, `cv_results.json`, ...: `optional`). Everything here is read on demand,
+so a folder being written, or only partly there, can still be asked what it holds.
+
+Every part of the project that reads such a folder reads it here: resuming and publishing (`run_folder`),
+cross-validation's finished folds and teacher checks, the teachers themselves (`distillation`), the model card
+(`reports`) and `bench/recipes.py`.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..errors import Esc50HfError
+from .recipe import translate_legacy_recipe
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+RECIPE_FILE = "training_config.json"
+METRICS_FILE = "metrics.json"
+# What makes a finished model folder: weights and configs, and the record of the run that made them.
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, "preprocessor_config.json", RECIPE_FILE, METRICS_FILE)
+# Results measured outside the folder's own run, stored beside the weights (`reports.attach_companion_results`), so
+# that the card can be re-rendered.
+BASELINE_FILE = "baseline_metrics.json"
+CROSS_VALIDATION_FILE = "cv_results.json"
+REPEATED_RUNS_FILE = "repeated_runs.json"
+SELECTION_FILE = "recipe_selection.json"
+# What every message about a folder that is not one asks for.
+PASS_A_MODEL_FOLDER = "pass a model folder written by train.py"
+
+
+class ModelFolderError(Esc50HfError, ValueError):
+    """A folder that lacks a file of a model folder written by `train.py`, or holds it damaged; the message names the
+    folder and the file."""
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder written by `train.py`, each file read when first asked for (and kept).
+
+    Args:
+        path (`Path`): The folder; it need not exist (`missing` then names every file).
+    """
+
+    path: Path
+
+    @property
+    def missing(self) -> list[str]:
+        """The files of a finished model (`MODEL_FILES`) that the folder lacks, in that order."""
+        return [name for name in MODEL_FILES if not (self.path / name).is_file()]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the folder holds a finished model: every file of `MODEL_FILES`, and a recipe that can be read (a
+        folder is published whole, so a complete one is all of one run)."""
+        if self.missing:
+            return False
+        try:
+            _ = self.recipe
+        except ModelFolderError:
+            return False
+        return True
+
+    def require(self, *names: str) -> "ModelFolder":
+        """Checks that the folder holds each of `names`; returns it.
+
+        Args:
+            *names (`str`): File names, checked in this order.
+
+        Raises:
+            `ModelFolderError`: naming the folder and the first of `names` it lacks.
+        """
+        for name in names:
+            if not (self.path / name).is_file():
+                raise ModelFolderError(f"{self.path} has no {name}: {PASS_A_MODEL_FOLDER}")
+        return self
+
+    @cached_property
+    def recipe(self) -> dict[str, Any]:
+        """The training recipe (`training_config.json`), keys of older versions translated to today's names."""
+        return translate_legacy_recipe(self._read(RECIPE_FILE))
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        """What the run measured of its final model (`metrics.json`)."""
+        return self._read(METRICS_FILE)
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The model's configuration (`config.json`) as stored."""
+        return self._read(CONFIG_FILE)
+
+    @property
+    def teachers(self) -> list[dict[str, str]] | None:
+        """The teachers the model learned from, as `metrics.json` recorded them (`Teacher.record()`: name, recipe
+        fingerprint, weights digest); None for a model trained without teachers, or before digests were recorded."""
+        return self.metrics.get("teachers")
+
+    @cached_property
+    def weights_digest(self) -> str:
+        """A short SHA-256 of `model.safetensors`: what a student records of its teacher, to notice a retrained one."""
+        self.require(WEIGHTS_FILE)
+        return hashlib.sha256((self.path / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
+
+    def optional(self, name: str) -> dict[str, Any] | None:
+        """The JSON object in the file `name` of the folder, or None when there is no such file.
+
+        Args:
+            name (`str`): A file beside the weights, e.g. `cv_results.json`.
+
+        Raises:
+            `ModelFolderError`: the file is there but is not a JSON object.
+        """
+        return self._read(name) if (self.path / name).is_file() else None
+
+    def _read(self, name: str) -> dict[str, Any]:
+        self.require(name)
+        path = self.path / name
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+            raise ModelFolderError(f"{path} cannot be read as JSON ({error}): {PASS_A_MODEL_FOLDER}") from None
+        if not isinstance(value, dict):
+            raise ModelFolderError(f"{path} holds a {type(value).__name__}, not a JSON object: {PASS_A_MODEL_FOLDER}")
+        return value
+
+
+def read_model_folder(path: str | Path, require: tuple[str, ...] = MODEL_FILES) -> ModelFolder:
+    """The model folder at `path`, checked to hold the files `require` names.
+
+    Args:
+        path (`str` or `Path`): The folder.
+        require (`tuple[str]`, *optional*, defaults to `MODEL_FILES`): The files it must hold, checked in this order;
+            the default asks for a finished model.
+
+    Raises:
+        `ModelFolderError`: naming the folder and the first required file it lacks.
+    """
+    return ModelFolder(Path(path)).require(*require)
+
+
+def finished_model_recipe(path: str | Path) -> dict[str, Any] | None:
+    """The recipe of the finished model at `path`, or None if it holds none (or only part of one, or a recipe that
+    cannot be read).
+
+    Args:
+        path (`str` or `Path`): The folder.
+    """
+    folder = ModelFolder(Path(path))
+    return folder.recipe if folder.complete else None
+
+
+__all__ = [
+    "MODEL_FILES",
+    "ModelFolder",
+    "ModelFolderError",
+    "finished_model_recipe",
+    "read_model_folder",
+]

@@ -1,0 +1,168 @@
+"""One error convention: library code raises an `Esc50HfError` (or `AudioInputError`) saying what to do; only the
+front ends (`esc50-hf`, `train.py`, `python app.py`) turn it into one line on stderr and a non-zero exit status."""
+
+import ast
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import esc50_hf
+from esc50_hf.errors import USER_ERRORS, Esc50HfError
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+CLI = [sys.executable, "-m", "esc50_hf"]
+TRAIN = [sys.executable, str(REPO / "train.py")]
+# The only modules that may end the process: the command line's entry points.
+EXITING_MODULES = {"cli.py", "__main__.py"}
+
+
+# A wrong path for every subcommand and for train.py: the command and the path its one-line error must name. In
+# them, {missing} is a path that does not exist (one per case), {model} a saved model, {data} an ESC-50 folder.
+WRONG_PATHS = {
+    "predict": ([*CLI, "predict", "--model", "{missing}/model", "{model}/clip.wav"], "{missing}/model"),
+    "evaluate-model": ([*CLI, "evaluate", "--model", "{missing}/model", "--data-dir", "{data}"], "{missing}/model"),
+    "evaluate-data": ([*CLI, "evaluate", "--model", "{model}", "--data-dir", "{missing}/data"], "{missing}/data"),
+    "baseline": ([*CLI, "baseline", "--data-dir", "{missing}/data"], "{missing}/data"),
+    "card": ([*CLI, "card", "--model", "{missing}/model"], "{missing}/model"),
+    "dataset": ([*CLI, "dataset", "--data-dir", "{missing}/data", "--output", "{missing}/out"], "{missing}/data"),
+    "export-onnx": ([*CLI, "export-onnx", "--model", "{missing}/model"], "{missing}/model"),
+    "space": ([*CLI, "space", "--output", "{missing}/space", "--model", "{missing}/model"], "{missing}/model"),
+    "train-data_dir": (
+        [*TRAIN, "--config", str(SMOKE), "--data_dir", "{missing}/data", "--output_dir", "{missing}/out"],
+        "{missing}/data",
+    ),
+    "train-config": ([*TRAIN, "--config", "{missing}/recipe.yaml"], "{missing}/recipe.yaml"),
+    "train-features_file": (
+        [*TRAIN, "--config", str(SMOKE), "--features_file", "{missing}/f.safetensors", "--output_dir", "{missing}/o"],
+        "{missing}/f.safetensors",
+    ),
+}
+# Other wrong inputs answered the same way, run with them.
+OTHERS = {
+    "predict-input": [*CLI, "predict", "--model", "{model}", "{missing}/clip.wav"],
+    "train-config-list": [*TRAIN, "--config", "{missing}.yaml"],  # the file holds a list, not options
+}
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    """`command` from the checkout's root, as a user runs it (`python -m esc50_hf` then imports this checkout)."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def answers(saved_model_dir, esc50_dir, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Every command of `WRONG_PATHS` and `OTHERS`, run side by side (each mostly imports torch): its answer and the
+    path that stands for {missing} in it."""
+    root = tmp_path_factory.mktemp("wrong-paths")
+    (root / "train-config-list.yaml").write_text("[1, 2]\n")
+    commands = {name: command for name, (command, _) in WRONG_PATHS.items()} | OTHERS
+    missing = {name: root / name for name in commands}
+    filled = [
+        [part.format(missing=missing[name], model=saved_model_dir, data=esc50_dir) for part in command]
+        for name, command in commands.items()
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return {name: (done, missing[name]) for name, done in zip(commands, pool.map(run, filled))}
+
+
+@pytest.mark.parametrize("case", WRONG_PATHS)
+def test_every_command_answers_a_wrong_path_in_one_line(case, answers):
+    """Non-zero status, no traceback, and stderr ends with `error: ...` naming the path (lines before it are the
+    loaders' progress bars); nothing is written on the way (export-onnx used to create the model folder)."""
+    completed, missing = answers[case]
+    assert completed.returncode != 0, completed.stdout[-2000:]
+    assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    last = completed.stderr.strip().splitlines()[-1]
+    named = WRONG_PATHS[case][1].format(missing=missing)
+    assert last.startswith("error: ") and named in last, completed.stderr[-2000:]
+    assert not missing.exists()
+
+
+def test_a_missing_input_file_is_named_and_fails_the_run(answers):
+    completed, missing = answers["predict-input"]
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    assert f"error: {missing}/clip.wav: no such file or folder" in completed.stderr
+
+
+def test_a_config_file_that_is_no_mapping_is_named(answers):
+    completed, missing = answers["train-config-list"]
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    assert completed.stderr.strip() == f"error: {missing}.yaml must hold a mapping of options, got list"
+
+
+def test_the_server_refuses_a_malformed_login_with_the_message_alone(saved_model_dir, monkeypatch):
+    """`python app.py` has always answered without the `error: ` prefix (its messages are pinned by test_app)."""
+    from esc50_hf.serving.server import AUTH_ENV, ServerOptionError, main, parse_auth
+
+    with pytest.raises(ServerOptionError, match="USER:PASSWORD"):
+        parse_auth("alice")  # the library raises; it never exits
+    monkeypatch.setenv(AUTH_ENV, "alice:")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(saved_model_dir)])
+    assert exit_info.value.code == f"--auth / ${AUTH_ENV} must be USER:PASSWORD with both parts non-empty."
+
+
+def test_card_names_an_unreadable_results_file_before_writing(tmp_path):
+    from esc50_hf.cli import main
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("metrics.json", "training_config.json"):
+        (folder / name).write_text('{"validation_fold": 5}')
+    named = re.escape(f"error: --baseline {tmp_path / 'nothing.json'}: not a readable JSON file")
+    with pytest.raises(SystemExit, match=f"^{named}"):
+        main(["card", "--model", str(folder), "--baseline", str(tmp_path / "nothing.json")])
+    assert sorted(path.name for path in folder.iterdir()) == ["metrics.json", "training_config.json"]
+
+
+def test_library_code_never_ends_the_process():
+    """No `sys.exit`, `exit` or `raise SystemExit` outside the command line's entry points (argparse's own usage
+    errors, `parser.error`, are the one other way out)."""
+    package = Path(esc50_hf.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.relative_to(package).as_posix() in EXITING_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = node.func if isinstance(node, ast.Call) else None
+            raised = node.exc.func if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else None
+            raised = raised or (node.exc if isinstance(node, ast.Raise) else None)
+            names = {ast.unparse(item) for item in (called, raised) if item is not None}
+            if names & {"sys.exit", "exit", "quit", "SystemExit", "os._exit"}:
+                found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not found, found
+
+
+def test_user_errors_are_one_family_and_keep_their_builtin_bases():
+    from esc50_hf.data.augmentation import AugmentationParameterError
+    from esc50_hf.data.esc50 import Esc50DataError
+    from esc50_hf.data.feature_file import FeatureFileError
+    from esc50_hf.errors import OutputExistsError
+    from esc50_hf.inference.batch import BatchPredictionError
+    from esc50_hf.inference.classifier import ModelLoadError
+    from esc50_hf.inference.onnx_backend import OnnxFileMissingError
+    from esc50_hf.model.audio_io import AudioInputError
+    from esc50_hf.publish import HubPublishError
+    from esc50_hf.serving.server import ServerOptionError
+    from esc50_hf.training.distillation import TeacherError
+    from esc50_hf.training.model_folder import ModelFolderError
+    from esc50_hf.training.recipe import ConfigFileError
+    from esc50_hf.training.reports import CompanionResultsError
+    from esc50_hf.training.run_folder import OutputFolderError
+
+    builtin_bases = {
+        AugmentationParameterError: ValueError, Esc50DataError: ValueError, FeatureFileError: ValueError,
+        OutputExistsError: FileExistsError, BatchPredictionError: RuntimeError, ModelLoadError: RuntimeError,
+        OnnxFileMissingError: FileNotFoundError, HubPublishError: RuntimeError, ServerOptionError: ValueError,
+        TeacherError: ValueError, ModelFolderError: ValueError, ConfigFileError: ValueError,
+        CompanionResultsError: ValueError, OutputFolderError: RuntimeError,
+    }  # fmt: skip
+    for error, builtin in builtin_bases.items():
+        assert issubclass(error, Esc50HfError) and issubclass(error, builtin), error
+    assert tuple(USER_ERRORS) == (Esc50HfError, AudioInputError)
+    assert not issubclass(AudioInputError, Esc50HfError)  # audio_io ships alone in model folders
