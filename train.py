@@ -10,7 +10,7 @@ override them. `python train.py --help` lists them all. `--cv` runs 5-fold cross
 trains from it where the audio is not (e.g. a GPU machine).
 """
 
-from esc50_hf.cli import exit_on_user_error
+from esc50_hf.errors import exit_on_user_error
 from esc50_hf.training.arguments import parse_args
 
 

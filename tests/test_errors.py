@@ -18,7 +18,7 @@ SMOKE = REPO / "configs" / "smoke.yaml"
 CLI = [sys.executable, "-m", "esc50_hf"]
 TRAIN = [sys.executable, str(REPO / "train.py")]
 # The only modules that may end the process: the command line's entry points.
-EXITING_MODULES = {"cli.py", "__main__.py"}
+EXITING_MODULES = {"errors.py", "cli.py", "__main__.py"}  # errors.exit_on_user_error: the one way a user error exits
 
 
 # A wrong path for every subcommand and for train.py: the command and the path its one-line error must name. In

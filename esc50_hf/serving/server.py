@@ -8,8 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from ..cli import exit_on_user_error
-from ..errors import Esc50HfError
+from ..errors import Esc50HfError, exit_on_user_error
 from ..inference.backends import BACKENDS
 from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, resolve_model
 from ..model.audio_io import AudioLimits
