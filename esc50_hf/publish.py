@@ -1,11 +1,28 @@
-"""Publishing a model or dataset folder to the Hugging Face Hub."""
+"""The Hugging Face Hub: what a repository id looks like, and publishing a model or dataset folder there."""
 
 from pathlib import Path
 from typing import Literal
 
 from huggingface_hub import HfApi, get_token
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .errors import Esc50HfError
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` is a Hub repository id, `OWNER/NAME`, as huggingface_hub checks them (not a path like `./x/y`).
+
+    Args:
+        name (`str`): A model or dataset given on a command line or in code: a local folder or a Hub id.
+    """
+    if name.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
 
 # Training by-products that are not part of the Hub model repository.
 IGNORED_FOR_UPLOAD = ["checkpoint-*", "checkpoint-*/**", "feature_cache/**", "*.tmp"]

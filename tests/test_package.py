@@ -106,3 +106,15 @@ def test_import_registers_the_auto_classes(saved_model_dir, tmp_path, first):
     assert completed.returncode == 0, completed.stderr[-3000:]
     modules, count = completed.stdout.strip().splitlines()[-2:]
     assert modules == "esc50_hf.model.modeling_esc50_cnn esc50_hf.model.feature_extraction_esc50" and count == "3"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("owner/name", True), ("ab/c-d.e", True), ("./x/y", False), ("x/y/z", False), ("x/.y", False),
+     ("x--y/z", False), ("gpt2", False), ("models/esc50-mel-cnn/", False)],
+)  # fmt: skip
+def test_one_hub_id_rule_for_models_and_datasets(name, expected):
+    """Models (`--model`, teachers, the Space) and datasets (`--data_dir`) tell a Hub id from a path the same way."""
+    from esc50_hf.publish import is_hub_id
+
+    assert is_hub_id(name) is expected

@@ -2,7 +2,6 @@
 
 import csv
 import os
-import re
 import shutil
 import zipfile
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..errors import Esc50HfError
 from ..model.labels import ESC50_LABELS, SAMPLING_RATE
+from ..publish import is_hub_id
 
 ESC50_ARCHIVE_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 ESC50_HOMEPAGE = "https://github.com/karolpiczak/ESC-50"
@@ -48,8 +48,6 @@ _HOW_TO_PASS_DATA_DIR = (
     "Pass a local copy instead: load_esc50(data_dir=...) / --data-dir DIR, where DIR holds "
     "meta/esc50.csv and audio/*.wav (the official layout), or is a folder written by `esc50-hf dataset`."
 )
-# `owner/name`, as the Hub spells dataset ids.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class Esc50DataError(Esc50HfError, ValueError):
@@ -133,7 +131,7 @@ def _is_prepared_dataset(data_dir: str | os.PathLike) -> bool:
         return not (path / "meta" / "esc50.csv").is_file() and (
             (path / "README.md").is_file() or any(path.rglob("*.parquet"))
         )
-    return not path.exists() and bool(_HUB_ID.match(str(data_dir)))
+    return not path.exists() and is_hub_id(str(data_dir))
 
 
 def load_prepared_esc50(source: str, sampling_rate: int = SAMPLING_RATE) -> Dataset:

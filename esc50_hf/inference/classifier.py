@@ -19,7 +19,6 @@ feature extractor's parameters), and each call works on its own arrays. With
 """
 
 import queue
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -36,6 +35,7 @@ from ..model.labels import ESC50_LABELS
 from ..model.prediction import LabelScore, Prediction, WindowPrediction
 from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_starts
 from ..paths import DEFAULT_MODEL_DIR
+from ..publish import is_hub_id
 from .backends import LogitsBackend, load_backend
 
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
@@ -91,11 +91,6 @@ def explain_load_failure(model: str | Path, backend: str = "torch") -> Iterator[
     except Exception as error:  # loaders raise OSError, ValueError, safetensors' and onnxruntime's own errors
         reason = " ".join(str(error).split()) or type(error).__name__
         raise ModelLoadError(f"Cannot load the model {name!r} with the {backend} backend: {reason[:300]}") from error
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether `name` has the shape of a Hub repository id, `OWNER/NAME` (not a relative path like `./x/y`)."""
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not name.startswith(".")
 
 
 class SoundClassifier:
@@ -366,7 +361,6 @@ __all__ = [
     "SoundClassifier",
     "WindowBatcher",
     "WindowPrediction",
-    "is_hub_id",
     "iter_windows",
     "resolve_model",
     "softmax",

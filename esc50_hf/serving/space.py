@@ -14,9 +14,10 @@ from pathlib import Path
 import gradio
 
 from ..errors import OutputExistsError
-from ..inference.classifier import ModelLoadError, is_hub_id
+from ..inference.classifier import ModelLoadError
 from ..model.audio_io import DEFAULT_LIMITS, MAX_CHANNELS
 from ..paths import EXAMPLES_DIR
+from ..publish import is_hub_id
 from .app import DEFAULT_KEEP_UPLOADS
 from .server import DEFAULT_MAX_QUEUE
 

@@ -68,7 +68,7 @@ def teacher_folder(name: str) -> Path:
     """
     from huggingface_hub import snapshot_download
 
-    from ..inference.classifier import is_hub_id
+    from ..publish import is_hub_id
 
     if Path(name).is_dir():
         return Path(name)
