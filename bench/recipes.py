@@ -358,8 +358,9 @@ def _markdown_table(columns: list[str], cells: list[list[Any]], left: int) -> li
 
 
 def _spread(values: list[float]) -> dict[str, float]:
-    values = np.asarray(values, dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=0)), "n": int(len(values))}
+    from esc50_hf.evaluation.metrics import mean_and_std
+
+    return {**mean_and_std(values), "n": len(values)}
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -1,13 +1,18 @@
-"""`evaluate` metric modules shipped with the package, loaded by path (no Hub access)."""
+"""`evaluate` metric modules shipped with the package, loaded by path (no Hub access), and the spread of scores over
+runs. `evaluate` (which loads torch) is imported on the first metric, so reports and benchmarks can use the spread
+without it."""
 
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import evaluate
 import numpy as np
 
 from ...model.labels import ESC50_LABELS
+
+if TYPE_CHECKING:
+    import evaluate
 
 _HERE = Path(__file__).parent
 # The metric modules in this folder, by the name `evaluate.load` knows them under on the Hub.
@@ -15,8 +20,10 @@ SHIPPED_METRICS = ("accuracy", "f1")
 
 
 @cache
-def load_metric(name: str) -> evaluate.EvaluationModule:
+def load_metric(name: str) -> "evaluate.EvaluationModule":
     """`load_metric("accuracy")` or `load_metric("f1")`, from the module folder next to this file."""
+    import evaluate
+
     return evaluate.load(str(_HERE / name))
 
 
@@ -29,11 +36,17 @@ def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> d
     }
 
 
+def mean_and_std(values: Iterable[float]) -> dict[str, float]:
+    """`{"mean", "std"}` of a non-empty series: the population std (`ddof=0`), as every report of this project states.
+
+    Args:
+        values (`Iterable[float]`): One score per run (fold, seed or training).
+    """
+    array = np.asarray(list(values), dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=0))}
+
+
 def spread(runs: Iterable[dict[str, float]]) -> dict[str, dict[str, float] | None]:
     """Mean and population std of accuracy and macro-F1 over several runs (folds or repeated trainings)."""
     runs = list(runs)
-    summary: dict[str, dict[str, float] | None] = {}
-    for metric in ("accuracy", "f1"):
-        values = np.array([run[metric] for run in runs])
-        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=0))} if len(values) else None
-    return summary
+    return {metric: mean_and_std(run[metric] for run in runs) if runs else None for metric in ("accuracy", "f1")}
