@@ -12,7 +12,6 @@ from evaluate.evaluator.utils import DatasetColumn
 from transformers import Pipeline, PreTrainedModel
 
 from ..data.esc50 import decoded_mono
-from ..model.labels import ESC50_LABELS
 from .metrics import SHIPPED_METRICS, load_metric
 
 
@@ -25,11 +24,13 @@ class CompatibleAudioClassificationEvaluator(AudioClassificationEvaluator):
     whose samples the pipeline receives as a `(1, samples)` torch tensor and rejects. This subclass
     builds or takes the pipeline without the TensorFlow check, gives it `{"array": 1-D float32,
     "sampling_rate": rate}` per clip (the pipeline resamples when the rate differs), maps predicted
-    names back to ids with the model's `label2id` unless `label_mapping` is given, and loads
+    names back to the dataset's ids (its `ClassLabel` names; else the model's `label2id`) unless `label_mapping` is
+    given, so a model whose labels are in another order is scored right, and loads
     `"accuracy"` and `"f1"` (macro) from the package instead of the Hub.
     """
 
-    _label2id: dict[str, int] | None = None  # the model's, set when the pipeline is prepared
+    _label2id: dict[str, int] | None = None  # predicted name -> reference id, set when the pipeline is prepared
+    _dataset_names: list[str] | None = None  # the label column's ClassLabel names, set when the data is prepared
 
     def prepare_pipeline(
         self,
@@ -49,10 +50,16 @@ class CompatibleAudioClassificationEvaluator(AudioClassificationEvaluator):
         if getattr(model_or_pipeline, "task", None) != self.task:
             raise ValueError(f"model_or_pipeline must be an {self.task!r} pipeline or model.")
         self._label2id = {name: int(index) for name, index in model_or_pipeline.model.config.label2id.items()}
+        names = self._dataset_names
+        if names is not None:
+            extra = [name for name in self._label2id if name not in names]
+            self._label2id = {name: index for index, name in enumerate([*names, *extra])}
         return model_or_pipeline
 
     def prepare_data(self, data: Dataset, input_column: str, label_column: str, *args, **kwargs):
         self.check_required_columns(data, {"input_column": input_column, "label_column": label_column})
+        # Predicted names become the dataset's ids (its ClassLabel names), whatever order the model's labels are in.
+        self._dataset_names = getattr(data.features.get(label_column), "names", None)
         return {"references": data[label_column]}, _PipelineAudioColumn(data, input_column)
 
     def prepare_metric(self, metric: "str | EvaluationModule | None") -> EvaluationModule:
@@ -62,8 +69,8 @@ class CompatibleAudioClassificationEvaluator(AudioClassificationEvaluator):
         return super().prepare_metric(metric)
 
     def compute_metric(self, metric: EvaluationModule, metric_inputs: dict, *args, **kwargs):
-        if metric.name == "f1":  # ESC-50 is multi-class: report macro-F1 over the 50 classes
-            metric_inputs = {**metric_inputs, "average": "macro", "labels": list(range(len(ESC50_LABELS)))}
+        if metric.name == "f1":  # multi-class: macro-F1 over all the model's classes
+            metric_inputs = {**metric_inputs, "average": "macro", "labels": sorted(self._label2id.values())}
         return super().compute_metric(metric, metric_inputs, *args, **kwargs)
 
     def predictions_processor(self, predictions, label_mapping):

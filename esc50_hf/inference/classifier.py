@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import Esc50HfError
 from ..model.audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
-from ..model.labels import ESC50_LABELS
+from ..model.labels import model_labels
 from ..model.prediction import LabelScore, Prediction, WindowPrediction
 from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_starts
 from ..paths import DEFAULT_MODEL_DIR
@@ -94,7 +94,8 @@ def explain_load_failure(model: str | Path, backend: str = "torch") -> Iterator[
 
 
 class SoundClassifier:
-    """A saved ESC-50 model (folder or Hub id) behind any backend, for audio of any length.
+    """A saved model (folder or Hub id) behind any backend, for audio of any length; it answers with the labels of
+    the model's own `config.json` (`self.labels`), whatever their number and order.
 
     Args:
         model (`str` or `Path`): Model folder or Hub id, with `preprocessor_config.json` (and `model.onnx` for onnx).
@@ -120,13 +121,14 @@ class SoundClassifier:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         **backend_kwargs: Any,
     ) -> None:
-        from transformers import AutoFeatureExtractor
+        from transformers import AutoConfig, AutoFeatureExtractor
 
         import esc50_hf  # noqa: F401  (registers the feature extractor with the Auto classes)
 
         self.model = str(model)
         self.backend_name = backend
         self.extractor = AutoFeatureExtractor.from_pretrained(self.model)
+        self.labels = model_labels(AutoConfig.from_pretrained(self.model))  # every backend answers with these
         self.backend = load_backend(self.model, backend, **backend_kwargs)
         self.clip_samples = self.extractor.clip_samples
         self.hop_samples = hop_samples(hop_seconds, self.clip_samples, self.sampling_rate)
@@ -226,7 +228,7 @@ class SoundClassifier:
             return item in done and all(owner != item for owner, _, _ in pending)
 
         for item, source in enumerate(sources):
-            pool = pools[item] = WindowPool(self.sampling_rate, self.clip_samples)
+            pool = pools[item] = WindowPool(self.sampling_rate, self.clip_samples, self.labels)
             covered = 0
             try:
                 for start, samples in iter_windows(self._blocks(source), self.clip_samples, self.hop_samples):
@@ -272,8 +274,11 @@ class SoundClassifier:
                 logits = self._batcher(features["input_values"])
             else:
                 logits = np.asarray(self.backend(features["input_values"]), dtype=np.float64)
-            if logits.shape[-1] != len(ESC50_LABELS):
-                raise ValueError(f"The model returned {logits.shape[-1]} scores; expected {len(ESC50_LABELS)}.")
+            if logits.shape[-1] != len(self.labels):
+                raise ModelLoadError(
+                    f"The model {self.model!r} returned {logits.shape[-1]} scores but its config.json names "
+                    f"{len(self.labels)} labels: the weights and the config do not belong together"
+                )
             batches.append(softmax(logits))
         return np.concatenate(batches)
 

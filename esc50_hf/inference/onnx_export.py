@@ -4,6 +4,7 @@ The log-mel front end stays outside the graph: every backend is fed by the same
 `Esc50FeatureExtractor`, so PyTorch, ONNX Runtime and int8 differ only in how they run the network.
 """
 
+import json
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ from tqdm.auto import tqdm
 
 from ..data.esc50 import decoded_mono
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .onnx_backend import INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend
 
 # 18 is the oldest opset the torch.export-based exporter emits; the TorchScript one supports it too.
 DEFAULT_OPSET = 18
+LABELS_METADATA_KEY = "labels"
 # float32 PyTorch vs ONNX Runtime: kernels differ in summation order only, so logits agree to ~1e-5.
 PARITY_TOLERANCE = 1e-4
 
@@ -89,8 +92,25 @@ def export_onnx(
             dynamo=dynamo,
             external_data=False,  # a few MB of weights: one self-contained file
         )
+    # The labels travel inside the file too (metadata `labels`, a JSON list in output order), for runtimes that
+    # read only the .onnx file; in a model folder config.json stays the source.
+    graph = onnx.load(str(output))
+    onnx.helper.set_model_props(graph, {LABELS_METADATA_KEY: json.dumps(list(model_labels(model.config)))})
+    onnx.save(graph, str(output))
     onnx.checker.check_model(str(output), full_check=True)
     return output
+
+
+def onnx_labels(onnx_file: str | Path) -> list[str] | None:
+    """The labels an exported file carries in its metadata (`None` for a file exported before they were written).
+
+    Args:
+        onnx_file (`str` or `Path`): An ONNX file written by `export_onnx` (or its int8 twin).
+    """
+    import onnx
+
+    props = {prop.key: prop.value for prop in onnx.load(str(onnx_file), load_external_data=False).metadata_props}
+    return json.loads(props[LABELS_METADATA_KEY]) if LABELS_METADATA_KEY in props else None
 
 
 def _require_onnxscript() -> None:
@@ -176,16 +196,23 @@ def quantize_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
+    labels = onnx_labels(onnx_path)
+    if labels is not None:  # the int8 file carries the same labels as the file it was made from
+        quantized = onnx.load(str(output))
+        onnx.helper.set_model_props(quantized, {LABELS_METADATA_KEY: json.dumps(labels)})
+        onnx.save(quantized, str(output))
     onnx.checker.check_model(str(output))
     return output
 
 
 __all__ = [
     "DEFAULT_OPSET",
+    "LABELS_METADATA_KEY",
     "PARITY_TOLERANCE",
     "calibration_features",
     "export_onnx",
     "feature_batches",
+    "onnx_labels",
     "parity_error",
     "quantize_int8",
 ]

@@ -18,6 +18,8 @@ It differs from transformers' generic `AudioClassificationPipeline` where this m
 * **Whole recordings.** Input longer than a clip is classified in 5-s windows every
   `hop_seconds` (the windows of `windows.py`, weighted by real samples, as `SoundClassifier`
   does), not cropped to its first 5 s. Each window is one item of the pipeline's batches.
+* **The model's own labels.** Scores are named by the model's `config.id2label`, whatever their
+  number and order (a model trained on other classes answers with its classes).
 * **The same output contract.** A list of `{"label", "score"}` sorted by score (`top_k`, 5 by
   default); `return_timeline=True` returns `{"labels": [...], "timeline": [{"start_s", "end_s",
   "label", "score"}, ...], "duration_s": ...}` instead: the rows of the prediction schema
@@ -35,6 +37,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, audio_blocks
+from .labels import model_labels
 from .windows import WindowPool, hop_samples, iter_windows, softmax
 
 
@@ -112,7 +115,8 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         windows = [
             (int(output["start"].reshape(-1)[0]), int(output["num_samples"].reshape(-1)[0])) for output in model_outputs
         ]
-        pool = WindowPool(self.feature_extractor.sampling_rate, self.feature_extractor.clip_samples)
+        extractor = self.feature_extractor
+        pool = WindowPool(extractor.sampling_rate, extractor.clip_samples, model_labels(self.model.config))
         pool.add(windows, softmax(logits))  # (start, num_samples) pairs
         # The schema's row with exact scores, as transformers' pipelines return them; its "windows" are the
         # "timeline" here, the name this pipeline's output has always had.

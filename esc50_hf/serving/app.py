@@ -70,25 +70,30 @@ def build_demo(
     """
     # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
     # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `main`).
-    with gr.Blocks(title="ESC-50 sound classifier", delete_cache=(10**9, max(1, int(keep_uploads)))) as demo:
+    name = Path(classifier.model.rstrip("/")).name or classifier.model
+    labels = classifier.labels
+    with gr.Blocks(title=f"{name}: sound classifier", delete_cache=(10**9, max(1, int(keep_uploads)))) as demo:
         limit = classifier.limits.max_seconds
         gr.Markdown(
-            "# ESC-50 environmental-sound classifier\n"
+            f"# {name}: sound classifier\n"
             f"Upload or record a sound{f' (up to {_duration_text(limit)})' if limit else ''}. Clips longer than "
             f"{classifier.extractor.clip_seconds:g} s are classified in overlapping windows; "
-            "the scores are their average. 50 classes: animals, nature, people, household, urban noise."
+            f"the scores are their average. {_labels_text(labels)}"
         )
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
                 button = gr.Button("Classify", variant="primary")
-                examples = read_examples(examples_dir) if examples_dir else []
+                # Only clips of classes this model knows: a model of other classes gets none.
+                examples = (
+                    [row for row in read_examples(examples_dir) if row["category"] in labels] if examples_dir else []
+                )
                 if examples:
                     gr.Examples(
                         examples=[[str(example["path"])] for example in examples],
                         inputs=[audio],
                         example_labels=[example["category"] for example in examples],
-                        label="Real ESC-50 clips (fold 5, the test fold)",
+                        label="Example clips",
                         api_visibility="private",
                     )
                     gr.Markdown(_attribution_markdown(examples))
@@ -113,7 +118,8 @@ def build_demo(
             inputs=[audio],
             outputs=[label, timeline],
             api_name="predict",
-            api_description="Top-5 ESC-50 classes of an audio file, and the best class of each 5-s window.",
+            api_description=f"Top-{TOP_K} classes of an audio file (among the model's {len(labels)}), and the best "
+            f"class of each {classifier.extractor.clip_seconds:g}-s window.",
         )
         event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
     _only_predict_in_the_api(demo)
@@ -193,6 +199,13 @@ def _run(function: Callable[[str], T], path: str | None) -> T:
     except Exception as error:  # a bug, not the user's input: logged here, not shown (launch shows errors)
         logger.exception("Failed on %s", path)
         raise gr.Error("The server failed on this input; the error is in its log.", print_exception=False) from error
+
+
+def _labels_text(labels: tuple[str, ...], shown: int = 12) -> str:
+    """The model's classes in a sentence: all of them when few, else the first `shown` and how many more."""
+    names = ", ".join(name.replace("_", " ") for name in labels[:shown])
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return f"{len(labels)} classes: {names}{more}."
 
 
 def _duration_text(seconds: float) -> str:

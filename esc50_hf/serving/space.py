@@ -16,18 +16,20 @@ import gradio
 from ..errors import OutputExistsError
 from ..inference.classifier import ModelLoadError
 from ..model.audio_io import DEFAULT_LIMITS, MAX_CHANNELS
+from ..model.labels import model_labels
 from ..paths import EXAMPLES_DIR
 from ..publish import is_hub_id
-from .app import DEFAULT_KEEP_UPLOADS
+from .app import DEFAULT_KEEP_UPLOADS, read_examples
 from .server import DEFAULT_MAX_QUEUE
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SPACE_MODEL_DIR = "models/esc50-mel-cnn"  # where a local model folder goes inside the Space
 PYTHON_VERSION = "3.11"
-# The model is trained on ESC-50 and the example clips are ESC-50's: CC BY-NC 3.0 (the code itself is MIT).
+# Models of this project are trained on ESC-50 or start from a model that was, and the example clips are ESC-50's:
+# CC BY-NC 3.0 (the code itself is MIT).
 SPACE_LICENSE = "cc-by-nc-3.0"
 
-APP_TEMPLATE = '''"""Hugging Face Space: the ESC-50 classifier's web demo and REST API (written by `esc50-hf space`).
+APP_TEMPLATE = '''"""Hugging Face Space: a sound classifier's web demo and REST API (written by `esc50-hf space`).
 
 Run locally with `python app.py`; `python app.py --help` lists the serving options.
 """
@@ -45,7 +47,7 @@ if __name__ == "__main__":
 '''
 
 README_TEMPLATE = """---
-title: ESC-50 sound classifier
+title: {title}
 emoji: 🔊
 colorFrom: indigo
 colorTo: green
@@ -57,14 +59,14 @@ license: {license}
 {models}pinned: false
 ---
 
-# ESC-50 environmental-sound classifier
+# {title}
 
-Upload or record a sound; the app answers with the top-5 of ESC-50's 50 classes (animals, nature,
-people, household and urban noise) and the best class of each 5-s window. The same function is a
-REST endpoint, `/gradio_api/call/predict` (see "Use via API" at the bottom of the page).
+Upload or record a sound; the app answers with the top-5 of the model's {labels_text} and the best class of
+each 5-s window. The same function is a REST endpoint, `/gradio_api/call/predict` (see "Use via API" at the
+bottom of the page).
 
-Model: {model_text}. Trained on ESC-50 (K. J. Piczak, 2015, CC BY-NC 3.0): not for commercial use.
-The example clips are ESC-50 clips; `examples/README.md` credits each one.
+Model: {model_text}; its model card says what it was trained on. Models of esc50-hf learn from ESC-50
+(K. J. Piczak, 2015, CC BY-NC 3.0) or start from one that did: not for commercial use.{examples_text}
 
 Limits of the public app: {max_minutes:g} minutes or {max_mib:g} MiB per upload, up to {max_channels}
 channels, {min_khz:g}-{max_khz:g} kHz; uploads are deleted after {keep_minutes:g} minutes; requests beyond the
@@ -106,7 +108,10 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(PACKAGE_DIR, output / "esc50_hf", ignore=ignore)  # symlinks (the card template) resolved
-    shutil.copytree(EXAMPLES_DIR, output / "examples", ignore=ignore)
+    labels = _labels_of(model)
+    examples = [row for row in read_examples(EXAMPLES_DIR) if labels is None or row["category"] in labels]
+    if examples:  # only clips of classes the model knows
+        shutil.copytree(EXAMPLES_DIR, output / "examples", ignore=ignore)
     if is_folder:
         shutil.copytree(model_path, output / SPACE_MODEL_DIR, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
         model_literal, model_text, models = f'HERE / "{SPACE_MODEL_DIR}"', f"`{SPACE_MODEL_DIR}` in this Space", ""
@@ -118,6 +123,13 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
     (output / "packages.txt").write_text("ffmpeg\n")
     (output / "README.md").write_text(
         README_TEMPLATE.format(
+            title=f"{Path(str(model).rstrip('/')).name}: sound classifier",
+            labels_text=f"{len(labels)} classes ({', '.join(labels[:12])}{', ...' if len(labels) > 12 else ''})"
+            if labels
+            else "classes (those of its config.json)",
+            examples_text=" The example clips are ESC-50 clips; `examples/README.md` credits each one."
+            if examples
+            else "",
             gradio_version=gradio.__version__,
             python_version=PYTHON_VERSION,
             license=SPACE_LICENSE,
@@ -133,6 +145,18 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
         )
     )
     return output
+
+
+def _labels_of(model: str | Path) -> tuple[str, ...] | None:
+    """The model's labels from its config.json; `None` for a Hub model that cannot be reached now."""
+    from transformers import AutoConfig
+
+    try:
+        return model_labels(AutoConfig.from_pretrained(str(model)))
+    except (OSError, ValueError) as error:
+        if Path(model).is_dir():
+            raise ModelLoadError(f"Cannot read the labels of {model}: {error}") from error
+        return None
 
 
 def pinned_requirements() -> list[str]:

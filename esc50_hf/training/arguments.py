@@ -42,6 +42,7 @@ from ..data.augmentation import (
 from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, training_folds
 from ..model.configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import ESC50_LABELS
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .recipe import fingerprint, read_config_file, training_recipe
 
@@ -86,7 +87,20 @@ class DataArguments:
         None,
     )
 
+    classes: list[str] | None = _field(
+        "train on these ESC-50 classes only (at least 2), in this order: the model's labels; unset: all 50. "
+        "E.g. a base model for transfer to the other classes (bench/own_classes.py)",
+        None,
+    )
+
     def __post_init__(self) -> None:
+        if self.classes is not None:
+            unknown = [name for name in self.classes if name not in ESC50_LABELS]
+            if unknown or len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+                raise ValueError(
+                    f"--classes must name 2 or more different ESC-50 classes, got {self.classes}"
+                    + (f" ({unknown} are not ESC-50 classes)" if unknown else "")
+                )
         named = (
             ("validation_fold", [self.validation_fold]),
             ("cv_folds", self.cv_folds),
@@ -360,9 +374,16 @@ def build_feature_extractor(arguments: ModelArguments) -> Esc50FeatureExtractor:
     return Esc50FeatureExtractor(**arguments.feature_extractor_kwargs())
 
 
-def build_model(arguments: ModelArguments) -> Esc50CnnForAudioClassification:
-    """A new, randomly initialised network of the recipe's `ModelArguments`."""
-    model_config = Esc50CnnConfig(**arguments.model_config_kwargs())
+def build_model(arguments: ModelArguments, labels: Sequence[str] = ESC50_LABELS) -> Esc50CnnForAudioClassification:
+    """A new, randomly initialised network of the recipe's `ModelArguments`.
+
+    Args:
+        arguments (`ModelArguments`): The recipe's model options.
+        labels (`Sequence[str]`, *optional*, defaults to `ESC50_LABELS`): The classes, in output order
+            (`config.id2label`).
+    """
+    id2label = dict(enumerate(labels))
+    model_config = Esc50CnnConfig(**arguments.model_config_kwargs(), id2label=id2label)
     # channels-last convolutions run ~15 % faster on CPU (oneDNN); the saved weights are unaffected.
     import torch
 

@@ -15,7 +15,7 @@ from ..data.feature_file import FeatureFileError, read_feature_file, write_featu
 from ..data.features import cached_log_mels, variant_settings
 from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
-from ..model.labels import NUM_LABELS
+from ..model.labels import ESC50_LABELS
 from . import print_main_process
 from .arguments import TrainingSetup, build_feature_extractor
 
@@ -36,10 +36,11 @@ class AugmentedFeatures(torch.utils.data.Dataset):
         feature_extractor: Esc50FeatureExtractor,
         spec_augment: SpecAugment,
         mixup: Mixup,
+        num_labels: int,
     ):
         self.log_mels, self.labels, self.extractor = log_mels, labels, feature_extractor
         self.spec_augment, self.mixup = spec_augment, mixup
-        self.num_labels = NUM_LABELS
+        self.num_labels = num_labels
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,11 +86,13 @@ class FoldFeatures:
             validation clips and their labels.
         validation_audio (`Dataset`, *optional*): the validation clips' audio, when the run has it: the final model
             is then scored from the audio, as the pipeline hears it; without it (a feature file), from `validation`.
+        labels (`tuple[str, ...]`): the class names, in the id order of the label tensors: the model's labels.
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
     validation: tuple[torch.Tensor, torch.Tensor]
     validation_audio: Dataset | None
+    labels: tuple[str, ...] = ESC50_LABELS
 
     @property
     def scored_from(self) -> str:
@@ -101,7 +104,7 @@ class FoldFeatures:
             return evaluate_model(model, feature_extractor, self.validation_audio)
         clean = CleanFeatures(*self.validation, feature_extractor)
         logits = predict_feature_logits(model, clean.features)
-        return score_predictions(logits.argmax(axis=-1), clean.labels.numpy())
+        return score_predictions(logits.argmax(axis=-1), clean.labels.numpy(), self.labels)
 
 
 def recipe_log_mels(
@@ -179,9 +182,36 @@ def prepare_features(setup: TrainingSetup, feature_extractor: Esc50FeatureExtrac
         dataset, log_mels, labels = recipe_log_mels(setup, feature_extractor)
         folds = torch.tensor(dataset["fold"])
         validation_audio = split_folds(dataset, data.validation_fold, train_folds.tolist())["validation"]
+    names = ESC50_LABELS
+    if data.classes:  # a subset of ESC-50's classes, in the order given: ids are re-numbered
+        names, kept, labels = _select_classes(data.classes, labels)
+        folds = torch.where(kept, folds, 0)  # fold 0: no split takes the other classes' clips
+        if validation_audio is not None:
+            validation_audio = _relabel(validation_audio, names)
     in_validation, in_train = folds == data.validation_fold, torch.isin(folds, train_folds)
     return FoldFeatures(
         train=(log_mels[in_train], labels[in_train]),
         validation=(log_mels[in_validation, :1], labels[in_validation]),  # the clean clips only
         validation_audio=validation_audio,
+        labels=tuple(names),
     )
+
+
+def _select_classes(classes: list[str], labels: torch.Tensor) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
+    """`(names, kept, new_labels)`: the ESC-50 clips of `classes` (a mask) and their ids among `classes`."""
+    index = {name: position for position, name in enumerate(ESC50_LABELS)}
+    mapping = torch.full((len(ESC50_LABELS),), -1, dtype=torch.long)
+    for position, name in enumerate(classes):
+        mapping[index[name]] = position
+    new_labels = mapping[labels.long()]
+    return tuple(classes), new_labels >= 0, new_labels.clamp(min=0).to(labels.dtype)
+
+
+def _relabel(dataset: Dataset, names: tuple[str, ...]) -> Dataset:
+    """The clips of `names` only, their `label` a `ClassLabel` of `names` (in that order)."""
+    from datasets import ClassLabel
+
+    old = dataset.features["label"].names
+    kept = dataset.filter(lambda label: old[label] in names, input_columns="label")
+    kept = kept.map(lambda label: {"label": names.index(old[label])}, input_columns="label")
+    return kept.cast_column("label", ClassLabel(names=list(names)))

@@ -3,6 +3,7 @@
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import matplotlib
@@ -15,7 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
 from ..errors import Esc50HfError
 from ..evaluation.metrics import spread
-from ..model.labels import ESC50_LABELS
+from ..model.labels import model_labels
 from ..paths import TEMPLATES_DIR
 from .model_folder import (
     BASELINE_FILE,
@@ -76,7 +77,9 @@ def write_model_folder_reports(
     (folder / METRICS_FILE).write_text(json.dumps(results, indent=2))
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
-    plot_confusion_matrix(np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png")
+    plot_confusion_matrix(
+        np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png", list(scores["per_class"])
+    )
     plot_training_curves(log_history, folder / "training_curves.png")
     render_model_card(folder, results, recipe)
     return results
@@ -90,18 +93,27 @@ def write_per_class_report(path: Path, per_class: dict[str, dict[str, float]]) -
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_confusion_matrix(matrix: np.ndarray, path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(13, 12))
+def plot_confusion_matrix(matrix: np.ndarray, path: Path, labels: list[str]) -> None:
+    """The validation confusion matrix with the model's class names, sized to their number.
+
+    Args:
+        matrix (`np.ndarray`): Counts, true class rows, predicted class columns.
+        path (`Path`): The PNG to write.
+        labels (`list[str]`): The name of each class, in id order.
+    """
+    side = min(13.0, 3.0 + 0.2 * len(labels))
+    font = 7 if len(labels) > 20 else 9
+    figure, axes = plt.subplots(figsize=(side, side * 12 / 13))
     image = axes.imshow(matrix, cmap="Blues")
-    ticks = np.arange(len(ESC50_LABELS))
-    axes.set_xticks(ticks, ESC50_LABELS, rotation=90, fontsize=7)
-    axes.set_yticks(ticks, ESC50_LABELS, fontsize=7)
+    ticks = np.arange(len(labels))
+    axes.set_xticks(ticks, labels, rotation=90, fontsize=font)
+    axes.set_yticks(ticks, labels, fontsize=font)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title("ESC-50 confusion matrix (validation fold)")
+    axes.set_title("confusion matrix (validation clips)")
     for row, column in zip(*np.nonzero(matrix)):
         colour = "white" if matrix[row, column] > matrix.max() / 2 else "black"
-        axes.text(column, row, matrix[row, column], ha="center", va="center", fontsize=5, color=colour)
+        axes.text(column, row, matrix[row, column], ha="center", va="center", fontsize=font - 2, color=colour)
     figure.colorbar(image, fraction=0.046, pad=0.04)
     figure.tight_layout()
     save_compact_png(figure, path)
@@ -187,7 +199,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         config=recipe,
         hub_dataset_id=hub_dataset_id,
         dataset_config=fold_config_name(fold),
-        labels=ESC50_LABELS,
+        labels=folder_labels(folder),
         weights_megabytes=_megabytes(folder / WEIGHTS_FILE),
         tensorboard_logs=(folder / "runs").is_dir(),
         baseline=companions.optional(BASELINE_FILE),
@@ -259,6 +271,12 @@ def _repeated_runs_with_spread(folder: ModelFolder, results: dict[str, Any]) -> 
     if stored is None:
         return None
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
+
+
+def folder_labels(folder: Path) -> tuple[str, ...]:
+    """The labels of the model in `folder`, from its `config.json` (`id2label`)."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return model_labels(SimpleNamespace(id2label=config["id2label"], num_labels=len(config["id2label"])))
 
 
 def rerender_model_card(folder: Path) -> ModelCard:

@@ -4,6 +4,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,13 @@ from .run_folder import (
 )
 
 
-def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-    return classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids)
+def metrics_of(num_labels: int) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The Trainer's `compute_metrics`: accuracy and macro-F1 over `num_labels` classes."""
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        return classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels)
+
+    return compute_metrics
 
 
 def _set_torch_threads(arguments: Esc50TrainingArguments) -> int:
@@ -116,15 +122,20 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         }
     trainer = (DistillationTrainer if teachers else Trainer)(
         **distillation,
-        model=build_model(setup.model),
+        model=build_model(setup.model, features.labels),
         # The Trainer pushes nothing itself: the finished model folder is pushed once, below.
         args=setup.replace(push_to_hub=False).training if args.push_to_hub else args,
         train_dataset=AugmentedFeatures(
-            train_mels, train_labels, extractor, setup.augmentation.spec_augment(), setup.augmentation.mixup()
+            train_mels,
+            train_labels,
+            extractor,
+            setup.augmentation.spec_augment(),
+            setup.augmentation.mixup(),
+            len(features.labels),
         ),
         eval_dataset=CleanFeatures(val_mels, val_labels, extractor),
         processing_class=extractor,
-        compute_metrics=compute_metrics,
+        compute_metrics=metrics_of(len(features.labels)),
         callbacks=[
             RecipeFingerprint(fingerprint(recipe), recipe, [t.record() for t in teachers] if teachers else None)
         ],

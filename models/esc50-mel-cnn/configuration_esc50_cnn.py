@@ -62,8 +62,11 @@ class Esc50CnnConfig(PreTrainedConfig):
         **kwargs,
     ) -> None:
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
-        kwargs.setdefault("id2label", dict(ID2LABEL))
-        kwargs.setdefault("label2id", dict(LABEL2ID))
+        if "id2label" not in kwargs and "num_labels" not in kwargs:  # a new config: the ESC-50 classes
+            kwargs["id2label"] = dict(ID2LABEL)
+            kwargs.setdefault("label2id", dict(LABEL2ID))
+        if kwargs.get("id2label") and not kwargs.get("label2id"):  # the inverse of the labels given, never ESC-50's
+            kwargs["label2id"] = {name: int(index) for index, name in kwargs["id2label"].items()}
         if stem_channels is None:  # `transformers_version` is in every saved config.json: an older folder
             stem_channels = 0 if "transformers_version" in kwargs else DEFAULT_STEM_CHANNELS
         if stem_channels < 0:

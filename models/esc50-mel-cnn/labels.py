@@ -1,9 +1,13 @@
-"""The ESC-50 label set and audio constants: the single source of truth for names and rates.
+"""The ESC-50 label set, the audio constants, and how a model's own labels are read from its config.
 
 The order is the dataset's own `target` column (0-49), so `ESC50_LABELS[target]` is the
-official category name. This file is copied next to the model code when a model is saved,
-so it must stay free of imports beyond the standard library.
+official category name. `ESC50_LABELS` is what a model trained on ESC-50 answers with; the
+inference path never assumes it: every model answers with the names of its own `config.id2label`
+(`model_labels`), whatever their number and order. This file is copied next to the model code
+when a model is saved, so it must stay free of imports beyond the standard library.
 """
+
+from typing import Any
 
 ESC50_LABELS: tuple[str, ...] = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -23,3 +27,29 @@ LABEL2ID: dict[str, int] = {name: index for index, name in ID2LABEL.items()}
 # The model's audio contract: 22.05 kHz mono, 5-second clips (the length of every ESC-50 clip).
 SAMPLING_RATE = 22050
 CLIP_SECONDS = 5.0
+
+
+def model_labels(config: Any) -> tuple[str, ...]:
+    """The names of a model's outputs, in output order: `config.id2label[0 .. num_labels - 1]`.
+
+    Args:
+        config (`PreTrainedConfig`): The model's configuration (`config.json`); any object with `id2label` (keys as
+            ints or digit strings) and `num_labels`.
+
+    Raises:
+        `ValueError`: `id2label` does not name each of the `num_labels` outputs exactly once.
+    """
+    id2label = {int(index): str(name) for index, name in (getattr(config, "id2label", None) or {}).items()}
+    num_labels = int(getattr(config, "num_labels", len(id2label)))
+    missing = [index for index in range(num_labels) if index not in id2label]
+    if missing or len(id2label) != num_labels:
+        raise ValueError(
+            f"The model's config.json has num_labels={num_labels} but id2label names outputs "
+            f"{sorted(id2label)[:8]}{'...' if len(id2label) > 8 else ''}: give one name per output, ids 0 to "
+            f"{num_labels - 1}"
+        )
+    labels = tuple(id2label[index] for index in range(num_labels))
+    if len(set(labels)) != len(labels):
+        duplicated = sorted({name for name in labels if labels.count(name) > 1})
+        raise ValueError(f"The model's config.json gives two outputs the same label: {duplicated}")
+    return labels

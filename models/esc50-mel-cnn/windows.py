@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labels import ESC50_LABELS
 from .prediction import LabelScore, Prediction, WindowPrediction, events_from_windows
 
 
@@ -28,12 +27,12 @@ class WindowPool:
     Args:
         sampling_rate (`int`): The model's rate, to turn samples into seconds.
         clip_samples (`int`): Samples in a full window (a window shorter than this weighs less).
-        labels (`Sequence[str]`, *optional*, defaults to `ESC50_LABELS`): The name of each probability column.
+        labels (`Sequence[str]`): The name of each probability column: the model's own (`labels.model_labels`).
     """
 
     sampling_rate: int
     clip_samples: int
-    labels: Sequence[str] = ESC50_LABELS
+    labels: Sequence[str]
     weighted_sum: np.ndarray = field(init=False)
     total_weight: float = 0.0
     duration_samples: int = 0
@@ -43,7 +42,16 @@ class WindowPool:
         self.weighted_sum = np.zeros(len(self.labels))
 
     def add(self, windows: list[tuple[int, int]], probabilities: np.ndarray) -> None:
-        """Adds windows given as `(start, num_samples)` with their `(num_windows, num_labels)` probabilities."""
+        """Adds windows given as `(start, num_samples)` with their `(num_windows, num_labels)` probabilities.
+
+        Raises:
+            `ValueError`: the probabilities have another number of columns than there are labels.
+        """
+        if probabilities.shape[-1] != len(self.labels):
+            raise ValueError(
+                f"The model returned {probabilities.shape[-1]} scores per window but its config names "
+                f"{len(self.labels)} labels: its config.json and weights do not belong together"
+            )
         for (start, num_samples), row in zip(windows, probabilities):
             weight = num_samples / self.clip_samples  # its share of real samples: < 1 only when padded
             self.weighted_sum += weight * row

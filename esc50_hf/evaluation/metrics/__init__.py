@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...model.labels import ESC50_LABELS
+from ...model.labels import NUM_LABELS
 
 if TYPE_CHECKING:
     import evaluate
@@ -27,9 +27,17 @@ def load_metric(name: str) -> "evaluate.EvaluationModule":
     return evaluate.load(str(_HERE / name))
 
 
-def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1 over all 50 ESC-50 classes."""
-    labels = list(range(len(ESC50_LABELS)))
+def classification_metrics(
+    predictions: np.ndarray, references: np.ndarray, num_labels: int = NUM_LABELS
+) -> dict[str, float]:
+    """Accuracy and macro-F1 over all `num_labels` classes (a class never predicted nor present counts as F1 0).
+
+    Args:
+        predictions (`np.ndarray`): Predicted class ids.
+        references (`np.ndarray`): True class ids.
+        num_labels (`int`, *optional*, defaults to 50, ESC-50's): The model's number of classes.
+    """
+    labels = list(range(num_labels))
     return {
         **load_metric("accuracy").compute(predictions=predictions, references=references),
         **load_metric("f1").compute(predictions=predictions, references=references, average="macro", labels=labels),
