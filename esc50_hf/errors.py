@@ -3,9 +3,9 @@
 Library code raises; it never ends the process. Front ends (`esc50-hf`, `train.py`, `python app.py`) catch
 `USER_ERRORS` and answer with the message as one line on stderr and a non-zero exit status (see
 `exit_on_user_error`); anything else that escapes them is a bug and keeps its traceback. Each subclass
-lives beside the code that raises it (`Esc50DataError` in `data/esc50.py`, `ModelLoadError` in
-`inference/classifier.py`, ...) and keeps a built-in base (`ValueError`, `RuntimeError`, `FileExistsError`) where
-callers catch that.
+lives beside the code that raises it (`Esc50DataError` in `data/esc50.py`, `LabelledDataError` in
+`data/labelled.py`, `ModelLoadError` in `inference/classifier.py`, ...) and keeps a built-in base (`ValueError`,
+`RuntimeError`, `FileExistsError`) where callers catch that.
 
 `AudioInputError` (bad audio) is the one user error outside this hierarchy: it lives in `model/audio_io.py`, which
 ships inside every saved model folder and must not import the rest of the package. `USER_ERRORS` names both; it is

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasets import Dataset
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 
@@ -39,7 +40,8 @@ from ..data.augmentation import (
     TimeStretch,
     WaveformAugmentations,
 )
-from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, training_folds
+from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, load_esc50, training_folds
+from ..data.labelled import DEFAULT_EVAL_FRACTION, LabelledAudio, load_labelled_audio
 from ..model.configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import ESC50_LABELS
@@ -60,12 +62,42 @@ def _field(help: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
 
 @dataclass
 class DataArguments:
-    """Where the clips come from, which fold validates, and how the feature cache is built."""
+    """Where the clips come from, which fold validates, and how the feature cache is built.
+
+    ESC-50 (`--data_dir`, or nothing) by default; or the user's own labelled audio: a folder of class subfolders
+    (`--train_dir`) or a `datasets` dataset (`--dataset_name` and the column and split options of transformers'
+    audio-classification example), read by `esc50_hf.data.labelled.load_labelled_audio`.
+    """
 
     data_dir: str | None = _field(
         "ESC-50 in the official layout (meta/esc50.csv, audio/), an `esc50-hf dataset` folder or its Hub id; "
         "unset: download the official archive into the HF cache",
         None,
+    )
+    train_dir: str | None = _field(
+        "train on your own audio instead of ESC-50: a folder with one subfolder per class (my_sounds/<label>/*.wav), "
+        "optionally under train/ and validation/ or test/; without an evaluation split, --eval_fraction of each class "
+        "evaluates",
+        None,
+    )
+    dataset_name: str | None = _field(
+        "train on your own audio instead of ESC-50: a `datasets` dataset (a save_to_disk folder, a dataset folder or "
+        "a Hub id) with an Audio column and string or ClassLabel labels",
+        None,
+    )
+    dataset_config_name: str | None = _field("the configuration of --dataset_name", None)
+    audio_column_name: str = _field("the Audio column of --dataset_name", "audio")
+    label_column_name: str = _field("the label column of --dataset_name (strings or a ClassLabel)", "label")
+    train_split_name: str = _field("the split of --dataset_name (or split folder of --train_dir) that trains", "train")
+    eval_split_name: str | None = _field(
+        "the split of --dataset_name (or split folder of --train_dir) that evaluates; unset: validation, else test, "
+        "else a stratified hold-out of --eval_fraction",
+        None,
+    )
+    eval_fraction: float = _field(
+        "share of each class that evaluates when --train_dir or --dataset_name has no evaluation split (a stratified "
+        "hold-out, seed 0; at least 1 clip per class)",
+        DEFAULT_EVAL_FRACTION,
     )
     hub_dataset_id: str = _field(
         "the Hub dataset the model card names (datasets:, model-index); publish it with `esc50-hf dataset`",
@@ -93,6 +125,13 @@ class DataArguments:
         None,
     )
 
+    # Options of the user's own audio and of a class subset: not recorded when unused, so the recipes (and
+    # fingerprints) of ESC-50 runs stay as they were.
+    OWN_DATA_FIELDS = (
+        "train_dir", "dataset_name", "dataset_config_name", "audio_column_name", "label_column_name",
+        "train_split_name", "eval_split_name", "eval_fraction",
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         if self.classes is not None:
             unknown = [name for name in self.classes if name not in ESC50_LABELS]
@@ -101,6 +140,7 @@ class DataArguments:
                     f"--classes must name 2 or more different ESC-50 classes, got {self.classes}"
                     + (f" ({unknown} are not ESC-50 classes)" if unknown else "")
                 )
+        self._check_sources()
         named = (
             ("validation_fold", [self.validation_fold]),
             ("cv_folds", self.cv_folds),
@@ -113,6 +153,71 @@ class DataArguments:
             self.training_folds()
         except ValueError as error:
             raise ValueError(f"--train_folds: {error}") from None
+
+    def _check_sources(self) -> None:
+        """One source of audio, and only the options that apply to it."""
+        if self.train_dir is not None and self.dataset_name is not None:
+            raise ValueError("--train_dir and --dataset_name are two sources of audio: give one")
+        own = "--train_dir" if self.train_dir is not None else "--dataset_name" if self.dataset_name else None
+        if own and self.data_dir is not None:
+            raise ValueError(f"--data_dir names ESC-50 and {own} your own audio: give one")
+        defaults = {item.name: item.default for item in dataclasses.fields(self)}
+        changed = [name for name in self.OWN_DATA_FIELDS[2:] if getattr(self, name) != defaults[name]]
+        if own is None and changed:
+            raise ValueError(
+                f"--{changed[0]} applies to your own audio (--train_dir or --dataset_name); ESC-50 validates on "
+                "--validation_fold"
+            )
+        columns = [
+            name for name in changed if name in ("dataset_config_name", "audio_column_name", "label_column_name")
+        ]
+        if own == "--train_dir" and columns:
+            raise ValueError(
+                f"--{columns[0]} applies to --dataset_name; a --train_dir folder's classes are its folders"
+            )
+        if own and (self.validation_fold != defaults["validation_fold"] or self.train_folds is not None):
+            raise ValueError(
+                f"--validation_fold and --train_folds choose ESC-50 folds; with {own}, --eval_split_name or "
+                "--eval_fraction choose what evaluates"
+            )
+        if own and self.classes is not None:
+            raise ValueError(f"--classes chooses among ESC-50's classes; with {own} the classes are your labels")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"--eval_fraction must be between 0 and 1 (exclusive), got {self.eval_fraction}")
+
+    def is_esc50(self) -> bool:
+        """Whether the run trains on ESC-50 (`--data_dir` or the download), not on --train_dir / --dataset_name."""
+        return self.train_dir is None and self.dataset_name is None
+
+    def load_dataset(self, sampling_rate: int) -> Dataset | LabelledAudio:
+        """The run's audio, decoding mono at `sampling_rate`.
+
+        Returns:
+            ESC-50: `load_esc50(--data_dir)`, the `Dataset` of folds 1-5 (split it with --validation_fold and
+            --train_folds). Own audio: a `LabelledAudio` whose `dataset` has the same `audio`, `label`, `fold` and
+            `filename` columns, fold 1 training and fold 2 evaluating, with its labels and provenance.
+
+        Raises:
+            `Esc50DataError` (ESC-50) or `LabelledDataError` (own audio): the data cannot be read as given.
+        """
+        if self.is_esc50():
+            return load_esc50(self.data_dir, sampling_rate)
+        return load_labelled_audio(
+            self.train_dir, self.dataset_name, self.dataset_config_name, self.audio_column_name,
+            self.label_column_name, self.train_split_name, self.eval_split_name, self.eval_fraction, sampling_rate,
+        )  # fmt: skip
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run's recipe records of these options: all of them but --features_file (where this run's features
+        came from), and for ESC-50 none of the own-audio options, so that its recipes keep their fingerprints."""
+        values = dataclasses.asdict(self)
+        del values["features_file"]
+        if self.is_esc50():
+            for name in self.OWN_DATA_FIELDS:
+                del values[name]
+        if self.classes is None:
+            del values["classes"]
+        return values
 
     def training_folds(self) -> list[int]:
         """The folds that train: --train_folds, or every fold but --validation_fold."""
@@ -335,8 +440,7 @@ class TrainingSetup:
     def recipe(self) -> dict[str, Any]:
         """What `training_config.json` records: `train.py --config` reads it back into the same setup (reading the
         audio: where this run's features came from, `features_file`, is not part of it)."""
-        values = {**dataclasses.asdict(self.data), **dataclasses.asdict(self.model)}
-        del values["features_file"]
+        values = {**self.data.recorded(), **dataclasses.asdict(self.model)}
         values.update(dataclasses.asdict(self.augmentation))
         values.update(training_recipe(self.training))
         return values
