@@ -250,8 +250,44 @@ class ModelArguments:
         "label smoothing of the training loss", default_of(Esc50CnnConfig, "label_smoothing")
     )
 
+    model_name_or_path: str | None = _field(
+        "start from this trained model (a folder or Hub id, e.g. models/esc50-mel-cnn): its features and network, "
+        "with a new classifier head unless this run's labels are the model's own; unset: train from scratch",
+        None,
+    )
+    freeze_batch_norm: bool = _field(
+        "with --model_name_or_path: keep the model's batch-norm statistics (a few clips per class would otherwise "
+        "overwrite what it learned from thousands)",
+        True,
+    )
+    body_learning_rate_scale: float = _field(
+        "with --model_name_or_path: the learning rate of the network below the head, as a fraction of "
+        "--learning_rate; 0 trains the head only (a linear probe on the model's embeddings)",
+        0.1,
+    )
+
     FEATURE_FIELDS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
     MODEL_FIELDS = ("num_mel_bins", "stem_channels", "block_channels", "dropout", "label_smoothing")
+    ARCHITECTURE_FIELDS = ("num_mel_bins", "stem_channels", "block_channels")  # what a starting model fixes
+    TRANSFER_FIELDS = ("model_name_or_path", "freeze_batch_norm", "body_learning_rate_scale")
+
+    def __post_init__(self) -> None:
+        defaults = {item.name: item.default for item in dataclasses.fields(self)}
+        if self.model_name_or_path is None:
+            changed = [name for name in self.TRANSFER_FIELDS[1:] if getattr(self, name) != defaults[name]]
+            if changed:
+                raise ValueError(f"--{changed[0]} applies to a run that starts from --model_name_or_path")
+        if not 0.0 <= self.body_learning_rate_scale <= 1.0:
+            raise ValueError(f"--body_learning_rate_scale must be in [0, 1], got {self.body_learning_rate_scale}")
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run's recipe records of these options: all, but the transfer ones only when the run starts from a
+        model, so that the recipes of runs from scratch keep their fingerprints."""
+        values = dataclasses.asdict(self)
+        if self.model_name_or_path is None:
+            for name in self.TRANSFER_FIELDS:
+                del values[name]
+        return values
 
     def feature_extractor_kwargs(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FEATURE_FIELDS}
@@ -440,7 +476,7 @@ class TrainingSetup:
     def recipe(self) -> dict[str, Any]:
         """What `training_config.json` records: `train.py --config` reads it back into the same setup (reading the
         audio: where this run's features came from, `features_file`, is not part of it)."""
-        values = {**self.data.recorded(), **dataclasses.asdict(self.model)}
+        values = {**self.data.recorded(), **self.model.recorded()}
         values.update(dataclasses.asdict(self.augmentation))
         values.update(training_recipe(self.training))
         return values
@@ -539,6 +575,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
         parser.error(str(error))
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)} (see python train.py --help)")
+    if not groups[0].is_esc50() and (extra.cv or extra.export_features or groups[0].features_file):
+        parser.error(
+            "--cv, --export_features and --features_file work on ESC-50's folds; with --train_dir or --dataset_name, "
+            "train once (the evaluation split scores the model)"
+        )
     if extra.export_features and (extra.cv or groups[0].features_file):
         parser.error("--export_features writes a feature file from the audio and stops: drop --cv and --features_file")
     return TrainingSetup(*groups, cross_validate=extra.cv, export_features=extra.export_features)

@@ -10,9 +10,10 @@ from accelerate import PartialState
 from datasets import Dataset
 
 from ..data.augmentation import Mixup, SpecAugment
-from ..data.esc50 import load_esc50, split_folds
+from ..data.esc50 import split_folds
 from ..data.feature_file import FeatureFileError, read_feature_file, write_feature_file
 from ..data.features import cached_log_mels, variant_settings
+from ..data.labelled import EVALUATION_FOLD, TRAINING_FOLD, LabelledAudio
 from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import ESC50_LABELS
@@ -87,12 +88,14 @@ class FoldFeatures:
         validation_audio (`Dataset`, *optional*): the validation clips' audio, when the run has it: the final model
             is then scored from the audio, as the pipeline hears it; without it (a feature file), from `validation`.
         labels (`tuple[str, ...]`): the class names, in the id order of the label tensors: the model's labels.
+        own (`LabelledAudio`, *optional*): the user's audio, when the run trains on it (not ESC-50).
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
     validation: tuple[torch.Tensor, torch.Tensor]
     validation_audio: Dataset | None
     labels: tuple[str, ...] = ESC50_LABELS
+    own: LabelledAudio | None = None
 
     @property
     def scored_from(self) -> str:
@@ -107,24 +110,52 @@ class FoldFeatures:
         return score_predictions(logits.argmax(axis=-1), clean.labels.numpy(), self.labels)
 
 
+@dataclass
+class RunData:
+    """The clips of a run and how they split: ESC-50 by folds, the user's own audio by its fold 1 / fold 2.
+
+    Attributes:
+        dataset (`Dataset`): `audio`, `label`, `fold` and `filename` columns.
+        labels (`tuple[str, ...]`): The class names of the `label` ids.
+        validation_fold (`int`): The fold that validates.
+        train_folds (`list[int]`): The folds that train.
+        own (`LabelledAudio`, *optional*): The user's audio as loaded (its source and evaluation split, for the card).
+    """
+
+    dataset: Dataset
+    labels: tuple[str, ...]
+    validation_fold: int
+    train_folds: list[int]
+    own: LabelledAudio | None = None
+
+
+def run_data(setup: TrainingSetup, sampling_rate: int) -> RunData:
+    """The run's clips: ESC-50 (`--data_dir`, the download) or the user's (`--train_dir`, `--dataset_name`)."""
+    data = setup.data
+    loaded = data.load_dataset(sampling_rate)
+    if isinstance(loaded, LabelledAudio):
+        return RunData(loaded.dataset, loaded.labels, EVALUATION_FOLD, [TRAINING_FOLD], loaded)
+    return RunData(loaded, ESC50_LABELS, data.validation_fold, data.training_folds())
+
+
 def recipe_log_mels(
     setup: TrainingSetup, feature_extractor: Esc50FeatureExtractor
-) -> tuple[Dataset, torch.Tensor, torch.Tensor]:
-    """The dataset and the cached `(features, labels)` of all its clips, variants included, for this recipe.
+) -> tuple[RunData, torch.Tensor, torch.Tensor]:
+    """The run's clips and the cached `(features, labels)` of all of them, variants included, for this recipe.
 
     The cache covers all clips, so the five cross-validation runs share one. The main process
     computes it first; other DDP processes then read it.
     """
     data, augmentation, args = setup.data, setup.augmentation, setup.training
-    dataset = load_esc50(data.data_dir, feature_extractor.sampling_rate)
+    clips = run_data(setup, feature_extractor.sampling_rate)
     cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
     augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
         log_mels, labels = cached_log_mels(
-            dataset, feature_extractor, cache_dir, augmenter,
-            augmentation.augmented_variants, args.seed, data.feature_workers, "esc50",
+            clips.dataset, feature_extractor, cache_dir, augmenter,
+            augmentation.augmented_variants, args.seed, data.feature_workers, "esc50" if clips.own is None else "own",
         )  # fmt: skip
-    return dataset, log_mels, labels
+    return clips, log_mels, labels
 
 
 def _variants_of(setup: TrainingSetup) -> dict[str, Any]:
@@ -143,7 +174,8 @@ def export_features(setup: TrainingSetup) -> Path:
         `Path`: the file written (by the main process; the others wait for it).
     """
     extractor = build_feature_extractor(setup.model)
-    dataset, log_mels, labels = recipe_log_mels(setup, extractor)
+    clips, log_mels, labels = recipe_log_mels(setup, extractor)
+    dataset = clips.dataset
     path = Path(setup.export_features)
     if PartialState().is_main_process:
         write_feature_file(
@@ -167,33 +199,36 @@ def prepare_features(setup: TrainingSetup, feature_extractor: Esc50FeatureExtrac
             needs.
     """
     data = setup.data
-    train_folds = torch.tensor(data.training_folds())
     if data.features_file:
+        train_folds = torch.tensor(data.training_folds())
         stored = read_feature_file(data.features_file)
         stored.check_recipe(data.features_file, feature_extractor, _variants_of(setup))
         log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
-        missing = sorted(set([*train_folds.tolist(), data.validation_fold]) - set(folds.tolist()))
+        validation_fold, names, own = data.validation_fold, ESC50_LABELS, None
+        missing = sorted(set([*train_folds.tolist(), validation_fold]) - set(folds.tolist()))
         if missing:
             raise FeatureFileError(
                 f"{data.features_file} holds no clips of fold(s) {missing}, which this run needs (--train_folds "
-                f"{' '.join(map(str, train_folds.tolist()))} --validation_fold {data.validation_fold})"
+                f"{' '.join(map(str, train_folds.tolist()))} --validation_fold {validation_fold})"
             )
     else:
-        dataset, log_mels, labels = recipe_log_mels(setup, feature_extractor)
-        folds = torch.tensor(dataset["fold"])
-        validation_audio = split_folds(dataset, data.validation_fold, train_folds.tolist())["validation"]
-    names = ESC50_LABELS
+        clips, log_mels, labels = recipe_log_mels(setup, feature_extractor)
+        train_folds, validation_fold = torch.tensor(clips.train_folds), clips.validation_fold
+        names, own = clips.labels, clips.own
+        folds = torch.tensor(clips.dataset["fold"])
+        validation_audio = split_folds(clips.dataset, validation_fold, clips.train_folds)["validation"]
     if data.classes:  # a subset of ESC-50's classes, in the order given: ids are re-numbered
         names, kept, labels = _select_classes(data.classes, labels)
         folds = torch.where(kept, folds, 0)  # fold 0: no split takes the other classes' clips
         if validation_audio is not None:
             validation_audio = _relabel(validation_audio, names)
-    in_validation, in_train = folds == data.validation_fold, torch.isin(folds, train_folds)
+    in_validation, in_train = folds == validation_fold, torch.isin(folds, train_folds)
     return FoldFeatures(
         train=(log_mels[in_train], labels[in_train]),
         validation=(log_mels[in_validation, :1], labels[in_validation]),  # the clean clips only
         validation_audio=validation_audio,
         labels=tuple(names),
+        own=own,
     )
 
 

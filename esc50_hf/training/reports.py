@@ -1,5 +1,6 @@
 """What a training run leaves beside the weights: metrics, per-class report, plots and the model card."""
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..errors import Esc50HfError
 from ..evaluation.metrics import spread
 from ..model.labels import model_labels
 from ..paths import TEMPLATES_DIR
+from ..publish import is_hub_id
 from .model_folder import (
     BASELINE_FILE,
     CROSS_VALIDATION_FILE,
@@ -32,6 +34,7 @@ from .model_folder import (
 from .recipe import recipe_differences
 
 MODEL_CARD_TEMPLATE = TEMPLATES_DIR / "model_card.md"
+OWN_CLASSES_CARD_TEMPLATE = TEMPLATES_DIR / "own_model_card.md"
 # What a card is rendered from: the run's recipe and its metrics (and whatever companions lie beside them).
 CARD_SOURCES = (RECIPE_FILE, METRICS_FILE)
 # Kept per candidate from `bench/recipes.py`'s recipes.json when attached to a card.
@@ -163,10 +166,12 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
     The baseline and cross-validation sections appear when `folder` holds their JSON files
     (see `attach_companion_results`).
     """
+    if "data" in results:  # the user's own classes (or a subset of ESC-50's): their own card
+        return _render_own_classes_card(folder, results, recipe)
     fold = results["validation_fold"]
     companions = ModelFolder(folder)
     hub_dataset_id = recipe.get("hub_dataset_id") or DEFAULT_HUB_DATASET_ID
-    model_name = Path(recipe.get("hub_model_id") or folder.name).name
+    model_name = Path(recipe.get("hub_model_id") or recipe.get("output_dir") or folder.name).name
     card_data = ModelCardData(
         license="cc-by-nc-3.0",
         library_name="transformers",
@@ -271,6 +276,56 @@ def _repeated_runs_with_spread(folder: ModelFolder, results: dict[str, Any]) -> 
     if stored is None:
         return None
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
+
+
+def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict[str, Any]) -> ModelCard:
+    """The card of a model of the user's classes: their data, labels, evaluation split and the starting model."""
+    data = results["data"]
+    model_name = Path(recipe.get("hub_model_id") or recipe.get("output_dir") or folder.name).name
+    base = recipe.get("model_name_or_path")
+    dataset = recipe.get("dataset_name")
+    card_data = ModelCardData(
+        license="cc-by-nc-3.0" if base else None,
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        tags=["audio-classification", "esc50-hf", "log-mel", "cnn", "custom_code"],
+        base_model=base if base and is_hub_id(base) else None,
+        datasets=[dataset] if dataset and is_hub_id(dataset) else None,
+        metrics=["accuracy", "f1"],
+        model_name=model_name,
+        eval_results=[
+            EvalResult(
+                task_type="audio-classification",
+                task_name="Audio classification",
+                dataset_type=dataset if dataset and is_hub_id(dataset) else "audiofolder",
+                dataset_name=data["source"],
+                dataset_split="evaluation",
+                metric_type=metric,
+                metric_name=name,
+                metric_value=round(results[metric], 4),
+                metric_args=args,
+            )
+            for metric, name, args in (("accuracy", "Accuracy", None), ("f1", "Macro F1", {"average": "macro"}))
+        ],
+    )
+    per_class = {}
+    report = folder / "per_class_report.csv"
+    if report.is_file():
+        with report.open(newline="") as handle:
+            per_class = {row.pop("class"): {k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)}
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(OWN_CLASSES_CARD_TEMPLATE),
+        model_name=model_name,
+        results=results,
+        config=recipe,
+        data=data,
+        labels=list(folder_labels(folder)),
+        per_class=per_class,
+        is_hub_model=bool(base and is_hub_id(base) and not Path(base).exists()),
+    )
+    card.save(folder / "README.md")
+    return card
 
 
 def folder_labels(folder: Path) -> tuple[str, ...]:

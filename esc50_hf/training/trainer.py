@@ -31,6 +31,7 @@ from .run_folder import (
     recover_interrupted_publish,
     staging_folder,
 )
+from .transfer import keep_batch_norm_statistics, starting_model, transfer_optimizer, with_starting_model
 
 
 def metrics_of(num_labels: int) -> Callable[[EvalPrediction], dict[str, float]]:
@@ -89,6 +90,7 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     The folder is checked first (resume only a complete checkpoint of this recipe; never start over
     another run's work unless `--overwrite_output_dir`), and the final model is swapped in atomically.
     """
+    setup = with_starting_model(setup)  # a starting model fixes the features and architecture it learned with
     args = setup.training
     folder = Path(args.output_dir)
     if args.push_to_hub:
@@ -109,8 +111,19 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         check_resumed_teachers(resume_point, teachers)
     features = prepare_features(setup, extractor)
     (train_mels, train_labels), (val_mels, val_labels) = features.train, features.validation
-    clean = train_mels[:, 0].float()
-    extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
+    transfer = setup.model.model_name_or_path is not None
+    if transfer:  # the starting model's network expects its own normalisation: kept
+        model, extractor = starting_model(setup.model, features.labels)
+        if setup.model.freeze_batch_norm:
+            keep_batch_norm_statistics(model)
+        optimizers = (
+            transfer_optimizer(model, args.learning_rate, setup.model.body_learning_rate_scale, args.weight_decay),
+            None,
+        )
+    else:
+        clean = train_mels[:, 0].float()
+        extractor.mean, extractor.std = float(clean.mean()), float(clean.std())
+        model, optimizers = build_model(setup.model, features.labels), (None, None)
 
     recipe = setup.recipe()
     distillation = {}
@@ -122,7 +135,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         }
     trainer = (DistillationTrainer if teachers else Trainer)(
         **distillation,
-        model=build_model(setup.model, features.labels),
+        model=model,
+        optimizers=optimizers,
         # The Trainer pushes nothing itself: the finished model folder is pushed once, below.
         args=setup.replace(push_to_hub=False).training if args.push_to_hub else args,
         train_dataset=AugmentedFeatures(
@@ -158,6 +172,12 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         "device": trainer.args.device.type,
         "hardware": hardware_description(trainer.args.device),
     }
+    if features.own is not None or setup.data.classes:
+        run_facts["data"] = {
+            "source": features.own.source if features.own else f"ESC-50, {len(features.labels)} of its classes",
+            "evaluation": features.own.evaluation if features.own else f"ESC-50 fold {setup.data.validation_fold}",
+            "num_train_clips": len(train_labels),
+        }
     if teachers:
         run_facts["teachers"] = [teacher.record() for teacher in teachers]
     if weight_average is not None:

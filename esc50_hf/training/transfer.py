@@ -1,0 +1,115 @@
+"""Starting a run from a trained model (`--model_name_or_path`): its features and network, a head for this run's
+labels, and how the network below the head is treated so that a few clips per class do not wreck it.
+
+The starting model fixes what its weights were learned on: the log-mel features (every parameter of its
+`preprocessor_config.json`, normalisation included) and the architecture. The run's recipe records the starting
+model's values for those options, so `training_config.json` tells the truth whatever the command line said.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
+from ..model.labels import model_labels
+from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
+from .arguments import ModelArguments, TrainingSetup
+
+
+def with_starting_model(setup: TrainingSetup) -> TrainingSetup:
+    """`setup` with the feature and architecture options of its `--model_name_or_path` (unchanged without one).
+
+    Args:
+        setup (`TrainingSetup`): The parsed command line.
+
+    Raises:
+        `ModelLoadError`: the starting model cannot be read.
+    """
+    path = setup.model.model_name_or_path
+    if path is None:
+        return setup
+    from ..inference.classifier import explain_load_failure
+    from ..model.configuration_esc50_cnn import Esc50CnnConfig
+
+    with explain_load_failure(path):
+        config = Esc50CnnConfig.from_pretrained(path)
+        extractor = Esc50FeatureExtractor.from_pretrained(path)
+    changes: dict[str, Any] = {name: getattr(extractor, name) for name in ModelArguments.FEATURE_FIELDS}
+    changes.update({name: getattr(config, name) for name in ModelArguments.ARCHITECTURE_FIELDS})
+    return setup.replace(**changes)
+
+
+def starting_model(
+    arguments: ModelArguments, labels: Sequence[str]
+) -> tuple[Esc50CnnForAudioClassification, Esc50FeatureExtractor]:
+    """The starting model with a head for `labels`, and its own feature extractor (its normalisation kept).
+
+    The head is the model's own when `labels` are its labels in its order; otherwise a new, randomly initialised
+    one (never the old head's rows under new names).
+
+    Args:
+        arguments (`ModelArguments`): The recipe's model options (`model_name_or_path`, `dropout`,
+            `label_smoothing`).
+        labels (`Sequence[str]`): This run's classes, in id order.
+    """
+    path = arguments.model_name_or_path
+    extractor = Esc50FeatureExtractor.from_pretrained(path)
+    model = Esc50CnnForAudioClassification.from_pretrained(
+        path, dropout=arguments.dropout, label_smoothing=arguments.label_smoothing
+    )
+    if model_labels(model.config) != tuple(labels):
+        model.classifier = torch.nn.Linear(model.classifier.in_features, len(labels))
+        model._init_weights(model.classifier)
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {name: index for index, name in enumerate(labels)}
+        model.config.num_labels = len(labels)
+    return model.to(memory_format=torch.channels_last), extractor
+
+
+def keep_batch_norm_statistics(model: torch.nn.Module) -> None:
+    """Every batch-norm layer of `model` keeps its running statistics while the rest trains: it normalises with them,
+    in training too, and never updates them (its scale and shift still learn, unless frozen)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            module.train = _stay_in_eval.__get__(module)  # Trainer calls model.train() every step
+
+
+def _stay_in_eval(self: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
+    return torch.nn.Module.train(self, False)
+
+
+def transfer_optimizer(
+    model: Esc50CnnForAudioClassification, learning_rate: float, body_scale: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """AdamW with the head at `learning_rate` and the rest at `body_scale` times it; `body_scale` 0 freezes the rest.
+
+    Args:
+        model (`Esc50CnnForAudioClassification`): The model to train.
+        learning_rate (`float`): The head's peak learning rate (the Trainer's scheduler scales both groups).
+        body_scale (`float`): The network's share of it, in [0, 1].
+        weight_decay (`float`): AdamW's decoupled weight decay (not on biases and batch-norm parameters).
+    """
+    head = set(map(id, model.classifier.parameters()))
+    if body_scale == 0:
+        for parameter in model.parameters():
+            parameter.requires_grad_(id(parameter) in head)
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            groups.setdefault((id(parameter) in head, parameter.ndim > 1), []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": parameters,
+                "lr": learning_rate * (1.0 if is_head else body_scale),
+                "weight_decay": weight_decay if decays else 0.0,
+            }
+            for (is_head, decays), parameters in groups.items()
+        ],
+        lr=learning_rate,
+    )
+
+
+__all__ = ["keep_batch_norm_statistics", "starting_model", "transfer_optimizer", "with_starting_model"]
