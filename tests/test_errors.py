@@ -166,3 +166,27 @@ def test_user_errors_are_one_family_and_keep_their_builtin_bases():
         assert issubclass(error, Esc50HfError) and issubclass(error, builtin), error
     assert tuple(USER_ERRORS) == (Esc50HfError, AudioInputError)
     assert not issubclass(AudioInputError, Esc50HfError)  # audio_io ships alone in model folders
+
+
+def test_space_answers_a_folder_it_cannot_write_in_one_line(saved_model_dir, tmp_path, capsys):
+    """`esc50-hf space`: a non-empty --output, an --output that is a file and a missing model are usage errors (status
+    2, one `error: ` line naming the path, no traceback), and nothing is written."""
+    from esc50_hf.cli import main
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "file").write_text("mine")
+    cases = {
+        "full": (["--output", str(tmp_path / "full"), "--model", str(saved_model_dir)], tmp_path / "full"),
+        "file": (["--output", str(tmp_path / "file"), "--model", str(saved_model_dir)], tmp_path / "file"),
+        "model": (["--output", str(tmp_path / "new"), "--model", str(tmp_path / "missing")], tmp_path / "missing"),
+    }
+    for case, (options, named) in cases.items():
+        assert main(["space", *options]) == 2, case
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and str(named) in lines[0], (case, captured.err)
+        assert "Traceback" not in captured.err and captured.out == "", case
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file", "full"]  # "new" was never created
+    assert [path.name for path in (tmp_path / "full").iterdir()] == ["keep.txt"]
+    assert (tmp_path / "file").read_text() == "mine"

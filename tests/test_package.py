@@ -118,3 +118,42 @@ def test_one_hub_id_rule_for_models_and_datasets(name, expected):
     from esc50_hf.publish import is_hub_id
 
     assert is_hub_id(name) is expected
+
+
+LAZY_SUBPACKAGES = """
+import sys
+import esc50_hf.evaluation
+import esc50_hf.inference
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "transformers", "datasets", "evaluate"})
+print("heavy:", heavy)
+from esc50_hf.inference import SoundClassifier
+from esc50_hf.evaluation import evaluator_compatible, score_predictions
+print(SoundClassifier.__module__, evaluator_compatible.__module__, score_predictions.__module__)
+"""
+
+
+def test_the_old_import_paths_of_inference_and_evaluation_still_work_and_stay_lazy():
+    """`from esc50_hf.inference import SoundClassifier` (and evaluation's names) as before the layers; importing
+    the subpackages alone loads no heavy library."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LAZY_SUBPACKAGES], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    heavy, modules = completed.stdout.strip().splitlines()[-2:]
+    assert heavy == "heavy: []"
+    assert modules == "esc50_hf.inference.classifier esc50_hf.evaluation.evaluator esc50_hf.evaluation.scoring"
+
+
+@pytest.mark.parametrize("subpackage", ["esc50_hf.inference", "esc50_hf.evaluation"])
+def test_each_re_exported_name_is_its_modules_own_and_covers_every_all(subpackage):
+    import importlib
+
+    package = importlib.import_module(subpackage)
+    for name, module in package._LAZY.items():
+        assert getattr(package, name) is getattr(importlib.import_module(f"{subpackage}.{module}"), name), name
+    for module in package._EXPORTS:
+        declared = getattr(importlib.import_module(f"{subpackage}.{module}"), "__all__", [])
+        assert set(declared) <= set(package._LAZY), (module, set(declared) - set(package._LAZY))
+    assert set(package.__all__) <= set(dir(package))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        package.no_such_name  # noqa: B018

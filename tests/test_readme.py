@@ -60,3 +60,15 @@ def test_results_page_blocks_are_what_bench_recipes_writes_from_the_committed_js
     recipes.main(["--from-json", str(tmp_path / "bench/gpu/recipes.json"), "--page", str(page), "--page-block", "gpu",
                   "--page-brief"])  # fmt: skip
     assert page.read_text() == (REPO / "docs" / "results.md").read_text()
+
+
+def test_the_readme_is_short_with_its_four_sections_and_every_docs_page_is_under_10k():
+    """README.md is for people: at most 6000 characters, with Setup, Train, Production preparation and Infer in this
+    order; the details live in docs/, one page per subject, each under 10,000 characters."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme) <= 6000, len(readme)
+    headings = [line[3:].strip() for line in readme.splitlines() if line.startswith("## ")]
+    sections = ["Setup", "Train", "Production preparation", "Infer"]
+    assert [heading for heading in headings if heading in sections] == sections, headings
+    pages = sorted((REPO / "docs").glob("*.md"))
+    assert pages and {page.name: len(page.read_text()) for page in pages if len(page.read_text()) >= 10_000} == {}

@@ -16,7 +16,7 @@ python3 -c "
 import torch, transformers, datasets, accelerate
 print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__,
       'accelerate', accelerate.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())
-from esc50_hf.metrics import load_metric; load_metric('accuracy'); load_metric('f1')
+from esc50_hf.evaluation.metrics import load_metric; load_metric('accuracy'); load_metric('f1')
 " >> $OUT/gpu.txt 2>&1 || { cat $OUT/gpu.txt; exit 5; }
 cat $OUT/gpu.txt
 common="--features_file $F --augmented_variants 0 --report_to none --disable_tqdm true --seed 0 --save_strategy no

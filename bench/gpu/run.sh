@@ -23,7 +23,7 @@ import torch, transformers, datasets, pyarrow, accelerate, huggingface_hub, eval
 print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__,
       'pyarrow', pyarrow.__version__, 'accelerate', accelerate.__version__, 'hub', huggingface_hub.__version__,
       'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())
-from esc50_hf.metrics import load_metric; load_metric('accuracy'); load_metric('f1')  # warm evaluate's module cache once
+from esc50_hf.evaluation.metrics import load_metric; load_metric('accuracy'); load_metric('f1')  # warm evaluate's module cache once
 " >> $OUT/gpu.txt 2>&1 || { cat $OUT/gpu.txt; exit 5; }
 cat $OUT/gpu.txt
 common="--features_file $F --augmented_variants 0 --report_to none --disable_tqdm true --seed 0 $EXTRA"

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,14 +18,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import Esc50HfError
+    """Writes the Space; a missing model, a non-empty `--output` or one that is a file, or a folder that cannot be
+    written is answered with one `error: ...` line on stderr and exit status 2 (a usage error), never a traceback."""
+    from ..errors import Esc50HfError, OutputExistsError
     from ..inference.classifier import resolve_model
     from ..serving.space import write_space
 
+    output = Path(args.output)
     try:
-        folder = write_space(args.output, resolve_model(args.model), overwrite=args.overwrite)
+        if output.exists() and not output.is_dir():
+            raise OutputExistsError(f"--output {output} is a file, not a folder; give a new or empty folder.")
+        folder = write_space(output, resolve_model(args.model), overwrite=args.overwrite)
     except Esc50HfError as error:  # a folder or model to change: a usage error (status 2)
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. no permission to write there, or a full disk
+        print(f"error: cannot write the Space to {output}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(f"Wrote the Space to {folder}. Try it: cd {folder} && python app.py")
     print(f"Publish it: hf upload OWNER/SPACE_NAME {folder} . --repo-type space")

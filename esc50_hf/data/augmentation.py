@@ -1,7 +1,7 @@
 """Training-time augmentation, one small class per transform, each validating its parameters in `__init__`.
 
 Waveform transforms (wrapping audiomentations) cost ~20 ms per clip each on one core (pitch shift,
-time stretch), so they are applied once per cached variant (see `feature_cache`), and only their
+time stretch), so they are applied once per cached variant (see `data/features.py`), and only their
 parameters enter the feature-cache key. The spectrogram ones (time roll, SpecAugment masks, mixup)
 are cheap and run on every sample, so no two epochs see the same input; changing them never
 rebuilds the cache.

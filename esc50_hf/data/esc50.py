@@ -55,6 +55,12 @@ class Esc50DataError(Esc50HfError, ValueError):
 
 
 def esc50_features(sampling_rate: int = SAMPLING_RATE) -> Features:
+    """The columns of ESC-50 as every source gives them: `audio` (mono), `label` (`ClassLabel`, official order),
+    `fold`, `filename`, `esc10`, `src_file`, `take`.
+
+    Args:
+        sampling_rate (`int`, *optional*, defaults to 22050): Rate the `audio` column decodes to.
+    """
     return Features(
         {
             "audio": Audio(sampling_rate=sampling_rate, num_channels=1),
@@ -69,12 +75,20 @@ def esc50_features(sampling_rate: int = SAMPLING_RATE) -> Features:
 
 
 def fold_config_name(fold: int) -> str:
-    """The configuration of the parquet dataset whose `validation` split is `fold` (the others are `train`)."""
+    """The configuration of the parquet dataset whose `validation` split is `fold` (the others are `train`).
+
+    Args:
+        fold (`int`): A fold, 1 to 5.
+    """
     return f"fold{fold}"
 
 
 def esc50_info(sampling_rate: int = SAMPLING_RATE) -> DatasetInfo:
-    """Description, citation, licence, homepage and features of ESC-50, as `datasets` records them."""
+    """Description, citation, licence, homepage and features of ESC-50, as `datasets` records them.
+
+    Args:
+        sampling_rate (`int`, *optional*, defaults to 22050): Rate of the `audio` feature (see `esc50_features`).
+    """
     return DatasetInfo(
         description=ESC50_DESCRIPTION,
         citation=ESC50_CITATION,
@@ -113,7 +127,11 @@ def load_esc50(data_dir: str | os.PathLike | None = None, sampling_rate: int = S
 
 
 def metadata_columns(rows: list[dict[str, str]]) -> dict[str, list]:
-    """Every column but `audio`, typed, from rows of `meta/esc50.csv` (see `read_metadata`)."""
+    """Every column but `audio`, typed, from rows of `meta/esc50.csv` (see `read_metadata`).
+
+    Args:
+        rows (`list[dict[str, str]]`): Rows of `meta/esc50.csv` as `csv.DictReader` reads them, already checked.
+    """
     return {
         "label": [int(row["target"]) for row in rows],
         "fold": [int(row["fold"]) for row in rows],
@@ -135,7 +153,18 @@ def _is_prepared_dataset(data_dir: str | os.PathLike) -> bool:
 
 
 def load_prepared_esc50(source: str, sampling_rate: int = SAMPLING_RATE) -> Dataset:
-    """The `train` split (all 5 folds) of ESC-50 as written by `esc50-hf dataset`: a folder or a Hub id."""
+    """The `train` split (all 5 folds) of ESC-50 as written by `esc50-hf dataset`: a folder or a Hub id.
+
+    The dataset's `info` gets ESC-50's description, citation, homepage and licence, as `load_esc50` gives them.
+
+    Args:
+        source (`str`): A folder written by `esc50-hf dataset`, or the Hub id (`owner/name`) it was published as.
+        sampling_rate (`int`, *optional*, defaults to 22050): Rate the `audio` column decodes to (mono).
+
+    Raises:
+        `Esc50DataError`: the source cannot be loaded (missing, offline, unreadable shards), or is not ESC-50 with its
+            labels in the official order (`check_esc50_features`).
+    """
     where = "folder" if Path(source).is_dir() else "Hub dataset"
     try:
         dataset = datasets.load_dataset(source, split="train")
@@ -154,7 +183,12 @@ def load_prepared_esc50(source: str, sampling_rate: int = SAMPLING_RATE) -> Data
 
 
 def check_esc50_features(features: Features, source: str) -> None:
-    """Raises `Esc50DataError` unless `features` has ESC-50's columns and its labels in the official order."""
+    """Raises `Esc50DataError` unless `features` has ESC-50's columns and its labels in the official order.
+
+    Args:
+        features (`Features`): The features of a loaded dataset.
+        source (`str`): Where it came from, for the message.
+    """
     names = getattr(features.get("label"), "names", None)
     if names is not None and names != list(ESC50_LABELS) and sorted(names) == sorted(ESC50_LABELS):
         raise Esc50DataError(
@@ -174,7 +208,18 @@ def check_esc50_features(features: Features, source: str) -> None:
 
 
 def training_folds(validation_fold: int, train_folds: Sequence[int] | None = None) -> list[int]:
-    """The folds that train when `validation_fold` validates: `train_folds`, checked, or every other fold."""
+    """The folds that train when `validation_fold` validates: `train_folds`, checked, or every other fold.
+
+    Args:
+        validation_fold (`int`): The held-out fold, 1 to 5.
+        train_folds (`Sequence[int]`, *optional*): The folds that train; default: every fold but `validation_fold`.
+
+    Returns:
+        `list[int]`: The training folds, sorted, without repeats.
+
+    Raises:
+        `ValueError`: a fold outside 1-5, or `train_folds` empty or holding the validation fold.
+    """
     if validation_fold not in FOLDS:
         raise ValueError(f"validation_fold must be one of {FOLDS}, got {validation_fold}")
     if train_folds is None:
@@ -211,7 +256,15 @@ def split_folds(
 
 
 def read_metadata(root: Path) -> list[dict[str, str]]:
-    """Rows of `meta/esc50.csv`, after checking columns, labels, folds and that each clip exists."""
+    """Rows of `meta/esc50.csv`, after checking columns, labels, folds and that each clip exists.
+
+    Args:
+        root (`Path`): A folder in the official layout (`meta/esc50.csv`, `audio/*.wav`).
+
+    Raises:
+        `Esc50DataError`: the folder or the CSV is missing, a column, target, category or fold is wrong, or a listed
+            clip is not in `audio/`.
+    """
     csv_path = root / "meta" / "esc50.csv"
     if not root.is_dir():
         raise Esc50DataError(f"ESC-50 folder {root} does not exist. {_HOW_TO_PASS_DATA_DIR}")
@@ -255,6 +308,7 @@ def _check_clips_exist(root: Path, rows: list[dict[str, str]]) -> None:
 
 
 def default_cache_dir() -> Path:
+    """Where `download_esc50` keeps the archive's contents: `esc50/` in the `datasets` cache."""
     return Path(datasets.config.HF_DATASETS_CACHE) / "esc50"
 
 
@@ -262,6 +316,18 @@ def download_esc50(url: str = ESC50_ARCHIVE_URL, cache_dir: str | os.PathLike | 
     """Downloads and unpacks the official archive once; returns the folder in the official layout.
 
     A complete cached copy is reused without touching the network, so it also works offline.
+
+    Args:
+        url (`str`, *optional*, defaults to `ESC50_ARCHIVE_URL`): The zip archive of the official release (GitHub).
+        cache_dir (`str` or `os.PathLike`, *optional*): Where to keep it; default: `esc50/` in the `datasets` cache
+            (`HF_DATASETS_CACHE`).
+
+    Returns:
+        `Path`: The unpacked folder in the official layout (`meta/esc50.csv`, `audio/`).
+
+    Raises:
+        `Esc50DataError`: not cached and offline mode is on, the download fails, or the archive is corrupt or not
+            a complete ESC-50 release.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     marker = cache / ".complete"
@@ -323,7 +389,11 @@ def _extract(archive: Path, cache: Path) -> Path:
 
 
 def decoded_mono(audio: dict) -> np.ndarray:
-    """A `datasets.Audio` value (decoded with num_channels=1) as a 1-D float32 array."""
+    """A `datasets.Audio` value (decoded with num_channels=1) as a 1-D float32 array.
+
+    Args:
+        audio (`dict`): A decoded row of the `audio` column (its `array`).
+    """
     return np.asarray(audio["array"], dtype=np.float32).reshape(-1)
 
 

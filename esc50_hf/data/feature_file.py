@@ -119,7 +119,14 @@ def write_feature_file(
 
 
 def read_feature_file(path: str | Path) -> FeatureFile:
-    """Reads a file written by `write_feature_file`; a missing, foreign or damaged file is a `FeatureFileError`."""
+    """Reads a file written by `write_feature_file`; a missing, foreign or damaged file is a `FeatureFileError`.
+
+    Args:
+        path (`str` or `Path`): The safetensors file (`train.py --export_features`).
+
+    Raises:
+        `FeatureFileError`: the file is missing, not a feature file of this project, or damaged.
+    """
     path = Path(path)
     if not path.is_file():
         raise FeatureFileError(f"--features_file {path}: no such file (write one with train.py --export_features)")

@@ -73,6 +73,17 @@ def cached_log_mels(
     Variant 0 is the clean clip. The cache key covers the clips, the feature parameters and what
     decides the variants (the waveform transforms' parameters, their count and the seed), so
     changing any of them recomputes, and nothing else does.
+
+    Args:
+        dataset (`Dataset`): The clips (an ESC-50 split with `audio` and `label`).
+        feature_extractor (`Esc50FeatureExtractor`): Computes the log-mels (`log_mel`, without normalisation).
+        cache_dir (`str` or `Path`): The folder of the cache files; created if needed, shared by any runs.
+        augmenter (`WaveformAugmentations`, *optional*): The waveform transforms of the augmented variants; without
+            it, only the clean clips.
+        variants (`int`, *optional*, defaults to 0): Augmented copies per clip (ignored without `augmenter`).
+        seed (`int`, *optional*, defaults to 0): Seeds each clip's variants (clip i draws from `seed + i`).
+        workers (`int`, *optional*, defaults to 2): DataLoader worker processes that decode and augment.
+        description (`str`, *optional*, defaults to `"features"`): Names the cache file and the progress bar.
     """
     settings = variant_settings(augmenter, variants, seed)
     key = _cache_key(dataset, feature_extractor, settings["augmentation"], variants, seed)
@@ -123,14 +134,28 @@ def _cache_key(
 
 def variant_settings(augmenter: WaveformAugmentations | None, variants: int, seed: int) -> dict[str, Any]:
     """What decides the augmented variants of a cache or a feature file: their count, the waveform transforms'
-    parameters and the seed that drew them; with no variants, none of it (the clean clips depend on no seed)."""
+    parameters and the seed that drew them; with no variants, none of it (the clean clips depend on no seed).
+
+    Args:
+        augmenter (`WaveformAugmentations`, *optional*): The waveform transforms, or None for none.
+        variants (`int`): Augmented copies per clip.
+        seed (`int`): The seed that draws them.
+
+    Returns:
+        `dict`: `augmented_variants`, `augmentation` (the transforms' parameters) and `seed`.
+    """
     if augmenter is None or variants <= 0:
         return {"augmented_variants": 0, "augmentation": None, "seed": None}
     return {"augmented_variants": variants, "augmentation": augmenter.parameters(), "seed": seed}
 
 
 def feature_parameters(feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
-    """What decides the log-mels: the extractor's settings without the normalisation a run computes later."""
+    """What decides the log-mels: the extractor's settings without the normalisation a run computes later.
+
+    Args:
+        feature_extractor (`Esc50FeatureExtractor`): The extractor whose settings (`to_dict`, less `mean`/`std`)
+            are returned.
+    """
     return {key: value for key, value in feature_extractor.to_dict().items() if key not in ("mean", "std")}
 
 

@@ -117,7 +117,14 @@ def _write_shards(
 
 
 def dataset_configs(folds: list[int]) -> list[dict]:
-    """`default`: every fold in `train`; `fold{k}`: `train` = the other folds, `validation` = fold k."""
+    """`default`: every fold in `train`; `fold{k}`: `train` = the other folds, `validation` = fold k.
+
+    Args:
+        folds (`list[int]`): The folds the dataset holds.
+
+    Returns:
+        `list[dict]`: The `configs` of the dataset card's metadata (`config_name`, `data_files`).
+    """
     every_fold = [{"split": "train", "path": "data/*.parquet"}]
     configs = [{"config_name": "default", "default": True, "data_files": every_fold}]
     for fold in folds:

@@ -1,7 +1,7 @@
 """A classical baseline: handcrafted librosa features per clip + StandardScaler + scikit-learn MLP.
 
 It answers "what does the CNN buy us?" on the same folds and with the same scoring
-(`evaluation.score_predictions`, built on `metrics.classification_metrics`).
+(`evaluation.scoring.score_predictions`, built on `evaluation.metrics.classification_metrics`).
 """
 
 import time
