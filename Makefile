@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup system-deps test-deps test app train lint
+.PHONY: setup system-deps test-deps test test-fast app train lint
 
 setup: system-deps $(VENV)/.installed
 
@@ -28,6 +28,10 @@ test-deps: setup
 
 test: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The same without the tests marked slow (end-to-end launchers, servers, browser): the edit-run loop.
+test-fast: test-deps
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 app: setup
 	$(PY) app.py

@@ -180,21 +180,14 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         datasets=[hub_dataset_id],
         metrics=["accuracy", "f1"],
         model_name=model_name,
-        eval_results=[
-            EvalResult(
-                task_type="audio-classification",
-                task_name="Environmental sound classification",
-                dataset_type=hub_dataset_id,
-                dataset_name="ESC-50",
-                dataset_config=fold_config_name(fold),
-                dataset_split="validation",
-                metric_type=metric,
-                metric_name=name,
-                metric_value=round(results[metric], 4),
-                metric_args=args,
-            )
-            for metric, name, args in (("accuracy", "Accuracy", None), ("f1", "Macro F1", {"average": "macro"}))
-        ],
+        eval_results=_eval_results(
+            results,
+            task_name="Environmental sound classification",
+            dataset_type=hub_dataset_id,
+            dataset_name="ESC-50",
+            dataset_config=fold_config_name(fold),
+            dataset_split="validation",
+        ),
     )
     card = ModelCard.from_template(
         card_data,
@@ -278,6 +271,23 @@ def _repeated_runs_with_spread(folder: ModelFolder, results: dict[str, Any]) -> 
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
 
 
+def _eval_results(results: dict[str, Any], task_name: str, **dataset: Any) -> list[EvalResult]:
+    """The card's model-index entries: accuracy and macro-F1 of `results` on the dataset described by `dataset`
+    (`dataset_type`, `dataset_name`, and optionally `dataset_config`, `dataset_split`)."""
+    return [
+        EvalResult(
+            task_type="audio-classification",
+            task_name=task_name,
+            **dataset,
+            metric_type=metric,
+            metric_name=name,
+            metric_value=round(results[metric], 4),
+            metric_args=args,
+        )
+        for metric, name, args in (("accuracy", "Accuracy", None), ("f1", "Macro F1", {"average": "macro"}))
+    ]
+
+
 def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict[str, Any]) -> ModelCard:
     """The card of a model of the user's classes: their data, labels, evaluation split and the starting model."""
     data = results["data"]
@@ -293,20 +303,13 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
         datasets=[dataset] if dataset and is_hub_id(dataset) else None,
         metrics=["accuracy", "f1"],
         model_name=model_name,
-        eval_results=[
-            EvalResult(
-                task_type="audio-classification",
-                task_name="Audio classification",
-                dataset_type=dataset if dataset and is_hub_id(dataset) else "audiofolder",
-                dataset_name=data["source"],
-                dataset_split="evaluation",
-                metric_type=metric,
-                metric_name=name,
-                metric_value=round(results[metric], 4),
-                metric_args=args,
-            )
-            for metric, name, args in (("accuracy", "Accuracy", None), ("f1", "Macro F1", {"average": "macro"}))
-        ],
+        eval_results=_eval_results(
+            results,
+            task_name="Audio classification",
+            dataset_type=dataset if dataset and is_hub_id(dataset) else "audiofolder",
+            dataset_name=data["source"],
+            dataset_split="evaluation",
+        ),
     )
     per_class = {}
     report = folder / "per_class_report.csv"
