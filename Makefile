@@ -1,4 +1,5 @@
-# esc50-hf: `make app` (set up, then serve the demo) and `make test` (set up, then run the tests).
+# esc50-hf: `make app` (set up, then serve the demo), `make test` (set up, then run every test; what CI runs) and
+# `make test-fast` (the same without the tests marked slow: end-to-end launchers, servers, browser).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -7,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup system-deps test-deps test app train lint
+.PHONY: setup system-deps test-deps test test-fast app train lint
 
 setup: system-deps $(VENV)/.installed
 
@@ -28,6 +29,9 @@ test-deps: setup
 
 test: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-fast: test-deps
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 app: setup
 	$(PY) app.py
