@@ -1,4 +1,5 @@
-# esc50-hf: `make app` (set up, then serve the demo) and `make test` (set up, then run the tests).
+# esc50-hf: `make app` (set up, then serve the demo), `make test` (set up, then run every test; what CI runs) and
+# `make test-fast` (the same without the tests marked slow: end-to-end launchers, servers, browser).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -29,7 +30,6 @@ test-deps: setup
 test: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-# The same without the tests marked slow (end-to-end launchers, servers, browser): the edit-run loop.
 test-fast: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 

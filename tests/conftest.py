@@ -80,6 +80,21 @@ def saved_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_model_dir(saved_model_dir, esc50_dir, tmp_path_factory) -> Path:
+    """A copy of `saved_model_dir` with model.onnx and model.int8.onnx (calibrated on 24 fixture clips), written by
+    `esc50-hf export-onnx` once for every test that needs an exported model."""
+    import shutil
+
+    from esc50_hf.cli import main
+
+    folder = tmp_path_factory.mktemp("onnx-model") / "model"
+    shutil.copytree(saved_model_dir, folder)
+    argv = ["export-onnx", "--model", str(folder), "--int8", "--data-dir", str(esc50_dir), "--calibration-clips", "24"]
+    assert main(argv) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
 def parquet_dir(esc50_dir, tmp_path_factory) -> Path:
     """The fixture folder written by `esc50-hf dataset`: parquet shards per fold and a dataset card."""
     from esc50_hf.cli import main

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from esc50_hf.cli import main
 from esc50_hf.evaluation.baseline import FEATURE_NAMES, clip_features
@@ -20,6 +21,7 @@ def test_clip_features_are_finite_means_and_stds():
     assert np.isfinite(clip_features(np.zeros(SAMPLING_RATE, dtype=np.float32))).all()  # digital silence
 
 
+@pytest.mark.slow
 def test_baseline_runs_end_to_end_and_beats_chance(esc50_dir, tmp_path, capsys):
     output = tmp_path / "baseline.json"
     # In-process extraction (--workers 0): worker start-up would dominate on 250 one-second clips.

@@ -37,6 +37,7 @@ def _run(argv, capsys) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_real_command_json_lines_with_a_bad_file(inputs, saved_model_dir):
     """The installed entry point, as a user runs it: bad file on stderr, the others on stdout, status 1."""
     entry_point = Path(sys.executable).with_name("esc50-hf")  # installed by `pip install -e .`

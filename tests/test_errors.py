@@ -2,10 +2,12 @@
 front ends (`esc50-hf`, `train.py`, `python app.py`) turn it into one line on stderr and a non-zero exit status."""
 
 import ast
+import io
 import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,10 @@ OTHERS = {
     "predict-input": [*CLI, "predict", "--model", "{model}", "{missing}/clip.wav"],
     "train-config-list": [*TRAIN, "--config", "{missing}.yaml"],  # the file holds a list, not options
 }
+# Run as a user runs them, each in its own process (seconds each, mostly importing torch): train.py, and one
+# `python -m esc50_hf` subcommand for the console entry itself. The other subcommands run in this process through
+# `cli.main`, which is all that `python -m esc50_hf` adds to them (`sys.exit(main())`).
+IN_ITS_OWN_PROCESS = {"predict", "train-data_dir", "train-config", "train-features_file", "train-config-list"}
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:
@@ -54,27 +60,75 @@ def run(command: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
 
 
+def run_in_this_process(command: list[str]) -> subprocess.CompletedProcess:
+    """`python -m esc50_hf ARGS` as `cli.main(ARGS)` here, answered as the interpreter would: a `SystemExit` with a
+    message prints it on stderr and exits 1; any other exception escapes (the test fails with its traceback)."""
+    from transformers.utils import logging as hf_logging
+
+    from esc50_hf.cli import main
+
+    assert command[: len(CLI)] == CLI, command
+    stdout, stderr = io.StringIO(), io.StringIO()
+    bars = hf_logging.is_progress_bar_enabled()  # `predict` turns transformers' bars off for its own
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            status = main(command[len(CLI) :])
+    except SystemExit as exit_:
+        status = exit_.code
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if isinstance(status, str):
+        stderr.write(f"{status}\n")
+        status = 1
+    return subprocess.CompletedProcess(command, status or 0, stdout.getvalue(), stderr.getvalue())
+
+
+def _commands(root: Path, model: Path, data: Path, own_process: bool) -> dict[str, list[str]]:
+    """The commands of `WRONG_PATHS` and `OTHERS` that run in their own process (or here), filled in; {missing} is
+    `root / name` for each."""
+    commands = {name: command for name, (command, _) in WRONG_PATHS.items()} | OTHERS
+    return {
+        name: [part.format(missing=root / name, model=model, data=data) for part in command]
+        for name, command in commands.items()
+        if (name in IN_ITS_OWN_PROCESS) == own_process
+    }
+
+
 @pytest.fixture(scope="module")
-def answers(saved_model_dir, esc50_dir, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """Every command of `WRONG_PATHS` and `OTHERS`, run side by side (each mostly imports torch): its answer and the
-    path that stands for {missing} in it."""
+def wrong_paths_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wrong-paths")
     (root / "train-config-list.yaml").write_text("[1, 2]\n")
-    commands = {name: command for name, (command, _) in WRONG_PATHS.items()} | OTHERS
-    missing = {name: root / name for name in commands}
-    filled = [
-        [part.format(missing=missing[name], model=saved_model_dir, data=esc50_dir) for part in command]
-        for name, command in commands.items()
-    ]
+    return root
+
+
+@pytest.fixture(scope="module")
+def answers_here(saved_model_dir, esc50_dir, wrong_paths_root) -> dict[str, subprocess.CompletedProcess]:
+    commands = _commands(wrong_paths_root, saved_model_dir, esc50_dir, own_process=False)
+    return {name: run_in_this_process(command) for name, command in commands.items()}
+
+
+@pytest.fixture(scope="module")
+def answers_in_own_processes(saved_model_dir, esc50_dir, wrong_paths_root) -> dict[str, subprocess.CompletedProcess]:
+    """Run side by side, as each mostly imports torch."""
+    commands = _commands(wrong_paths_root, saved_model_dir, esc50_dir, own_process=True)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return {name: (done, missing[name]) for name, done in zip(commands, pool.map(run, filled))}
+        return dict(zip(commands, pool.map(run, commands.values())))
 
 
-@pytest.mark.parametrize("case", WRONG_PATHS)
-def test_every_command_answers_a_wrong_path_in_one_line(case, answers):
+def answer(request: pytest.FixtureRequest, case: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """The answer to the command `case` and the path that stands for {missing} in it."""
+    answers = "answers_in_own_processes" if case in IN_ITS_OWN_PROCESS else "answers_here"
+    return request.getfixturevalue(answers)[case], request.getfixturevalue("wrong_paths_root") / case
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, marks=pytest.mark.slow) if case in IN_ITS_OWN_PROCESS else case for case in WRONG_PATHS]
+)
+def test_every_command_answers_a_wrong_path_in_one_line(case, request):
     """Non-zero status, no traceback, and stderr ends with `error: ...` naming the path (lines before it are the
     loaders' progress bars); nothing is written on the way (export-onnx used to create the model folder)."""
-    completed, missing = answers[case]
+    completed, missing = answer(request, case)
     assert completed.returncode != 0, completed.stdout[-2000:]
     assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
     last = completed.stderr.strip().splitlines()[-1]
@@ -83,14 +137,15 @@ def test_every_command_answers_a_wrong_path_in_one_line(case, answers):
     assert not missing.exists()
 
 
-def test_a_missing_input_file_is_named_and_fails_the_run(answers):
-    completed, missing = answers["predict-input"]
+def test_a_missing_input_file_is_named_and_fails_the_run(request):
+    completed, missing = answer(request, "predict-input")
     assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
     assert f"error: {missing}/clip.wav: no such file or folder" in completed.stderr
 
 
-def test_a_config_file_that_is_no_mapping_is_named(answers):
-    completed, missing = answers["train-config-list"]
+@pytest.mark.slow
+def test_a_config_file_that_is_no_mapping_is_named(request):
+    completed, missing = answer(request, "train-config-list")
     assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
     assert completed.stderr.strip() == f"error: {missing}.yaml must hold a mapping of options, got list"
 

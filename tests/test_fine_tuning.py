@@ -9,6 +9,7 @@ feature extractor and model through the Auto classes with `trust_remote_code`, c
 """
 
 import numpy as np
+import pytest
 import torch
 from datasets import Audio, DatasetDict, load_dataset
 from transformers import (
@@ -26,6 +27,7 @@ from esc50_hf.evaluation.metrics import load_metric
 from .test_shipped_model import SHIPPED
 
 
+@pytest.mark.slow
 def test_official_example_calls_fine_tune_the_shipped_model(parquet_dir, tmp_path):
     raw = DatasetDict(
         train=load_dataset(str(parquet_dir), "fold5", split="train"),

@@ -100,6 +100,7 @@ def test_output_must_be_new_or_empty(esc50_dir, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_push_without_token_fails_before_writing(esc50_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"} | {"HF_HOME": str(tmp_path / "home")}
     command = [*CLI, "--data-dir", str(esc50_dir), "--output", str(tmp_path / "out"), "--push-to-hub", "a/b"]

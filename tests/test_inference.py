@@ -122,15 +122,10 @@ def test_bad_hop_is_refused(saved_model_dir):
         SoundClassifier(saved_model_dir, hop_seconds=6.0)
 
 
-def test_onnx_backend_gives_the_same_prediction(saved_model_dir, classifier, tmp_path):
-    """The backend name is passed through: ONNX Runtime on the exported graph, same windows and scores."""
-    import shutil
-
-    from esc50_hf.inference.onnx_export import export_onnx
-
-    folder = shutil.copytree(saved_model_dir, tmp_path / "model")
-    export_onnx(folder)
-    onnx_classifier = SoundClassifier(folder, "onnx")
+def test_onnx_backend_gives_the_same_prediction(onnx_model_dir, classifier):
+    """The backend name is passed through: ONNX Runtime on the exported graph (the fixture model's export, shared
+    with test_onnx), same windows and scores."""
+    onnx_classifier = SoundClassifier(onnx_model_dir, "onnx")
     clip = (SAMPLING_RATE, synthetic_clip(target=11, seed=5, rate=SAMPLING_RATE, seconds=8.0))
     expected, got = classifier.predict(clip), onnx_classifier.predict(clip)
     assert [w.label for w in got.windows] == [w.label for w in expected.windows]

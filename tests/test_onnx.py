@@ -1,7 +1,8 @@
-"""ONNX export, the ONNX Runtime backend and int8 quantization, on the fixture model and clips."""
+"""ONNX export, the ONNX Runtime backend and int8 quantization, on the fixture model and clips.
+
+`onnx_model_dir` (conftest) is the fixture model exported by `esc50-hf export-onnx --int8`."""
 
 import importlib.util
-import shutil
 
 import numpy as np
 import onnx
@@ -15,63 +16,53 @@ from esc50_hf.inference.onnx_export import PARITY_TOLERANCE, feature_batches, pa
 
 
 @pytest.fixture(scope="module")
-def exported_dir(saved_model_dir, esc50_dir, tmp_path_factory):
-    """A copy of the fixture model with model.onnx and model.int8.onnx, written by the CLI."""
-    folder = tmp_path_factory.mktemp("onnx-model") / "model"
-    shutil.copytree(saved_model_dir, folder)
-    argv = ["export-onnx", "--model", str(folder), "--int8", "--data-dir", str(esc50_dir), "--calibration-clips", "24"]
-    assert main(argv) == 0
-    return folder
-
-
-@pytest.fixture(scope="module")
-def clip_features(exported_dir, esc50_dir) -> np.ndarray:
+def clip_features(onnx_model_dir, esc50_dir) -> np.ndarray:
     """Log-mels of six fold-5 fixture clips (one batch), through the model's own feature extractor."""
-    extractor = Esc50FeatureExtractor.from_pretrained(exported_dir)
+    extractor = Esc50FeatureExtractor.from_pretrained(onnx_model_dir)
     fold5 = load_esc50(esc50_dir, extractor.sampling_rate).filter(lambda fold: fold == 5, input_columns="fold")
     return next(feature_batches(fold5.select(range(0, 30, 5)), extractor, batch_size=6))
 
 
-def test_export_writes_a_valid_model_with_dynamic_axes(exported_dir):
-    model = onnx.load(exported_dir / ONNX_FILE)
+def test_export_writes_a_valid_model_with_dynamic_axes(onnx_model_dir):
+    model = onnx.load(onnx_model_dir / ONNX_FILE)
     onnx.checker.check_model(model, full_check=True)
     dims = [dim.dim_param or dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 32, "frames"]
 
 
-def test_onnx_runtime_matches_pytorch(exported_dir, clip_features):
+def test_onnx_runtime_matches_pytorch(onnx_model_dir, clip_features):
     assert clip_features.shape[0] == 6
-    torch_logits = TorchBackend(exported_dir)(clip_features)
-    onnx_logits = load_backend(exported_dir, "onnx")(clip_features)
+    torch_logits = TorchBackend(onnx_model_dir)(clip_features)
+    onnx_logits = load_backend(onnx_model_dir, "onnx")(clip_features)
     assert onnx_logits.dtype == np.float32 and onnx_logits.shape == (6, 50)
     assert np.abs(onnx_logits - torch_logits).max() <= PARITY_TOLERANCE
     assert (onnx_logits.argmax(-1) == torch_logits.argmax(-1)).all()
-    assert parity_error(exported_dir, clip_features) <= PARITY_TOLERANCE
+    assert parity_error(onnx_model_dir, clip_features) <= PARITY_TOLERANCE
 
 
 @pytest.mark.parametrize("batch", [1, 5])
-def test_dynamic_batch(exported_dir, clip_features, batch):
-    backend = OnnxBackend(exported_dir, num_threads=1)
+def test_dynamic_batch(onnx_model_dir, clip_features, batch):
+    backend = OnnxBackend(onnx_model_dir, num_threads=1)
     batched = backend(clip_features[:batch])
     assert batched.shape == (batch, 50)
     # Each row is independent of the rest of the batch (eval-mode batch norm).
     np.testing.assert_allclose(batched[-1:], backend(clip_features[batch - 1 : batch]), atol=1e-5)
 
 
-def test_other_clip_lengths_work(exported_dir, clip_features):
+def test_other_clip_lengths_work(onnx_model_dir, clip_features):
     short = clip_features[:2, :, :40]
-    assert np.abs(OnnxBackend(exported_dir)(short) - TorchBackend(exported_dir)(short)).max() <= PARITY_TOLERANCE
+    assert np.abs(OnnxBackend(onnx_model_dir)(short) - TorchBackend(onnx_model_dir)(short)).max() <= PARITY_TOLERANCE
 
 
-def test_int8_model_is_smaller_and_close(exported_dir, clip_features):
+def test_int8_model_is_smaller_and_close(onnx_model_dir, clip_features):
     # Only about half the size for this tiny network (scales and zero points weigh); ~4x for the real one.
-    assert (exported_dir / INT8_FILE).stat().st_size < 0.6 * (exported_dir / ONNX_FILE).stat().st_size
-    int8_logits = OnnxBackend(exported_dir, quantized=True)(clip_features)
-    float_logits = OnnxBackend(exported_dir)(clip_features)
+    assert (onnx_model_dir / INT8_FILE).stat().st_size < 0.6 * (onnx_model_dir / ONNX_FILE).stat().st_size
+    int8_logits = OnnxBackend(onnx_model_dir, quantized=True)(clip_features)
+    float_logits = OnnxBackend(onnx_model_dir)(clip_features)
     assert int8_logits.shape == (6, 50) and np.isfinite(int8_logits).all()
     # Quantization noise, not a different function: the logits stay strongly correlated.
     assert np.corrcoef(int8_logits.ravel(), float_logits.ravel())[0, 1] > 0.9
-    assert OnnxBackend(exported_dir, quantized=INT8_FILE)(clip_features).shape == (6, 50)
+    assert OnnxBackend(onnx_model_dir, quantized=INT8_FILE)(clip_features).shape == (6, 50)
 
 
 def test_missing_onnx_file_says_how_to_export(saved_model_dir):

@@ -25,6 +25,7 @@ print("imported", esc50_hf.__version__)
 """
 
 
+@pytest.mark.slow
 def test_import_does_not_touch_the_network(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")} | {"HF_HOME": str(tmp_path)}
     completed = subprocess.run(
@@ -86,6 +87,7 @@ def test_import_and_cli_parser_load_no_heavy_library():
     assert "heavy: []" in completed.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "first",
     [
@@ -132,6 +134,7 @@ print(SoundClassifier.__module__, evaluator_compatible.__module__, score_predict
 """
 
 
+@pytest.mark.slow
 def test_the_old_import_paths_of_inference_and_evaluation_still_work_and_stay_lazy():
     """`from esc50_hf.inference import SoundClassifier` (and evaluation's names) as before the layers; importing
     the subpackages alone loads no heavy library."""

@@ -126,6 +126,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_with_trust_remote_code(saved_model_dir, audio_files, tmp_path):
     """A process that never imports esc50_hf runs the folder's own code."""
     folder = tmp_path / "model-copy"

@@ -57,6 +57,7 @@ def test_a_saved_model_carries_exactly_the_model_package(tmp_path):
     assert {path.name for path in tmp_path.glob("*.py")} == set(CODE_FILES)
 
 
+@pytest.mark.slow
 def test_shipped_folder_loads_with_its_own_code_alone(tmp_path):
     """trust_remote_code in a process that never imports esc50_hf: the folder's code files and JSON agree."""
     code = (
@@ -89,6 +90,7 @@ print(json.dumps(labels))
 """
 
 
+@pytest.mark.slow
 def test_thirty_seconds_of_a_then_b_answers_b_in_a_fresh_process(tmp_path):
     """5 s of a dog, then 25 s of rain (real fold-5 clips): the windowed pipeline says rain, where cropping to
     the first 5 s said dog. The process never imports esc50_hf: the folder's own pipeline code runs."""

@@ -18,6 +18,7 @@ SMOKE = REPO / "configs" / "smoke.yaml"
 SHIPPED = REPO / "models" / "esc50-mel-cnn"
 
 
+@pytest.mark.slow
 def test_help_lists_every_option():
     completed = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True, check=True, timeout=120

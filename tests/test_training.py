@@ -1,4 +1,8 @@
-"""Training end to end on the fixtures: the three launchers, resume, crash safety, outputs, publishing, CV."""
+"""Training end to end on the fixtures: the three launchers, resume, crash safety, outputs, publishing, CV.
+
+Every test that trains, or reads the smoke run (`python train.py` on the fixtures, ~30 s), is marked `slow`; the
+others check the pieces in-process (`make test-fast` runs those).
+"""
 
 import hashlib
 import json
@@ -49,6 +53,16 @@ def assert_succeeded(completed: subprocess.CompletedProcess) -> None:
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
 
 
+def reuse_features(*runs: Path, into: Path) -> Path:
+    """`into`, a new output folder, holding the feature caches of the finished `runs` where train.py and `--cv` look
+    by default (`<output_dir>/feature_cache`): a run of the same clips, feature settings, augmentation and seed reads
+    the log-mels those runs computed (the same ones, by design) instead of spending seconds computing them again. The
+    cache is keyed, so a run of another recipe still computes its own."""
+    for run in runs:
+        shutil.copytree(run / "feature_cache", into / "feature_cache", dirs_exist_ok=True)
+    return into
+
+
 def log_history(output_dir: Path) -> list[dict]:
     """The Trainer's log of the whole run, from the last checkpoint's trainer state."""
     checkpoint = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1]
@@ -88,6 +102,7 @@ def smoke_run(esc50_dir, tmp_path_factory, hub_storage) -> Path:
     return output_dir
 
 
+@pytest.mark.slow
 def test_outputs_form_a_hub_ready_model_folder(smoke_run):
     for name in (
         "config.json", "model.safetensors", "preprocessor_config.json", "README.md", "metrics.json",
@@ -104,6 +119,7 @@ def test_outputs_form_a_hub_ready_model_folder(smoke_run):
         assert matplotlib.image.imread(smoke_run / plot).shape[0] > 300
 
 
+@pytest.mark.slow
 def test_model_card_carries_the_measured_results(smoke_run):
     metrics = json.loads((smoke_run / "metrics.json").read_text())
     card = ModelCard.load(smoke_run / "README.md")
@@ -117,6 +133,7 @@ def test_model_card_carries_the_measured_results(smoke_run):
     assert f"{metrics['accuracy']:.4f}" in card.text and "{{" not in card.text
 
 
+@pytest.mark.slow
 def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
     from esc50_hf.cli import main
     from esc50_hf.training.cross_validation import summarize_cross_validation
@@ -141,6 +158,7 @@ def test_card_command_adds_baseline_and_cross_validation(smoke_run, tmp_path):
     assert results == {"accuracy": round(metrics["accuracy"], 4), "f1": round(metrics["f1"], 4)}
 
 
+@pytest.mark.slow
 def test_card_command_adds_repeated_runs_of_the_same_recipe_only(smoke_run, tmp_path):
     from esc50_hf.cli import main
 
@@ -165,6 +183,7 @@ def _edit_json(path, **changes):
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
+@pytest.mark.slow
 def test_saved_training_config_is_a_complete_recipe(smoke_run):
     """The card's reproduction command passes the folder's training_config.json back to train.py."""
     saved = json.loads((smoke_run / "training_config.json").read_text())
@@ -173,6 +192,7 @@ def test_saved_training_config_is_a_complete_recipe(smoke_run):
     assert "training_args.bin" not in {path.name for path in smoke_run.iterdir()}  # a pickle nothing reads
 
 
+@pytest.mark.slow
 def test_reported_metrics_are_those_of_the_final_model(smoke_run, tmp_path):
     """`esc50-hf evaluate` on the saved folder reproduces metrics.json (no best-epoch picking)."""
     metrics = json.loads((smoke_run / "metrics.json").read_text())
@@ -192,6 +212,7 @@ def metrics_data_dir(model_dir: Path) -> str:
     return json.loads((model_dir / "training_config.json").read_text())["data_dir"]
 
 
+@pytest.mark.slow
 def test_push_uploads_exactly_the_model_folder(smoke_run, hub_storage):
     uploaded = {
         path.relative_to(hub_storage / "tester" / "esc50-smoke") for path in hub_storage.rglob("*") if path.is_file()
@@ -207,6 +228,7 @@ def test_push_uploads_exactly_the_model_folder(smoke_run, hub_storage):
     ).read_bytes()
 
 
+@pytest.mark.slow
 def test_push_without_token_fails_before_training(esc50_dir, tmp_path):
     output_dir = tmp_path / "model"
     output_dir.mkdir()
@@ -220,8 +242,10 @@ def test_push_without_token_fails_before_training(esc50_dir, tmp_path):
     assert sorted(path.name for path in output_dir.iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_accelerate_launch_single_process(esc50_dir, tmp_path, smoke_run):
-    completed = run_training("accelerate", esc50_dir, tmp_path / "model")
+    """The same run as `python train.py` (which computed the features this one reads from its cache)."""
+    completed = run_training("accelerate", esc50_dir, reuse_features(smoke_run, into=tmp_path / "model"))
     assert_succeeded(completed)
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["processes"] == 1
@@ -230,9 +254,10 @@ def test_accelerate_launch_single_process(esc50_dir, tmp_path, smoke_run):
     assert metrics == same_seed_run | timings
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(esc50_dir, tmp_path, smoke_run):
     """Real DDP (gloo, 2 processes); the loss is a per-batch mean, not multiplied by the world size."""
-    completed = run_training("accelerate-ddp", esc50_dir, tmp_path / "model")
+    completed = run_training("accelerate-ddp", esc50_dir, reuse_features(smoke_run, into=tmp_path / "model"))
     assert_succeeded(completed)
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["processes"] == 2
@@ -241,10 +266,11 @@ def test_two_process_ddp_on_cpu(esc50_dir, tmp_path, smoke_run):
     assert abs(ddp - single) < 1.0, (single, ddp)
 
 
+@pytest.mark.slow
 def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_path, smoke_run):
     """An output folder holding only the epoch-1 checkpoint (what an interrupted run leaves) resumes to the end."""
     first_checkpoint = sorted(smoke_run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[0]
-    interrupted = tmp_path / "model"
+    interrupted = reuse_features(smoke_run, into=tmp_path / "model")
     shutil.copytree(first_checkpoint, interrupted / first_checkpoint.name)
     completed = run_training("python", esc50_dir, interrupted, "--resume_from_checkpoint", "latest")
     assert_succeeded(completed)
@@ -255,8 +281,11 @@ def test_resume_from_an_interrupted_run_reaches_the_same_result(esc50_dir, tmp_p
     assert (interrupted / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
 
 
-def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, tmp_path):
+@pytest.mark.slow
+def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, smoke_run, tmp_path):
     from esc50_hf.training.cross_validation import cross_validate
+
+    reuse_features(smoke_run, into=tmp_path)  # the same clips and seed: one cache, already computed
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none")
     partial = cross_validate(setup.replace(cv_folds=[2]))
@@ -278,8 +307,11 @@ def test_cross_validation_trains_every_fold_and_keeps_finished_ones(esc50_dir, t
     assert json.loads((tmp_path / "cv_results.json").read_text()) == summary
 
 
-def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, tmp_path):
+@pytest.mark.slow
+def test_cross_validation_resumes_an_interrupted_fold(esc50_dir, smoke_run, tmp_path):
     from esc50_hf.training.cross_validation import cross_validate
+
+    reuse_features(smoke_run, into=tmp_path)
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, report_to="none", cv_folds=3)
     cross_validate(setup)
@@ -320,6 +352,7 @@ def checkpoint_steps(folder: Path) -> list[int]:
     return sorted(int(path.name.split("-")[1]) for path in folder.glob("checkpoint-*"))
 
 
+@pytest.mark.slow
 def test_a_new_run_refuses_a_folder_holding_another_run(esc50_dir, smoke_run, tmp_path):
     """`cp -a run-a run-e; train.py --seed 8 --output_dir run-e` used to train over run-a's folder."""
     folder = tmp_path / "run-e"
@@ -341,12 +374,14 @@ def seed_8_run(esc50_dir, tmp_path_factory) -> Path:
     return output_dir
 
 
+@pytest.mark.slow
 def test_resume_latest_skips_checkpoints_of_another_recipe(esc50_dir, smoke_run, seed_8_run, tmp_path):
     """run-a's newer checkpoint-26 (seed 7) sits beside the interrupted seed-8 run's checkpoint-13."""
     folder = tmp_path / "run-e"
     shutil.copytree(smoke_run, folder)
     shutil.rmtree(folder / "checkpoint-13")
     shutil.copytree(seed_8_run / "checkpoint-13", folder / "checkpoint-13")
+    reuse_features(seed_8_run, into=folder)
     completed = run_training(
         "python", esc50_dir, folder, "--seed", "8", "--report_to", "none", "--resume_from_checkpoint", "latest"
     )
@@ -363,13 +398,15 @@ def test_resume_latest_skips_checkpoints_of_another_recipe(esc50_dir, smoke_run,
     }
 
 
-def test_a_crash_while_publishing_never_leaves_a_mixed_folder(esc50_dir, smoke_run, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_crash_while_publishing_never_leaves_a_mixed_folder(esc50_dir, smoke_run, seed_8_run, tmp_path, monkeypatch):
     """`cp -a run-a run-f`, train `--seed 8`, kill right after the final weights are written."""
     from esc50_hf.training import trainer as training
     from esc50_hf.training.run_folder import finished_model_recipe, staging_folder
 
     folder = tmp_path / "run-f"
     shutil.copytree(smoke_run, folder)
+    reuse_features(seed_8_run, into=folder)
     setup = smoke_setup(data_dir=esc50_dir, output_dir=folder, seed=8, report_to="none", overwrite_output_dir="true")
 
     def killed(*args, **kwargs):
@@ -393,9 +430,10 @@ def test_a_crash_while_publishing_never_leaves_a_mixed_folder(esc50_dir, smoke_r
     assert ModelCard.load(folder / "README.md").data.eval_results[0].metric_value == round(metrics["accuracy"], 4)
 
 
+@pytest.mark.slow
 def test_a_partial_checkpoint_falls_back_to_the_previous_complete_one(esc50_dir, smoke_run, tmp_path):
     """A kill during a save left checkpoint-26 with an empty optimizer.pt and no trainer_state.json."""
-    folder = tmp_path / "model"
+    folder = reuse_features(smoke_run, into=tmp_path / "model")
     for name in ("checkpoint-13", "checkpoint-26"):
         shutil.copytree(smoke_run / name, folder / name)
     (folder / "checkpoint-26" / "optimizer.pt").write_bytes(b"")
@@ -408,9 +446,12 @@ def test_a_partial_checkpoint_falls_back_to_the_previous_complete_one(esc50_dir,
     assert (folder / "model.safetensors").read_bytes() == (smoke_run / "model.safetensors").read_bytes()
 
 
-def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tmp_path):
+@pytest.mark.slow
+def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, smoke_run, tmp_path):
     from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.run_folder import OutputFolderError
+
+    reuse_features(smoke_run, into=tmp_path)
 
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path, num_train_epochs=1, report_to="none", cv_folds=4)
     cross_validate(setup)
@@ -427,6 +468,7 @@ def test_cross_validation_counts_only_complete_folds_of_its_recipe(esc50_dir, tm
         cross_validate(setup.replace(learning_rate=0.01))
 
 
+@pytest.mark.slow
 def test_the_saved_model_is_the_moving_average_of_the_weights(smoke_run):
     from safetensors.torch import load_file
 
@@ -527,6 +569,7 @@ def feature_file(esc50_dir, smoke_run, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_file, smoke_run, esc50_dir):
     from esc50_hf.data.esc50 import load_esc50
     from esc50_hf.data.feature_file import read_feature_file
@@ -542,6 +585,7 @@ def test_a_feature_file_holds_the_recipe_features_and_what_made_them(feature_fil
     assert [item["transform"] for item in stored.metadata["augmentation"]][:2] == ["GaussianNoise", "PitchShift"]
 
 
+@pytest.mark.slow
 def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature_file, smoke_run, tmp_path):
     """Same recipe, same seed: the same weights as the run that read the audio, and the score of those weights."""
     from esc50_hf.data.feature_file import read_feature_file
@@ -569,6 +613,7 @@ def test_training_from_a_feature_file_needs_no_audio_and_learns_the_same(feature
     assert metrics["accuracy"] == pytest.approx(accuracy)
 
 
+@pytest.mark.slow
 def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_run, tmp_path, capsys):
     from esc50_hf.training.arguments import build_feature_extractor
     from esc50_hf.training.fold_features import prepare_features
@@ -600,6 +645,7 @@ def test_a_feature_file_made_for_another_recipe_is_refused(feature_file, smoke_r
     assert "drop --cv and --features_file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path):
     from esc50_hf.data.feature_file import read_feature_file, write_feature_file
     from esc50_hf.training.arguments import build_feature_extractor
@@ -620,10 +666,16 @@ def test_a_feature_file_without_a_needed_fold_is_refused(feature_file, tmp_path)
                .train[1]) == 50  # fmt: skip
 
 
-def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path):
+@pytest.mark.slow
+def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smoke_run, tmp_path, capsys):
     """bench/recipes.py groups runs by name and split, averages over seeds, refreshes a results page's block (from the
-    run folders or from the recipes.json they left), and the card shows the selection."""
+    run folders or from the recipes.json they left), and the card shows the selection. The first report runs the
+    script as a command; the later ones call its `main` in this process (each command would import torch again)."""
     from esc50_hf.cli import main
+
+    from .test_readme import _recipes
+
+    recipes = _recipes()
 
     names = ("stem-s0", "stem-s1", "v3/stem-s0", "gpu/stem-s0", "chosen-s0", "kd-s0")
     runs = {name: tmp_path / name for name in names}
@@ -660,32 +712,32 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "\nold\n" not in text and text.endswith("<!-- recipes:end -->\nrest\n")
     assert "](../out/inner_folds.png)" in text  # the block links its plot, relative to the page
     assert "`chosen` trained once on folds 1,2,3,4, scored on fold 5" in text and "on CPU, 2 thread(s)" in text
-    from_json = [*script[:2], "--from-json", str(tmp_path / "out" / "recipes.json"), "--page", str(page)]
+    folders = script[2:]
+    from_json = ["--from-json", str(tmp_path / "out" / "recipes.json"), "--page", str(page)]
     page.write_text("<!-- recipes:start -->\n<!-- recipes:end -->\n")  # the run folders' record gives the same block
-    assert subprocess.run(from_json, capture_output=True, text=True).returncode == 0
+    recipes.main(from_json)
     assert page.read_text() == "<!-- recipes:start -->" + text.split("<!-- recipes:start -->")[1].split("rest\n")[0]
     page.write_text("<!-- after:start -->\n<!-- after:end -->\n")
-    brief = [*script, "--output-dir", str(tmp_path / "out3"), "--page", str(page), "--page-block", "after"]
-    assert subprocess.run([*brief, "--page-brief"], capture_output=True, text=True).returncode == 0
+    brief = [*folders, "--output-dir", str(tmp_path / "out3"), "--page", str(page), "--page-block", "after"]
+    recipes.main([*brief, "--page-brief"])
     text = page.read_text()
     assert "| stem | CPU | 3,4 | 3 |" in text and "| stem | 1,2,3 / 4 | CPU |" not in text  # its mean, not its splits
     assert "| stem | 1,2,3 / 4 | H200 | 0 |" in text  # validated on one fold only: its row
-    no_cv = subprocess.run([*from_json[:4], "--print-readme-lines"], capture_output=True, text=True)
-    assert no_cv.returncode != 0 and "its --cv results" in no_cv.stderr  # the README's CV line needs a CV
+    with pytest.raises(SystemExit, match="its --cv results"):  # the README's CV line needs a CV
+        recipes.main([*from_json[:2], "--print-readme-lines"])
     document = json.loads((tmp_path / "out" / "recipes.json").read_text())
     document["cross_validation"] = {"summary": {"accuracy": {"mean": 0.7, "std": 0.1}, "f1": {"mean": 0.6, "std": 0}}}
     (tmp_path / "with-cv.json").write_text(json.dumps(document))
-    lines = subprocess.run(
-        [*script[:2], "--from-json", str(tmp_path / "with-cv.json"), "--print-readme-lines"],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
+    capsys.readouterr()
+    recipes.main(["--from-json", str(tmp_path / "with-cv.json"), "--print-readme-lines"])
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("- Fold 5 (the test fold), the shipped recipe `chosen` trained once on folds 1,2,3,4")
     assert "accuracy **0.7000 ± 0.1000**, macro-F1 **0.6000 ± 0.0000**" in lines[1]
     assert len(lines) == 3 and all(line.endswith("([results](docs/results.md)).") for line in lines)
 
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name
-    completed = subprocess.run([*script, "--output-dir", str(tmp_path / "out2")], capture_output=True, text=True)
-    assert completed.returncode != 0 and "differ in learning_rate" in completed.stderr
+    with pytest.raises(SystemExit, match="differ in learning_rate"):
+        recipes.main([*folders, "--output-dir", str(tmp_path / "out2")])
 
     assert main(["card", "--model", str(runs["chosen-s0"]), "--selection", str(tmp_path / "out" / "recipes.json")]) == 0
     card = ModelCard.load(runs["chosen-s0"] / "README.md").text
@@ -694,12 +746,12 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     assert "| chosen |" not in card and "{{" not in card  # the test-fold runs are not part of the selection
 
     one_fold = [str(runs[name]) for name in ("stem-s0", "kd-s0")]  # two candidates on one split: that split's plot
-    subprocess.run([*script[:2], *one_fold, "--output-dir", str(tmp_path / "out")], check=True, capture_output=True)
+    recipes.main([*one_fold, "--output-dir", str(tmp_path / "out")])
     assert "](selection.png)" in (tmp_path / "out" / "RECIPES.md").read_text()
     assert (tmp_path / "out" / "selection.png").stat().st_size > 1000
     assert not (tmp_path / "out" / "inner_folds.png").exists()  # the earlier report's plot is not left behind
     only_test = [str(runs["chosen-s0"])]
-    subprocess.run([*script[:2], *only_test, "--output-dir", str(tmp_path / "out")], check=True, capture_output=True)
+    recipes.main([*only_test, "--output-dir", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "selection.png").exists()  # nothing to plot: no selection runs
 
 
@@ -740,6 +792,7 @@ def test_distillation_loss_is_zero_for_the_teachers_own_predictions():
     )
 
 
+@pytest.mark.slow
 def test_a_teacher_sees_the_features_with_its_own_normalization(smoke_run):
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
     from esc50_hf.training.distillation import load_teachers
@@ -753,6 +806,7 @@ def test_a_teacher_sees_the_features_with_its_own_normalization(smoke_run):
     torch.testing.assert_close(given, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_run, tmp_path):
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
     from esc50_hf.training.distillation import TeacherError, load_teachers
@@ -777,6 +831,7 @@ def test_a_teacher_that_trained_on_a_fold_the_student_does_not_is_refused(smoke_
         load_teachers(["runs/nowhere"], 5, [1, 2, 3, 4], student)
 
 
+@pytest.mark.slow
 def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir, smoke_run, tmp_path):
     from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.distillation import TeacherError
@@ -789,6 +844,7 @@ def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir,
     assert not (tmp_path / "cv" / "fold-5").exists()  # fold 5 did not train before fold 1's teacher was found missing
 
 
+@pytest.mark.slow
 def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc50_dir, smoke_run, tmp_path):
     """A finished fold whose teacher was retrained since is not kept as if nothing changed: the run stops before
     training, naming the fold; with --overwrite_output_dir that fold trains again with the teacher as it is now."""
@@ -801,6 +857,7 @@ def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
     pattern = str(tmp_path / "teacher-{validation_fold}")
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "cv", teacher_models=pattern).replace(cv_folds=[5])
+    reuse_features(smoke_run, into=tmp_path / "cv")
     cross_validate(setup)
     metrics = tmp_path / "cv" / "fold-5" / "metrics.json"
     first_digest = json.loads(metrics.read_text())["teachers"][0]["weights_sha256"]
@@ -818,6 +875,7 @@ def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc
     assert json.loads(metrics.read_text())["teachers"][0]["weights_sha256"] != first_digest
 
 
+@pytest.mark.slow
 def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     """The smoke recipe with the smoke run as teacher: a finished model folder that names its teacher, trained
     on other losses than the same recipe without one."""
@@ -830,7 +888,7 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     teacher = tmp_path / "teacher"
     shutil.copytree(smoke_run, teacher, ignore=shutil.ignore_patterns("checkpoint-*", "feature_cache", "runs"))
     taught = ["--teacher_models", str(teacher), "--distillation_weight", "0.9"]
-    completed = run_training("python", esc50_dir, tmp_path / "student", *taught)
+    completed = run_training("python", esc50_dir, reuse_features(smoke_run, into=tmp_path / "student"), *taught)
     assert_succeeded(completed)
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     taught_by = json.loads((teacher / "training_config.json").read_text())
@@ -862,6 +920,7 @@ def test_a_student_trains_with_its_teacher(esc50_dir, tmp_path, smoke_run):
     assert evaluations and all("eval_accuracy" in entry for entry in evaluations)
 
 
+@pytest.mark.slow
 def test_teachers_run_in_the_students_precision(smoke_run, tmp_path):
     """Under --bf16 accelerate autocasts the student's forward; the teachers' forward passes are autocast too."""
     from transformers import TrainingArguments
