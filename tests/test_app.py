@@ -348,10 +348,13 @@ def test_browser_upload_shows_a_label(server, local, clips):
 
 
 def test_example_clips_are_real_and_credited(server):
-    """The page offers the real ESC-50 clips of examples/, with their authors and licence."""
+    """The page offers the real ESC-50 clips of examples/ (the model knows their classes), with their authors and
+    licence."""
     page = requests.get(server[0], timeout=10).text
     config = requests.get(f"{server[0]}/config", timeout=10).text
-    assert "Real ESC-50 clips" in config and "CC BY-NC 3.0" in config and "soundmary" in config, page[:300]
+    assert "Example clips" in config and "ESC-50" in config and "CC BY-NC 3.0" in config and "soundmary" in config, (
+        page[:300]
+    )
 
 
 def test_missing_default_model_says_to_pass_model(tmp_path):

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "esc50_hf"
 
 # What every layer but `model` may use: the package's own entry (`import esc50_hf` registers the Auto classes;
 # `esc50_hf.audio_pipeline`) and top-level modules of constants and helpers that have no layer of their own.
-SHARED = {"__init__", "paths", "errors", "publish"}
+SHARED = {"__init__", "paths", "errors", "publish", "lazy"}
 ALLOWED = {
     "model": set(),
     "data": {"model"},

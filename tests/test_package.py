@@ -152,11 +152,13 @@ def test_each_re_exported_name_is_its_modules_own_and_covers_every_all(subpackag
     import importlib
 
     package = importlib.import_module(subpackage)
-    for name, module in package._LAZY.items():
+    lazy = {name: module for module, names in package._EXPORTS.items() for name in names.split()}
+    assert sorted(lazy) == package.__all__
+    for name, module in lazy.items():
         assert getattr(package, name) is getattr(importlib.import_module(f"{subpackage}.{module}"), name), name
     for module in package._EXPORTS:
         declared = getattr(importlib.import_module(f"{subpackage}.{module}"), "__all__", [])
-        assert set(declared) <= set(package._LAZY), (module, set(declared) - set(package._LAZY))
+        assert set(declared) <= set(lazy), (module, set(declared) - set(lazy))
     assert set(package.__all__) <= set(dir(package))
     with pytest.raises(AttributeError, match="no_such_name"):
         package.no_such_name  # noqa: B018

@@ -6,8 +6,7 @@ The public names of the modules below are also importable from here, as before t
 subpackage stays free of torch.
 """
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 # The public names of each module of this subpackage (its `__all__`, or its own classes and functions).
 _EXPORTS = {
@@ -15,24 +14,9 @@ _EXPORTS = {
     "WindowPrediction iter_windows resolve_model softmax window_starts",
     "backends": "LogitsBackend TorchBackend load_backend",
     "onnx_backend": "INT8_FILE ONNX_FILE OnnxBackend OnnxFileMissingError onnx_file_name",
-    "onnx_export": "DEFAULT_OPSET LABELS_METADATA_KEY PARITY_TOLERANCE calibration_features export_onnx feature_batches onnx_labels parity_error "
-    "quantize_int8",
+    "onnx_export": "DEFAULT_OPSET LABELS_METADATA_KEY PARITY_TOLERANCE calibration_features export_onnx "
+    "feature_batches onnx_labels parity_error quantize_int8",
     "batch": "AUDIO_SUFFIXES BatchPredictionError OUTPUT_FORMATS Input Inputs classify_to_file label_track "
     "prediction_record progress_bar read_shards",
 }
-_LAZY = {name: module for module, names in _EXPORTS.items() for name in names.split()}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value  # later accesses skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

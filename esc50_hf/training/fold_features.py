@@ -159,7 +159,7 @@ def recipe_log_mels(
 
 
 def _variants_of(setup: TrainingSetup) -> dict[str, Any]:
-    """What decides this recipe's augmented variants (`feature_cache.variant_settings`)."""
+    """What decides this recipe's augmented variants (`data.features.variant_settings`)."""
     augmentation = setup.augmentation
     return variant_settings(augmentation.waveform(), augmentation.augmented_variants, setup.training.seed)
 

@@ -61,8 +61,8 @@ def write_model_folder_reports(
     log_history: list[dict[str, Any]],
     run_facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """Writes the reports of the final model's validation `scores` (`evaluation.score_predictions`), the recipe and
-    the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
+    """Writes the reports of the final model's validation `scores` (`evaluation.scoring.score_predictions`), the recipe
+    and the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
     results = {
         "validation_fold": recipe["validation_fold"],
