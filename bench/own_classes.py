@@ -29,8 +29,8 @@ recipe's augmented variants) is shared by every split: `--feature-cache-dir`.
 import argparse
 import csv
 import json
-import platform
 import random
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -174,6 +174,7 @@ def fine_tune(name: str, flags: list[str], train: list[tuple], test: list[tuple]
     record = {"name": name, "accuracy": results["accuracy"], "f1": results["f1"], "num_clips": results["num_clips"],
               "num_train_clips": len(train), "seconds": round(seconds, 1), "seed": seed}  # fmt: skip
     result_file.write_text(json.dumps(record, indent=2))
+    shutil.rmtree(folder / "model" / "feature_cache", ignore_errors=True)  # tens of MB per run; the model stays
     return record
 
 
@@ -210,6 +211,7 @@ def _records(runs: Path, prefix: str) -> list[dict]:
 def report(runs: Path, output_dir: Path) -> dict[str, Any]:
     """OWN_CLASSES.md and own_classes.json from the finished runs."""
     from esc50_hf.evaluation.metrics import mean_and_std
+    from esc50_hf.training.trainer import hardware_description
 
     bases = {}
     for split in range(NUM_SPLITS):
@@ -244,7 +246,7 @@ def report(runs: Path, output_dir: Path) -> dict[str, Any]:
                 }  # fmt: skip
     report = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": hardware_description(),
         "splits": {str(split): new_classes(split) for split in range(NUM_SPLITS)},
         "base_models": bases,
         "selection": selection,
@@ -277,7 +279,9 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "## Results (fold 5 of the new classes)",
         "",
-        "| method | " + " | ".join(f"k = {k}" for k in CLIPS_PER_CLASS) + " | seconds (k = 5 / 10 / 20) |",
+        "| method | "
+        + " | ".join(f"k = {k}" for k in CLIPS_PER_CLASS)
+        + f" | seconds (k = {' / '.join(map(str, CLIPS_PER_CLASS))}) |",
         "| --- |" + " --- |" * (len(CLIPS_PER_CLASS) + 1),
     ]
     names = {"transfer": "transfer (configs/own-classes.yaml)", "head_only": "head only (linear probe)",
@@ -287,7 +291,7 @@ def _markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {names[method]} | " + " | ".join(cell(rows.get(str(k))) for k in CLIPS_PER_CLASS) +
                      f" | {seconds} |")  # fmt: skip
     lines += ["", "## How the body is treated: chosen on folds 1-4 only", "",
-              "Each candidate fine-tuned every split's base model on 10 clips per new class from folds 1-3 and was "
+              f"Each candidate fine-tuned every split's base model on {SELECTION_CLIPS} clips per new class from folds 1-3 and was "
               "scored on the new classes' fold-4 clips (seed 0). The chosen one is configs/own-classes.yaml.", "",
               "| candidate | fold-4 accuracy | seconds |", "| --- | --- | --- |"]  # fmt: skip
     for candidate, row in report["selection"].items():
