@@ -292,7 +292,8 @@ def _markdown(report: dict[str, Any]) -> str:
                      f" | {seconds} |")  # fmt: skip
     lines += ["", "## How the body is treated: chosen on folds 1-4 only", "",
               f"Each candidate fine-tuned every split's base model on {SELECTION_CLIPS} clips per new class from "
-              "folds 1-3 and was scored on the new classes' fold-4 clips (seed 0). The chosen one is configs/own-classes.yaml.", "",
+              "folds 1-3 and was scored on the new classes' fold-4 clips (seed 0). The chosen one is "
+              "configs/own-classes.yaml.", "",
               "| candidate | fold-4 accuracy | seconds |", "| --- | --- | --- |"]  # fmt: skip
     for candidate, row in report["selection"].items():
         lines.append(f"| {candidate} | {cell(row)} | {row['seconds_mean']:.0f} |")
