@@ -189,12 +189,13 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
             dataset_split="validation",
         ),
     )
-    card = ModelCard.from_template(
+    return _save_card(
+        folder,
         card_data,
-        template_path=str(MODEL_CARD_TEMPLATE),
-        model_name=model_name,
-        results=results,
-        config=recipe,
+        MODEL_CARD_TEMPLATE,
+        model_name,
+        results,
+        recipe,
         hub_dataset_id=hub_dataset_id,
         dataset_config=fold_config_name(fold),
         labels=folder_labels(folder),
@@ -205,8 +206,6 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         repeated_runs=_repeated_runs_with_spread(companions, results),
         selection=companions.optional(SELECTION_FILE),
     )
-    card.save(folder / "README.md")
-    return card
 
 
 def attach_companion_results(
@@ -271,6 +270,24 @@ def _repeated_runs_with_spread(folder: ModelFolder, results: dict[str, Any]) -> 
     return {"runs": stored["runs"], "summary": spread([results, *stored["runs"]])}
 
 
+def _save_card(
+    folder: Path,
+    card_data: ModelCardData,
+    template: Path,
+    model_name: str,
+    results: dict[str, Any],
+    recipe: dict[str, Any],
+    **fields: Any,
+) -> ModelCard:
+    """Renders `template` with the card metadata, the run's results and recipe (`config`) and `fields`; writes
+    `folder/README.md`."""
+    card = ModelCard.from_template(
+        card_data, template_path=str(template), model_name=model_name, results=results, config=recipe, **fields
+    )
+    card.save(folder / "README.md")
+    return card
+
+
 def _eval_results(results: dict[str, Any], task_name: str, **dataset: Any) -> list[EvalResult]:
     """The card's model-index entries: accuracy and macro-F1 of `results` on the dataset described by `dataset`
     (`dataset_type`, `dataset_name`, and optionally `dataset_config`, `dataset_split`)."""
@@ -316,19 +333,18 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
     if report.is_file():
         with report.open(newline="") as handle:
             per_class = {row.pop("class"): {k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)}
-    card = ModelCard.from_template(
+    return _save_card(
+        folder,
         card_data,
-        template_path=str(OWN_CLASSES_CARD_TEMPLATE),
-        model_name=model_name,
-        results=results,
-        config=recipe,
+        OWN_CLASSES_CARD_TEMPLATE,
+        model_name,
+        results,
+        recipe,
         data=data,
         labels=list(folder_labels(folder)),
         per_class=per_class,
         is_hub_model=bool(base and is_hub_id(base) and not Path(base).exists()),
     )
-    card.save(folder / "README.md")
-    return card
 
 
 def folder_labels(folder: Path) -> tuple[str, ...]:
