@@ -311,19 +311,21 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
     model_name = Path(recipe.get("hub_model_id") or recipe.get("output_dir") or folder.name).name
     base = recipe.get("model_name_or_path")
     dataset = recipe.get("dataset_name")
+    hub_base = bool(base and is_hub_id(base) and not Path(base).exists())
+    hub_dataset = bool(dataset and is_hub_id(dataset) and not Path(dataset).exists())
     card_data = ModelCardData(
         license="cc-by-nc-3.0" if base else None,
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=["audio-classification", "esc50-hf", "log-mel", "cnn", "custom_code"],
-        base_model=base if base and is_hub_id(base) else None,
-        datasets=[dataset] if dataset and is_hub_id(dataset) else None,
+        base_model=base if hub_base else None,  # a local folder is named in the card's text only
+        datasets=[dataset] if hub_dataset else None,
         metrics=["accuracy", "f1"],
         model_name=model_name,
         eval_results=_eval_results(
             results,
             task_name="Audio classification",
-            dataset_type=dataset if dataset and is_hub_id(dataset) else "audiofolder",
+            dataset_type=dataset if hub_dataset else "audiofolder",
             dataset_name=data["source"],
             dataset_split="evaluation",
         ),
@@ -343,7 +345,7 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
         data=data,
         labels=list(folder_labels(folder)),
         per_class=per_class,
-        is_hub_model=bool(base and is_hub_id(base) and not Path(base).exists()),
+        is_hub_model=hub_base,
     )
 
 
