@@ -55,6 +55,7 @@ CANDIDATES = {
     "bn-frozen-body-1": ["--body_learning_rate_scale", "1"],
     "bn-trained-body-1": ["--freeze_batch_norm", "false", "--body_learning_rate_scale", "1"],
     "head-only": ["--body_learning_rate_scale", "0"],
+    "bn-frozen-body-0.1-lr3e-3": ["--learning_rate", "0.003"],
 }
 METHODS = {  # of `compare`: flags after configs/own-classes.yaml
     "transfer": [],
