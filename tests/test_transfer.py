@@ -35,13 +35,16 @@ def _train(*flags: str) -> dict:
     return train(parse_args([*SMOKE, "--num_train_epochs", "3", *flags]))
 
 
-def test_a_folder_of_classes_trains_a_model_of_those_labels(my_sounds, tmp_path):
+def test_a_folder_of_classes_trains_a_model_of_those_labels(my_sounds, tmp_path, capsys):
     output = tmp_path / "mine"
     results = _train("--train_dir", str(my_sounds), "--output_dir", str(output))
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # the run ends saying where the model is and its scores
+    assert last.startswith(f"Model saved in {output}: accuracy {results['accuracy']:.4f}, macro-F1")
     config = json.loads((output / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(3)] == sorted(CLASSES)  # audiofolder's order: sorted names
     assert results["num_clips"] == 3 and results["data"]["num_train_clips"] == 15  # one clip per class evaluates
     card = (output / "README.md").read_text()
+    assert "\n# mine\n" in card  # named after the model folder, not its staging folder
     assert "3 classes:\ndrill, hammer, saw" in card and str(my_sounds) in card and "hold-out" in card
     assert "trained from scratch" in card
     recipe = json.loads((output / "training_config.json").read_text())

@@ -199,5 +199,10 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
         publish_model_folder(folder, recipe)
         if args.push_to_hub:
             push_folder(folder, args.hub_model_id, private=bool(args.hub_private_repo))
+        evaluated = "the evaluation clips" if features.own is not None else f"fold {setup.data.validation_fold}"
+        print_main_process(
+            f"Model saved in {folder}: accuracy {results['accuracy']:.4f}, macro-F1 {results['f1']:.4f} on "
+            f"{evaluated} ({results['num_clips']} clips)"
+        )
     PartialState().wait_for_everyone()
     return results
