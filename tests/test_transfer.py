@@ -1,6 +1,7 @@
 """Training on the user's own folder of classes, from scratch and from a trained model (transfer)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,9 @@ def test_a_folder_of_classes_trains_a_model_of_those_labels(my_sounds, tmp_path,
     assert results["num_clips"] == 3 and results["data"]["num_train_clips"] == 15  # one clip per class evaluates
     card = (output / "README.md").read_text()
     assert "\n# mine\n" in card  # named after the model folder, not its staging folder
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (output / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # as every other file, not 0600
     assert "3 classes:\ndrill, hammer, saw" in card and str(my_sounds) in card and "hold-out" in card
     assert "trained from scratch" in card
     recipe = json.loads((output / "training_config.json").read_text())

@@ -64,6 +64,18 @@ def hardware_description(device: torch.device | None = None) -> str:
     return description
 
 
+def files_as_umask_says(folder: Path) -> None:
+    """The weights get the mode the user's umask gives every other file (safetensors writes them 0600).
+
+    Args:
+        folder (`Path`): A saved model folder.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.glob("*.safetensors"):
+        path.chmod(0o666 & ~umask)
+
+
 def _resume_point(setup: TrainingSetup) -> str | None:
     """The checkpoint to resume (`latest`: the newest complete one of this recipe), after checking the folder.
 
@@ -189,6 +201,8 @@ def train(setup: TrainingSetup) -> dict[str, Any]:
     if trainer.is_world_process_zero() and staging.exists():
         shutil.rmtree(staging)
     trainer.save_model(str(staging))
+    if trainer.is_world_process_zero():
+        files_as_umask_says(staging)
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle nothing reads; the recipe is JSON
