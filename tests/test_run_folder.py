@@ -127,3 +127,18 @@ def test_an_interrupted_publish_is_completed_or_undone(tmp_path, crash_point):
     assert (folder / "model.safetensors").read_bytes() == expected
     assert finished_model_recipe(folder) is not None
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_second_training_into_a_held_folder_is_refused_naming_the_first(tmp_path):
+    """Two runs into one --output_dir: the second stops before touching it, naming the first one's process."""
+    from esc50_hf.training.arguments import parse_args
+    from esc50_hf.training.run_folder import OutputFolderError, hold_output_folder
+    from esc50_hf.training.trainer import train
+
+    folder = tmp_path / "model"
+    with hold_output_folder(folder):
+        with pytest.raises(OutputFolderError, match=f"process {os.getpid()}\\) is writing {folder}"):
+            train(parse_args(["--output_dir", str(folder), "--data_dir", str(tmp_path / "nowhere")]))
+        assert not folder.exists()
+    with hold_output_folder(folder):  # released when the first run ends
+        pass

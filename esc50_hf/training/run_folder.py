@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,44 @@ BY_PRODUCTS = re.compile(r"^(checkpoint-\d+|runs|feature_cache)$")
 
 class OutputFolderError(Esc50HfError, RuntimeError):
     """The output folder holds work that this run must not resume or overwrite."""
+
+
+@contextmanager
+def hold_output_folder(folder: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `folder` for one training run: a second run into the same folder is refused
+    (naming the first one's process id) instead of both writing there. The lock is `.<name>.lock` beside the
+    folder (the folder itself is swapped when the model is published); the operating system releases it when the
+    process ends, however it ends.
+
+    Args:
+        folder (`Path`): The run's `output_dir`.
+
+    Raises:
+        `OutputFolderError`: another process holds the folder.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.parent / f".{folder.name}.lock"
+    with lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise OutputFolderError(
+                f"Another training (process {holder}) is writing {folder}: wait for it to end, or give this run "
+                "another --output_dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RecipeFingerprint(TrainerCallback, ExportableState):

@@ -5,6 +5,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .run_folder import (
     check_new_run,
     check_resumable,
     choose_checkpoint,
+    hold_output_folder,
     publish_model_folder,
     recover_interrupted_publish,
     staging_folder,
@@ -97,6 +99,14 @@ def _resume_point(setup: TrainingSetup) -> str | None:
 
 
 def train(setup: TrainingSetup) -> dict[str, Any]:
+    """Trains on `train_folds` (default: all but `validation_fold`), evaluates the final model, writes the model folder;
+    one run at a time per output folder (`run_folder.hold_output_folder`), see `_train`."""
+    main = PartialState().is_main_process
+    with hold_output_folder(Path(setup.training.output_dir)) if main else nullcontext():
+        return _train(setup)
+
+
+def _train(setup: TrainingSetup) -> dict[str, Any]:
     """Trains on `train_folds` (default: all but `validation_fold`), evaluates the final model, writes the model folder.
 
     The folder is checked first (resume only a complete checkpoint of this recipe; never start over
