@@ -137,7 +137,16 @@ BAD_INPUTS = {
     "missing file": (lambda: "/nonexistent/clip.wav", "No such audio file"),
     "png image": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(3000), "it looks like a PNG image, not a sound"),
     "html page": (lambda: b"<!DOCTYPE html><html><body>hi</body></html>" * 50, "looks like a text document"),
+    "plain text": (lambda: "Liste des sons à enregistrer: chien, pluie\n".encode() * 80, "it looks like plain text"),
+    "midi": (lambda: b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x00\x60MTrk" + bytes(2000), "a MIDI file"),
 }
+
+
+def test_durations_read_as_minutes_and_seconds_without_a_60th_second():
+    from esc50_hf.model.audio_io import _format_seconds
+
+    assert _format_seconds(359999.97) == "6000 min 0.0 s"
+    assert _format_seconds(59.97) == "1 min 0.0 s" and _format_seconds(12.34) == "12.3 s"
 
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))

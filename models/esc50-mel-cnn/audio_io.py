@@ -383,7 +383,7 @@ def open_audio(
     raise AudioInputError(
         f"{'The input' if path is None else f'The file {name}'} could not be decoded as audio: "
         + (f"it looks like {what}, not a sound. " if what else "")
-        + "Upload a sound file (WAV, FLAC, OGG, MP3, M4A, ...); this one is in no supported audio format "
+        + "Give a sound file (WAV, FLAC, OGG, MP3, M4A, ...); this one is in no supported audio format "
         f"or is corrupt or truncated ({size} bytes)."
     )
 
@@ -405,7 +405,22 @@ def _sniff_non_audio(head: bytes) -> str | None:
             return what
     if head.lstrip().startswith((b"<", b"{", b"[")):
         return "a text document (HTML, XML or JSON)"
+    if head.startswith(b"MThd"):
+        return "a MIDI file (notes to play, not a recording)"
+    text = _utf8_prefix(head)
+    if text and all(character.isprintable() or character in "\t\r\n" for character in text):
+        return "plain text"
     return None
+
+
+def _utf8_prefix(head: bytes) -> str:
+    """`head` as UTF-8 text, allowing a multi-byte character cut at its end; "" when it is not text."""
+    for cut in range(4):
+        try:
+            return head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return ""
 
 
 def to_float32(samples: Any, limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray:
@@ -512,7 +527,7 @@ def _short_reason(error: Exception) -> str:
 
 
 def _format_seconds(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
+    minutes, rest = divmod(round(seconds, 1), 60)  # rounded first: 359999.97 s is 6000 min 0.0 s, not 5999 min 60.0 s
     return f"{int(minutes)} min {rest:.1f} s" if minutes else f"{rest:.1f} s"
 
 
