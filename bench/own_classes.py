@@ -3,6 +3,7 @@
     python bench/own_classes.py base    --data-dir DIR --runs RUNS [--splits 0 1 2 3 4] [--torch-threads 1]
     python bench/own_classes.py select  --data-dir DIR --runs RUNS [--splits ...]   # folds 1-4 only
     python bench/own_classes.py compare --data-dir DIR --runs RUNS [--splits ...]   # the test: fold 5
+    python bench/own_classes.py time    --data-dir DIR --runs RUNS               # alone on an idle machine
     python bench/own_classes.py report  --runs RUNS [--output-dir bench]
 
 Split s (0-4) holds out the 10 classes whose ESC-50 target is s modulo 5 (two of each of ESC-50's five groups:
@@ -18,8 +19,9 @@ the run's seed), transfer (`configs/own-classes.yaml`: the chosen candidate), he
 model's embeddings: the same recipe with `--body_learning_rate_scale 0`) and training from scratch on the same clips
 (the same recipe without a starting model, `SCRATCH_EPOCHS` epochs at the shipped recipe's learning rate), each
 scored on all 80 fold-5 clips of the new classes, for each split and seed. A run's seconds are the wall time of
-`train()`: the feature cache of its clips, training and the final scoring. `report` writes OWN_CLASSES.md and
-own_classes.json from the finished runs' results.
+`train()`: the feature cache of its clips, training and the final scoring. `time` runs one transfer of
+10 classes x 20 clips (split 0, seed 0) alone, with all cores: the time a user waits. `report` writes
+OWN_CLASSES.md and own_classes.json from the finished runs' results.
 
 Runs are independent processes; give each one thread and run two side by side on 2 cores
 (`--torch-threads 1`, and start a second `base` with other `--splits`). The feature cache (all 2000 clips, the
@@ -205,6 +207,16 @@ def compare(data_dir: str, runs: Path, splits: list[int]) -> None:
                     print(f"{name}: accuracy {record['accuracy']:.4f}, {record['seconds']:.0f} s", file=sys.stderr)
 
 
+def time_one_run(data_dir: str, runs: Path) -> dict:
+    """One transfer of 10 classes x 20 clips (split 0, seed 0), alone on the machine with all its cores."""
+    classes = new_classes(0)
+    train = _clips(data_dir, classes, {1, 2, 3, 4}, 20, seed=0)
+    test = _clips(data_dir, classes, {5}, None, seed=0)
+    record = fine_tune("time-s0-k20", _flags("transfer", 0, runs), train, test, runs, seed=0)
+    print(f"time-s0-k20: accuracy {record['accuracy']:.4f}, {record['seconds']:.0f} s", file=sys.stderr)
+    return record
+
+
 def _records(runs: Path, prefix: str) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((runs / "fine-tuning").glob(f"{prefix}*/result.json"))]
 
@@ -253,6 +265,7 @@ def report(runs: Path, output_dir: Path) -> dict[str, Any]:
         "selection": selection,
         "results": results,
         "seeds": list(SEEDS),
+        "alone_k20": (_records(runs, "time-") or [None])[0],
         "scratch_epochs": SCRATCH_EPOCHS,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -291,6 +304,10 @@ def _markdown(report: dict[str, Any]) -> str:
         seconds = " / ".join(f"{rows[str(k)]['seconds_mean']:.0f}" if str(k) in rows else "-" for k in CLIPS_PER_CLASS)
         lines.append(f"| {names[method]} | " + " | ".join(cell(rows.get(str(k))) for k in CLIPS_PER_CLASS) +
                      f" | {seconds} |")  # fmt: skip
+    alone = report["alone_k20"]
+    if alone:
+        lines += ["", f"One transfer run of 10 classes x 20 clips alone on the machine (all cores, split 0, seed 0): "
+                  f"**{alone['seconds']:.0f} s** from the clips to the scored model folder."]  # fmt: skip
     lines += ["", "## How the body is treated: chosen on folds 1-4 only", "",
               f"Each candidate fine-tuned every split's base model on {SELECTION_CLIPS} clips per new class from "
               "folds 1-3 and was scored on the new classes' fold-4 clips (seed 0). The chosen one is "
@@ -316,8 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     base.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
     base.add_argument("--feature-cache-dir", default=None, help="shared log-mel cache (default: RUNS/feature_cache)")
     base.add_argument("--torch-threads", type=int, default=None, help="threads of this process (default: all)")
-    for stage in ("select", "compare"):
-        command = stages.add_parser(stage, help=(select if stage == "select" else compare).__doc__.split("\n")[0])
+    for stage, function in (("select", select), ("compare", compare), ("time", time_one_run)):
+        command = stages.add_parser(stage, help=function.__doc__.split("\n")[0])
         command.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
         command.add_argument("--runs", type=Path, required=True, help="folder of the run folders (base-s<split>)")
         command.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
@@ -336,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         select(args.data_dir, args.runs, args.splits)
     elif args.stage == "compare":
         compare(args.data_dir, args.runs, args.splits)
+    elif args.stage == "time":
+        time_one_run(args.data_dir, args.runs)
     else:
         report(args.runs, args.output_dir)
 
