@@ -58,6 +58,7 @@ CANDIDATES = {
     "bn-trained-body-1": ["--freeze_batch_norm", "false", "--body_learning_rate_scale", "1"],
     "head-only": ["--body_learning_rate_scale", "0"],
     "bn-frozen-body-0.1-lr3e-3": ["--learning_rate", "0.003"],
+    "bn-frozen-body-1-lr3e-3": ["--body_learning_rate_scale", "1", "--learning_rate", "0.003"],
 }
 METHODS = {  # of `compare`: flags after configs/own-classes.yaml
     "transfer": [],
