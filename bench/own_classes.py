@@ -51,18 +51,21 @@ SEEDS = (0, 1)
 SELECTION_CLIPS = 10
 SCRATCH_EPOCHS = 100  # 2.5x transfer's 40: a network learning from nothing gets the longer schedule
 SCRATCH_LEARNING_RATE = 2e-3  # the shipped recipe's
-# Candidates of `select`: how the base model's body is treated (flags added to configs/own-classes.yaml).
+# Candidates of `select`: how the base model's body is treated (flags over configs/own-classes.yaml, whose other
+# settings, 40 epochs at learning rate 1e-3, they share).
 CANDIDATES = {
-    "bn-frozen-body-0.1": [],  # configs/own-classes.yaml as committed
-    "bn-frozen-body-1": ["--body_learning_rate_scale", "1"],
+    "bn-frozen-body-0.1": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "0.1"],
+    "bn-frozen-body-1": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "1"],
     "bn-trained-body-1": ["--freeze_batch_norm", "false", "--body_learning_rate_scale", "1"],
-    "head-only": ["--body_learning_rate_scale", "0"],
-    "bn-frozen-body-0.1-lr3e-3": ["--learning_rate", "0.003"],
-    "bn-frozen-body-1-lr3e-3": ["--body_learning_rate_scale", "1", "--learning_rate", "0.003"],
-}
+    "head-only": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "0"],
+    "bn-frozen-body-0.1-lr3e-3": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "0.1",
+                                  "--learning_rate", "0.003"],
+    "bn-frozen-body-1-lr3e-3": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "1",
+                                "--learning_rate", "0.003"],
+}  # fmt: skip
 METHODS = {  # of `compare`: flags after configs/own-classes.yaml
     "transfer": [],
-    "head_only": ["--body_learning_rate_scale", "0"],
+    "head_only": ["--freeze_batch_norm", "true", "--body_learning_rate_scale", "0"],
     "scratch": None,  # no starting model: see `_flags`
 }
 THREADS: int | None = None  # --torch-threads of this process, passed to every run

@@ -64,7 +64,7 @@ def test_transfer_keeps_the_starting_models_features_and_statistics(my_sounds, s
     output = tmp_path / "probe"
     _train(
         "--train_dir", str(my_sounds), "--output_dir", str(output), "--model_name_or_path", str(saved_model_dir),
-        "--body_learning_rate_scale", "0", "--num_mel_bins", "64",
+        "--body_learning_rate_scale", "0", "--freeze_batch_norm", "true", "--num_mel_bins", "64",
     )  # fmt: skip
     base, tuned = load_file(saved_model_dir / "model.safetensors"), load_file(output / "model.safetensors")
     body = [name for name in base if not name.startswith("classifier.")]
@@ -80,7 +80,10 @@ def test_transfer_keeps_the_starting_models_features_and_statistics(my_sounds, s
 
 def test_transfer_trains_the_body_slower_and_keeps_batch_norm_statistics(my_sounds, saved_model_dir, tmp_path):
     output = tmp_path / "tuned"
-    _train("--train_dir", str(my_sounds), "--output_dir", str(output), "--model_name_or_path", str(saved_model_dir))
+    _train(
+        "--train_dir", str(my_sounds), "--output_dir", str(output), "--model_name_or_path", str(saved_model_dir),
+        "--freeze_batch_norm", "true", "--body_learning_rate_scale", "0.1",
+    )  # fmt: skip
     base, tuned = load_file(saved_model_dir / "model.safetensors"), load_file(output / "model.safetensors")
     statistics = [name for name in base if name.endswith(("running_mean", "running_var"))]
     assert statistics and all(torch.equal(base[name], tuned[name]) for name in statistics)
@@ -92,5 +95,5 @@ def test_own_data_refuses_fold_options(my_sounds, capsys):
         parse_args([*SMOKE, "--train_dir", str(my_sounds), "--cv"])
     assert "--cv" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        parse_args([*SMOKE, "--freeze_batch_norm", "false"])
+        parse_args([*SMOKE, "--freeze_batch_norm", "true"])
     assert "--model_name_or_path" in capsys.readouterr().err

@@ -256,14 +256,14 @@ class ModelArguments:
         None,
     )
     freeze_batch_norm: bool = _field(
-        "with --model_name_or_path: keep the model's batch-norm statistics (a few clips per class would otherwise "
-        "overwrite what it learned from thousands)",
-        True,
+        "with --model_name_or_path: keep the model's batch-norm statistics while the rest trains (default: they "
+        "follow the new clips, which measured better with 10 clips per class: bench/OWN_CLASSES.md)",
+        False,
     )
     body_learning_rate_scale: float = _field(
         "with --model_name_or_path: the learning rate of the network below the head, as a fraction of "
         "--learning_rate; 0 trains the head only (a linear probe on the model's embeddings)",
-        0.1,
+        1.0,
     )
 
     FEATURE_FIELDS = ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "f_min", "f_max")
