@@ -116,6 +116,15 @@ def test_label_track_for_audacity(collection, saved_model_dir, capsys):
     assert float(starts[0]) == 0.0 and float(ends[-1]) == 12.0 and all(label for label in labels)
 
 
+def test_label_tracks_of_inputs_with_the_same_name_do_not_overwrite_each_other():
+    from esc50_hf.inference.batch import track_names
+
+    names = ["a/dog.wav", "b/dog.wav", "c/dog.flac", "rain.wav", "/abs/x/cat.wav"]
+    tracks = track_names(names)
+    assert tracks == ["a__dog.wav.txt", "b__dog.wav.txt", "c__dog.flac.txt", "rain.txt", "cat.txt"]
+    assert track_names(["a/b/c.wav", "a__b/c.wav"]) == ["a__b__c.wav-1.txt", "a__b__c.wav-2.txt"]  # still equal
+
+
 MEMORY_RUN = """
 import json, resource, sys
 from esc50_hf.cli import main

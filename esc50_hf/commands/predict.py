@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         label_track,
         prediction_record,
         progress_bar,
+        track_names,
     )
     from ..inference.classifier import ModelLoadError, SoundClassifier, resolve_model
     from ..model.audio_io import AudioInputError, AudioLimits
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     failures = len(inputs.missing)
     bar, on_audio = progress_bar(len(inputs), args.windows)
     sources = (inputs[index].source for index in range(len(inputs)))
+    tracks = track_names([inputs[index].name for index in range(len(inputs))])
     for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio)):
         name = inputs[index].name
         if on_audio is None:
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.write(track)
             else:
                 output.mkdir(parents=True, exist_ok=True)
-                (output / f"{Path(name).stem}.txt").write_text(track)
+                (output / tracks[index]).write_text(track)
             continue
         writer.write(record)
     bar.close()

@@ -17,6 +17,6 @@ _EXPORTS = {
     "onnx_export": "DEFAULT_OPSET LABELS_METADATA_KEY PARITY_TOLERANCE calibration_features export_onnx "
     "feature_batches onnx_labels parity_error quantize_int8",
     "batch": "AUDIO_SUFFIXES BatchPredictionError OUTPUT_FORMATS Input Inputs classify_to_file label_track "
-    "prediction_record progress_bar read_shards",
+    "prediction_record progress_bar read_shards track_names",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

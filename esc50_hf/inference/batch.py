@@ -240,6 +240,24 @@ def label_track(events: list[dict[str, Any]]) -> Iterator[str]:
         yield f"{event['start_s']:.3f}\t{event['end_s']:.3f}\t{event['label']}\n"
 
 
+def track_names(names: list[str]) -> list[str]:
+    """One label-track file name per input, none the same: `<stem>.txt`, or where two inputs share a stem (`a/dog.wav`,
+    `b/dog.flac`), the input's path with `__` for each separator (`a__dog.wav.txt`).
+
+    Args:
+        names (`list[str]`): The inputs' names, as the records give them.
+    """
+    stems = [Path(name).stem for name in names]
+    tracks = [
+        f"{stem}.txt" if stems.count(stem) == 1 else "__".join(Path(name).parts).lstrip("/_") + ".txt"
+        for name, stem in zip(names, stems)
+    ]
+    for index, track in enumerate(tracks):  # whatever is left (a path that flattens onto another): numbered
+        if tracks.count(track) > 1:
+            tracks[index] = f"{Path(track).stem}-{index + 1}.txt"
+    return tracks
+
+
 __all__ = [
     "AUDIO_SUFFIXES",
     "BatchPredictionError",
@@ -251,4 +269,5 @@ __all__ = [
     "prediction_record",
     "progress_bar",
     "read_shards",
+    "track_names",
 ]
