@@ -252,10 +252,8 @@ def track_names(names: list[str]) -> list[str]:
         f"{stem}.txt" if stems.count(stem) == 1 else "__".join(Path(name).parts).lstrip("/_") + ".txt"
         for name, stem in zip(names, stems)
     ]
-    for index, track in enumerate(tracks):  # whatever is left (a path that flattens onto another): numbered
-        if tracks.count(track) > 1:
-            tracks[index] = f"{Path(track).stem}-{index + 1}.txt"
-    return tracks
+    clashing = {track for track in tracks if tracks.count(track) > 1}  # paths that flatten onto each other: numbered
+    return [f"{Path(track).stem}-{index + 1}.txt" if track in clashing else track for index, track in enumerate(tracks)]
 
 
 __all__ = [
