@@ -270,6 +270,7 @@ def report(runs: Path, output_dir: Path) -> dict[str, Any]:
         "results": results,
         "seeds": list(SEEDS),
         "alone_k20": (_records(runs, "time-") or [None])[0],
+        "runs": _records(runs, "select-") + _records(runs, "compare-"),  # every run, for a later session to add to
         "scratch_epochs": SCRATCH_EPOCHS,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
