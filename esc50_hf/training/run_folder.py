@@ -56,11 +56,28 @@ def hold_output_folder(folder: Path) -> Iterator[None]:
     Raises:
         `OutputFolderError`: another process holds the folder.
     """
-    import fcntl
-
     folder = Path(folder)
+    created = [parent for parent in (folder.parent, *folder.parent.parents) if not parent.exists()]  # deepest first
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.parent / f".{folder.name}.lock"
+    try:
+        with _locked(lock, folder):
+            yield
+    except BaseException:
+        if created:  # a run that failed leaves no folders of its own behind (a wrong --data_dir, say)
+            lock.unlink(missing_ok=True)
+            for parent in created:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+        raise
+
+
+@contextmanager
+def _locked(lock: Path, folder: Path) -> Iterator[None]:
+    import fcntl
+
     with lock.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
