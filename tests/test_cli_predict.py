@@ -76,7 +76,7 @@ def test_windows_and_csv(inputs, saved_model_dir, capsys):
     assert rows[0]["label_5"] and not rows[1]["label_2"]  # windows carry their best label only
 
 
-@pytest.mark.parametrize("options", [[], ["--windows", "--events"]])
+@pytest.mark.parametrize("options", [[], ["--windows", "--events", "--unknown", "0.5"]])
 def test_json_on_stdout_is_the_jsonl_row(inputs, saved_model_dir, tmp_path, capsys, options):
     """`--format json` and `--output x.jsonl` give the same record for the same input (the prediction schema's row
     and `input`); only the file's rows have `error`, since they stand for every input, failed ones included."""
@@ -92,7 +92,7 @@ def test_json_on_stdout_is_the_jsonl_row(inputs, saved_model_dir, tmp_path, caps
     assert printed == row
     prediction = SoundClassifier(saved_model_dir).predict(path, top_k=3)
     if options:
-        prediction = prediction.with_events()
+        prediction = prediction.with_events().with_unknown(0.5)
     assert printed == {"input": str(path), **prediction.to_row(windows=bool(options))}
     assert set(printed) == {"input", *Prediction.row_keys()} if options else {"input", "labels", "duration_s"}
     assert len(printed.get("windows", [])) == (4 if options else 0)  # 12 s: windows at 0, 2.5, 5 and 7 s

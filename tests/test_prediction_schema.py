@@ -32,9 +32,10 @@ def _prediction() -> Prediction:
 
 
 def test_rows_are_json_with_the_field_names_as_keys():
-    prediction = _prediction().with_events(min_score=0.5)
+    prediction = _prediction().with_events(min_score=0.5).with_unknown(0.7)
     row = prediction.to_row()
-    assert list(row) == list(Prediction.row_keys()) == ["labels", "windows", "duration_s", "events"]
+    assert list(row) == list(Prediction.row_keys()) == ["labels", "windows", "duration_s", "events", "unknown"]
+    assert row["unknown"] is True  # top score 0.61 < 0.7
     assert [list(item) for item in row["labels"]] == [list(LabelScore.row_keys())] * 2 == [["label", "score"]] * 2
     assert list(row["windows"][0]) == list(WindowPrediction.row_keys()) == ["start_s", "end_s", "label", "score"]
     assert list(row["events"][0]) == list(Event.row_keys()) == ["start_s", "end_s", "label", "mean_score"]
@@ -43,8 +44,8 @@ def test_rows_are_json_with_the_field_names_as_keys():
     assert row["windows"][0]["score"] == 0.912346 and row["events"][0]["mean_score"] == 0.806173
     assert prediction.to_row(digits=2)["labels"][0]["score"] == 0.61
     assert prediction.to_row(digits=None)["labels"][0]["score"] == 0.6123456789  # exact: the pipeline's scores
-    assert "events" not in _prediction().to_row()  # only when asked for
-    assert list(prediction.to_row(windows=False)) == ["labels", "duration_s", "events"]
+    assert "events" not in _prediction().to_row() and "unknown" not in _prediction().to_row()  # only when asked for
+    assert list(prediction.to_row(windows=False)) == ["labels", "duration_s", "events", "unknown"]
 
 
 def test_a_row_read_back_is_the_prediction():

@@ -50,7 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--windows", action="store_true", help="one record per 5-s window; no length limit for local files"
     )
     parser.add_argument("--events", action="store_true", help="merge consecutive windows with the same label")
-    parser.add_argument("--min-score", type=float, default=0.0, help="windows below this score end an event (0)")
+    parser.add_argument(
+        "--min-score",
+        default="0",
+        help="windows below this score end an event (default: 0); 'model': the per-class thresholds fitted with "
+        "the model (its config's event_thresholds)",
+    )
+    parser.add_argument(
+        "--unknown",
+        nargs="?",
+        const="model",
+        default=None,
+        metavar="THRESHOLD",
+        help="say when a clip is none of the known sounds: its top score is below the model's fitted threshold "
+        "(or THRESHOLD)",
+    )
     parser.add_argument("--split", default=None, help="the INPUTs are datasets (local path or Hub id): this split")
     parser.add_argument("--audio-column", default="audio", help="the dataset's audio column (default: audio)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
@@ -92,10 +106,15 @@ def run(args: argparse.Namespace) -> int:
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        answers = answer_options(classifier.config, args.min_score, args.unknown)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     inputs = Inputs(args.paths, args.split, args.audio_column)
     for path in inputs.missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
-    options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, "min_score": args.min_score}
+    options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, **answers}
     if output is not None and args.format != "labels":
         return max(classify_to_file(classifier, inputs, output, options), 1 if inputs.missing else 0)
     if args.format == "labels" and output is None and len(inputs) != 1:
@@ -129,6 +148,38 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(inputs) + len(inputs.missing)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def answer_options(config: Any, min_score: str, unknown: str | None) -> dict[str, Any]:
+    """`min_score` and `unknown_threshold` of the records, from `--min-score` and `--unknown`.
+
+    Args:
+        config (`PreTrainedConfig`): The model's config (its fitted `event_thresholds` and `unknown_threshold`).
+        min_score (`str`): A number, or `"model"` for the model's per-class event thresholds.
+        unknown (`str`, *optional*): `None` (no unknown answer), `"model"` or a number.
+
+    Raises:
+        `ValueError`: a value is not a number in [0, 1], or the model has no fitted thresholds.
+    """
+    from ..model.labels import resolve_unknown_threshold
+
+    options: dict[str, Any] = {}
+    if min_score == "model":
+        thresholds = getattr(config, "event_thresholds", None)
+        if not thresholds:
+            raise ValueError(
+                "--min-score model: this model has no fitted event thresholds (its config.json has no "
+                "event_thresholds); give a number"
+            )
+        options["min_score"] = {str(label): float(value) for label, value in thresholds.items()}
+    else:
+        try:
+            options["min_score"] = float(min_score)
+        except ValueError:
+            raise ValueError(f"--min-score must be a number or 'model', got {min_score!r}") from None
+    if unknown is not None:
+        options["unknown_threshold"] = resolve_unknown_threshold(config, unknown)
+    return options
 
 
 class RecordWriter:
@@ -169,7 +220,10 @@ class RecordWriter:
 def _spans(record: dict[str, Any]) -> Iterator[tuple[int | str | None, float, float, list[tuple[str, float]]]]:
     """The record's lines as `(window, start_s, end_s, [(label, score), ...])`: the clip (window `None`), then each
     window (its number) and each event (`"event N"`)."""
-    yield None, 0.0, record["duration_s"], [(item["label"], item["score"]) for item in record["labels"]]
+    labels = [(item["label"], item["score"]) for item in record["labels"]]
+    if record.get("unknown"):  # none of the known sounds: said first, the best guesses after it
+        labels[0] = (f"unknown (best guess: {labels[0][0]})", labels[0][1])
+    yield None, 0.0, record["duration_s"], labels
     for number, window in enumerate(record.get("windows", [])):
         yield number, window["start_s"], window["end_s"], [(window["label"], window["score"])]
     for number, event in enumerate(record.get("events", [])):

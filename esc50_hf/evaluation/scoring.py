@@ -130,10 +130,21 @@ def evaluate_model(
     The dataset's label ids are matched to the model's by name (its `ClassLabel` names against `config.id2label`),
     so a model whose labels are in another order is scored right.
     """
-    labels = model_labels(model.config)
-    references = model_label_ids(dataset, labels)
-    logits = predict_logits(model, feature_extractor, dataset)
-    return score_predictions(logits.argmax(axis=-1), references, labels)
+    logits, references = labelled_logits(model, feature_extractor, dataset)
+    return score_predictions(logits.argmax(axis=-1), references, model_labels(model.config))
+
+
+def labelled_logits(
+    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's logits `(clips, num_labels)` for the clips of `dataset` and their true class ids in the model's
+    label order (`model_label_ids`), as `evaluate_model` scores them.
+
+    Raises:
+        `LabelMismatchError`: the dataset has a class the model does not know.
+    """
+    references = model_label_ids(dataset, model_labels(model.config))
+    return predict_logits(model, feature_extractor, dataset), references
 
 
 def model_label_ids(dataset: Dataset, labels: Sequence[str]) -> np.ndarray:

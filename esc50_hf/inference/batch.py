@@ -101,10 +101,13 @@ def prediction_record(name: str, prediction: Prediction, options: dict[str, Any]
     Args:
         name (`str`): The input's name (a path, or a dataset row's).
         prediction (`Prediction`): What the classifier said.
-        options (`dict`): `windows` and `events` (`bool`), `min_score` (`float`, for the events).
+        options (`dict`): `windows` and `events` (`bool`), `min_score` (`float`, or one per label, for the events),
+            `unknown_threshold` (`float`: say whether the clip is none of the known sounds).
     """
     if options.get("events"):
         prediction = prediction.with_events(options.get("min_score", 0.0))
+    if options.get("unknown_threshold") is not None:
+        prediction = prediction.with_unknown(options["unknown_threshold"])
     return {"input": name, **prediction.to_row(windows=bool(options.get("windows")))}
 
 

@@ -128,7 +128,8 @@ class SoundClassifier:
         self.model = str(model)
         self.backend_name = backend
         self.extractor = AutoFeatureExtractor.from_pretrained(self.model)
-        self.labels = model_labels(AutoConfig.from_pretrained(self.model))  # every backend answers with these
+        self.config = AutoConfig.from_pretrained(self.model)  # its labels, calibration and fitted thresholds
+        self.labels = model_labels(self.config)  # every backend answers with these
         self.backend = load_backend(self.model, backend, **backend_kwargs)
         self.clip_samples = self.extractor.clip_samples
         self.hop_samples = hop_samples(hop_seconds, self.clip_samples, self.sampling_rate)

@@ -53,3 +53,32 @@ def model_labels(config: Any) -> tuple[str, ...]:
         duplicated = sorted({name for name in labels if labels.count(name) > 1})
         raise ValueError(f"The model's config.json gives two outputs the same label: {duplicated}")
     return labels
+
+
+def resolve_unknown_threshold(config: Any, threshold: "bool | float | str") -> float:
+    """The threshold of the "none of these" answer: the model's own (`True` or `"model"`: `config.unknown_threshold`,
+    fitted on held-out clips) or a number given.
+
+    Args:
+        config (`PreTrainedConfig`): The model's configuration.
+        threshold (`bool`, `float` or `str`): `True` / `"model"`, or a top score in [0, 1].
+
+    Raises:
+        `ValueError`: the model has no fitted threshold, or the number is not in [0, 1].
+    """
+    if threshold is True or threshold == "model":
+        fitted = getattr(config, "unknown_threshold", None)
+        if fitted is None:
+            raise ValueError(
+                "This model has no fitted unknown threshold (its config.json has no unknown_threshold): give one "
+                "as a number in [0, 1], or calibrate the model first (esc50-hf calibrate)"
+            )
+        return float(fitted)
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        message = f"The unknown threshold must be a number in [0, 1] or the model's own, got {threshold!r}"
+        raise ValueError(message) from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"The unknown threshold is a top score in [0, 1], got {value}")
+    return value

@@ -65,7 +65,8 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
     """Log-mel CNN with a global pooling head.
 
     Input: `input_values` of shape `(batch, num_mel_bins, frames)` from `Esc50FeatureExtractor`.
-    Output: `SequenceClassifierOutput` with 50 logits; `loss` when `labels` are given, either
+    Output: `SequenceClassifierOutput` with one logit per label (calibrated: `config.calibration_temperature`);
+    `loss` when `labels` are given, either
     class indices `(batch,)` or class probabilities `(batch, num_labels)` (mixup targets).
     """
 
@@ -135,11 +136,15 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
                 Ignored; accepted because the Trainer passes extra arguments (e.g. `num_items_in_batch`).
 
         Returns:
-            `SequenceClassifierOutput` with `logits` of shape `(batch, num_labels)` and, when `labels` are given, the
-            scalar `loss`; or the tuple `(logits,)` / `(loss, logits)` when `return_dict` is false.
+            `SequenceClassifierOutput` with `logits` of shape `(batch, num_labels)`, divided by the config's
+            `calibration_temperature` (so their softmax is the calibrated probability) and, when `labels` are given,
+            the scalar `loss` (of the logits before that division); or the tuple `(logits,)` / `(loss, logits)` when
+            `return_dict` is false.
         """
-        logits = self.classifier(self.dropout(self.pooled_embedding(input_values)))
-        loss = None if labels is None else self.loss(logits, labels)
+        raw = self.classifier(self.dropout(self.pooled_embedding(input_values)))
+        loss = None if labels is None else self.loss(raw, labels)
+        temperature = getattr(self.config, "calibration_temperature", 1.0)
+        logits = raw if temperature == 1.0 else raw / temperature
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if not return_dict:
             return (logits,) if loss is None else (loss, logits)

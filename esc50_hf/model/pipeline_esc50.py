@@ -24,6 +24,12 @@ It differs from transformers' generic `AudioClassificationPipeline` where this m
   default); `return_timeline=True` returns `{"labels": [...], "timeline": [{"start_s", "end_s",
   "label", "score"}, ...], "duration_s": ...}` instead: the rows of the prediction schema
   (`prediction.py`) with exact scores, the windows under the name "timeline".
+* **Calibrated scores and "none of these".** The scores are the model's calibrated probabilities
+  (its `config.calibration_temperature`). With `unknown_threshold=True` (the model's fitted
+  `config.unknown_threshold`) or a number, the answer is a dict `{"labels": [...], "unknown": bool}`
+  (plus the timeline if asked): `unknown` is true when the top score is below the threshold, the
+  clip being none of the known sounds; `labels` still holds the best guesses. Nothing changes for
+  callers who do not pass it.
 
 Inputs: a file path, the file's bytes, a 1-D float array at the model's rate, a
 `{"array"|"raw": array, "sampling_rate": rate}` dict (numpy or torch), or a torchcodec
@@ -37,7 +43,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, audio_blocks
-from .labels import model_labels
+from .labels import model_labels, resolve_unknown_threshold
 from .windows import WindowPool, hop_samples, iter_windows, softmax
 
 
@@ -49,6 +55,8 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         return_timeline (`bool`, *optional*, defaults to `False`): Also return the best label of each window.
         hop_seconds (`float`, *optional*): Step between windows (default: half a clip, 2.5 s).
         max_seconds (`float` or `None`, *optional*, defaults to 600): Longest input; `None` for no limit.
+        unknown_threshold (`bool` or `float`, *optional*): Also say whether the clip is none of the known sounds:
+            `True` uses the model's fitted `config.unknown_threshold`, a number in [0, 1] is the threshold itself.
     """
 
     # The components `transformers.pipeline` loads for it: the feature extractor only.
@@ -63,6 +71,7 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         return_timeline: bool | None = None,
         hop_seconds: float | None = None,
         max_seconds: float | None | str = "default",
+        unknown_threshold: bool | float | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         preprocess: dict[str, Any] = {}
@@ -78,6 +87,8 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
             postprocess["top_k"] = min(top_k, self.model.config.num_labels)
         if return_timeline is not None:
             postprocess["return_timeline"] = return_timeline
+        if unknown_threshold is not None and unknown_threshold is not False:
+            postprocess["unknown_threshold"] = resolve_unknown_threshold(self.model.config, unknown_threshold)
         return preprocess, {}, postprocess
 
     def preprocess(
@@ -109,7 +120,11 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         return {"logits": logits.float(), "start": start, "num_samples": num_samples, "is_last": is_last}
 
     def postprocess(
-        self, model_outputs: list[dict[str, Any]], top_k: int = 5, return_timeline: bool = False
+        self,
+        model_outputs: list[dict[str, Any]],
+        top_k: int = 5,
+        return_timeline: bool = False,
+        unknown_threshold: float | None = None,
     ) -> list[dict[str, Any]] | dict[str, Any]:
         logits = torch.cat([output["logits"].reshape(1, -1) for output in model_outputs]).double().numpy()
         windows = [
@@ -120,10 +135,18 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         pool.add(windows, softmax(logits))  # (start, num_samples) pairs
         # The schema's row with exact scores, as transformers' pipelines return them; its "windows" are the
         # "timeline" here, the name this pipeline's output has always had.
-        row = pool.prediction(top_k).to_row(digits=None)
-        if not return_timeline:
+        prediction = pool.prediction(top_k)
+        if unknown_threshold is not None:
+            prediction = prediction.with_unknown(unknown_threshold)
+        row = prediction.to_row(digits=None)
+        if not return_timeline and unknown_threshold is None:
             return row["labels"]
-        return {"labels": row["labels"], "timeline": row["windows"], "duration_s": row["duration_s"]}
+        output = {"labels": row["labels"]}
+        if unknown_threshold is not None:
+            output["unknown"] = row["unknown"]
+        if return_timeline:
+            output.update(timeline=row["windows"], duration_s=row["duration_s"])
+        return output
 
 
 __all__ = ["Esc50AudioClassificationPipeline"]

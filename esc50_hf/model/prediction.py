@@ -7,8 +7,9 @@ place (`to_row`'s `digits`):
 * `LabelScore` (`label`, `score`): a label and its probability;
 * `WindowPrediction` (`start_s`, `end_s`, `label`, `score`): one analysis window and its best label;
 * `Event` (`start_s`, `end_s`, `label`, `mean_score`): consecutive windows that agree on their best label;
-* `Prediction` (`labels`, `windows`, `duration_s`, `events`): the clip-level top-k, the windows,
-  the input's length and, when asked for (`with_events`), the events.
+* `Prediction` (`labels`, `windows`, `duration_s`, `events`, `unknown`): the clip-level top-k, the
+  windows, the input's length and, when asked for, the events (`with_events`) and whether the clip
+  is none of the known sounds (`with_unknown`: its top score is below the model's threshold).
 
 Every output is made from these rows: the pipeline's lists and `return_timeline=True` dict,
 `SoundClassifier`'s results, `esc50-hf predict` (table, JSON, CSV, label tracks, `--output` files)
@@ -17,6 +18,7 @@ and the app's `/predict`. Label names are whatever the classifier gives (`Window
 Copied next to the model code when a model is saved: standard library and numpy only.
 """
 
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
@@ -123,6 +125,7 @@ class Prediction(_Row):
     windows: list[WindowPrediction] = field(metadata={"items": WindowPrediction})
     duration_s: float
     events: list[Event] | None = field(default=None, metadata={"items": Event})
+    unknown: bool | None = None
 
     @property
     def label(self) -> str:
@@ -133,13 +136,23 @@ class Prediction(_Row):
         """`duration_s` under its name from before the schema."""
         return self.duration_s
 
-    def with_events(self, min_score: float = 0.0) -> "Prediction":
+    @property
+    def best_guess(self) -> LabelScore:
+        """The top label and its score, whether or not the clip was found to be unknown."""
+        return self.labels[0]
+
+    def with_events(self, min_score: "float | Mapping[str, float]" = 0.0) -> "Prediction":
         """This prediction with its `events` (see `find_events`)."""
         return replace(self, events=find_events(self.windows, min_score))
 
+    def with_unknown(self, threshold: float) -> "Prediction":
+        """This prediction with `unknown` set: true when its top score is below `threshold` (the model's
+        `config.unknown_threshold`, fitted on held-out clips), i.e. the clip is none of the known sounds."""
+        return replace(self, unknown=bool(self.labels[0].score < threshold))
+
     def to_row(self, digits: int | None = SCORE_DIGITS, *, windows: bool = True) -> dict[str, Any]:
         """The prediction as a dict of JSON types: `labels`, `windows` (unless `windows=False`), `duration_s`,
-        and `events` when they were asked for.
+        and `events` and `unknown` when they were asked for.
 
         Args:
             digits (`int` or `None`, *optional*, defaults to `SCORE_DIGITS` (6)): Decimal digits scores are
@@ -160,22 +173,26 @@ class Prediction(_Row):
         that reads it; new code: `to_row()`."""
         row = self.to_row(digits=None)
         row.pop("events", None)
+        row.pop("unknown", None)
         return _renamed(row, _PRE_SCHEMA_KEYS)
 
 
-def find_events(windows: list[WindowPrediction], min_score: float = 0.0) -> list[Event]:
+def find_events(windows: list[WindowPrediction], min_score: "float | Mapping[str, float]" = 0.0) -> list[Event]:
     """Runs of consecutive windows whose best label agrees, each window's score at least `min_score`; windows
     overlap, so an event ends where its last window ends. Windows below `min_score` end the current event and
     start none.
 
     Args:
         windows (`list[WindowPrediction]`): The timeline, in order.
-        min_score (`float`, *optional*, defaults to 0): The lowest window score that joins an event.
+        min_score (`float` or `Mapping[str, float]`, *optional*, defaults to 0): The lowest window score that joins
+            an event: one number for every label, or one per label (e.g. the model's `config.event_thresholds`;
+            a label it does not name needs 0).
     """
     runs: list[list[WindowPrediction]] = []
     current: list[WindowPrediction] = []
     for window in windows:
-        if window.score < min_score:
+        lowest = min_score.get(window.label, 0.0) if isinstance(min_score, Mapping) else min_score
+        if window.score < lowest:
             current = []
         elif current and current[-1].label == window.label:
             current.append(window)
@@ -188,7 +205,9 @@ def find_events(windows: list[WindowPrediction], min_score: float = 0.0) -> list
     ]
 
 
-def events_from_windows(windows: list[WindowPrediction], min_score: float = 0.0) -> list[dict[str, Any]]:
+def events_from_windows(
+    windows: list[WindowPrediction], min_score: "float | Mapping[str, float]" = 0.0
+) -> list[dict[str, Any]]:
     """`find_events` as rows with exact scores (`{"start_s", "end_s", "label", "mean_score"}`), the form this
     function returned before the schema; new code: `Prediction.with_events`."""
     return [event.to_row(digits=None) for event in find_events(windows, min_score)]

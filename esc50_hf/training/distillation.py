@@ -19,6 +19,7 @@ from transformers import Trainer
 
 from ..data.esc50 import training_folds
 from ..errors import Esc50HfError
+from ..model.configuration_esc50_cnn import UNCALIBRATED
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .arguments import ModelArguments
@@ -129,7 +130,8 @@ def load_teachers(
                 f"--teacher_models: {folder} computes other features than this run ({'; '.join(differences)}); "
                 "a teacher must read the same log-mels as the student"
             )
-        model = Esc50CnnForAudioClassification.from_pretrained(folder).eval().requires_grad_(False)
+        # raw logits: the distillation temperature, not the teacher's calibration, softens them
+        model = Esc50CnnForAudioClassification.from_pretrained(folder, **UNCALIBRATED).eval().requires_grad_(False)
         digest = finished.weights_digest
         teachers.append(Teacher(name, fingerprint(recipe), digest, model, float(extractor.mean), float(extractor.std)))
     return teachers

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import PartialState
 from datasets import Dataset
@@ -14,7 +15,7 @@ from ..data.esc50 import split_folds
 from ..data.feature_file import FeatureFileError, read_feature_file, write_feature_file
 from ..data.features import cached_log_mels, variant_settings
 from ..data.labelled import EVALUATION_FOLD, TRAINING_FOLD, LabelledAudio
-from ..evaluation.scoring import evaluate_model, predict_feature_logits, score_predictions
+from ..evaluation.scoring import labelled_logits, predict_feature_logits, score_predictions
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import ESC50_LABELS
 from . import print_main_process
@@ -103,11 +104,15 @@ class FoldFeatures:
 
     def score(self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
         """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
+        logits, references = self.logits(model, feature_extractor)
+        return score_predictions(logits.argmax(axis=-1), references, self.labels)
+
+    def logits(self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor) -> tuple[np.ndarray, np.ndarray]:
+        """The model's logits on the validation clips and their class ids, as `score` scores them."""
         if self.validation_audio is not None:
-            return evaluate_model(model, feature_extractor, self.validation_audio)
+            return labelled_logits(model, feature_extractor, self.validation_audio)
         clean = CleanFeatures(*self.validation, feature_extractor)
-        logits = predict_feature_logits(model, clean.features)
-        return score_predictions(logits.argmax(axis=-1), clean.labels.numpy(), self.labels)
+        return predict_feature_logits(model, clean.features), clean.labels.numpy()
 
 
 @dataclass

@@ -16,6 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
 from ..errors import Esc50HfError
+from ..evaluation.calibration import RELIABILITY_PLOT
 from ..evaluation.metrics import spread
 from ..model.labels import model_labels
 from ..paths import TEMPLATES_DIR
@@ -32,6 +33,9 @@ from .model_folder import (
     read_model_folder,
 )
 from .recipe import recipe_differences
+
+CALIBRATION_TEST_FILE = "calibration_test.json"  # the test fold's calibration figures (`esc50-hf calibrate`)
+UNKNOWN_RESULTS_FILE = "unknown_results.json"  # the unknown answer's figures (`bench/unknown.py`)
 
 MODEL_CARD_TEMPLATE = TEMPLATES_DIR / "model_card.md"
 OWN_CLASSES_CARD_TEMPLATE = TEMPLATES_DIR / "own_model_card.md"
@@ -205,6 +209,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         cross_validation=companions.optional(CROSS_VALIDATION_FILE),
         repeated_runs=_repeated_runs_with_spread(companions, results),
         selection=companions.optional(SELECTION_FILE),
+        calibration=calibration_section(folder),
     )
 
 
@@ -346,7 +351,50 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
         labels=list(folder_labels(folder)),
         per_class=per_class,
         is_hub_model=hub_base,
+        calibration=calibration_section(folder),
     )
+
+
+def calibration_section(folder: Path) -> str:
+    """The card's section on calibrated scores and the "none of these" answer, from the folder's `config.json`
+    (`calibration`, written by training or `esc50-hf calibrate`), `calibration_test.json` (the test fold, measured
+    and never fitted on) and `unknown_results.json` (`bench/unknown.py`); empty for an uncalibrated model."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    fit = config.get("calibration")
+    if not fit:
+        return ""
+    test = ModelFolder(folder).optional(CALIBRATION_TEST_FILE)
+    unknown = ModelFolder(folder).optional(UNKNOWN_RESULTS_FILE)
+    lines = [
+        "### Calibrated scores and \"none of these\"",
+        "",
+        f"The scores are calibrated probabilities: the logits are divided by a temperature of "
+        f"{fit['temperature']:.3f} (`calibration_temperature` in config.json), fitted on {fit['fitted_on']} "
+        f"({fit['num_clips']} clips). On those clips, each half scored with the temperature fitted on the other, the "
+        f"expected calibration error (15 bins) goes from {fit['before']['ece']:.3f} to {fit['after']['ece']:.3f} "
+        f"and the negative log-likelihood from {fit['before']['nll']:.3f} to {fit['after']['nll']:.3f}.",
+    ]
+    if test:
+        lines += [
+            "",
+            f"On fold {test['fold']} ({test['num_clips']} clips, never fitted on): expected calibration error "
+            f"{test['before']['ece']:.3f} before, **{test['after']['ece']:.3f}** after; negative log-likelihood "
+            f"{test['before']['nll']:.3f} before, **{test['after']['nll']:.3f}** after; mean top score "
+            f"{test['before']['mean_top_score']:.3f} -> {test['after']['mean_top_score']:.3f} against an accuracy of "
+            f"{test['accuracy']:.3f}.",
+        ]
+    lines += [
+        "",
+        f"A recording whose top score is below **{fit['unknown_threshold']:.3f}** (`unknown_threshold`) is none of "
+        f"the known sounds: `pipeline(..., unknown_threshold=True)`, `esc50-hf predict --unknown` and the web demo "
+        f"say so, with the best guess. The threshold accepts {fit['accept']:.0%} of the known clips it was fitted on"
+        + (f"; {test['known_accepted']:.1%} of fold {test['fold']}." if test else "."),
+    ]
+    if unknown:
+        lines += ["", unknown["summary"]]
+    if (Path(folder) / RELIABILITY_PLOT).is_file():
+        lines += ["", f"![reliability diagram]({RELIABILITY_PLOT})"]
+    return "\n".join(lines) + "\n"
 
 
 def folder_labels(folder: Path) -> tuple[str, ...]:

@@ -14,7 +14,9 @@ import torch
 from accelerate import PartialState
 from transformers import EvalPrediction, Trainer, set_seed
 
+from ..evaluation.calibration import calibrate_model_folder
 from ..evaluation.metrics import classification_metrics
+from ..evaluation.scoring import score_predictions
 from ..publish import check_can_push, push_folder
 from . import print_main_process
 from .arguments import Esc50TrainingArguments, TrainingSetup, build_feature_extractor, build_model
@@ -216,14 +218,16 @@ def _train(setup: TrainingSetup) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle nothing reads; the recipe is JSON
-        scores = features.score(trainer.model, extractor)
+        logits, references = features.logits(trainer.model, extractor)
+        scores = score_predictions(logits.argmax(axis=-1), references, features.labels)
+        evaluated = "the evaluation clips" if features.own is not None else f"fold {setup.data.validation_fold}"
+        calibrate_model_folder(staging, trainer.model.config, logits, references, f"{evaluated} (the evaluation split)")
         results = write_model_folder_reports(
             staging, trainer.model, scores, recipe, trainer.state.log_history, run_facts
         )
         publish_model_folder(folder, recipe)
         if args.push_to_hub:
             push_folder(folder, args.hub_model_id, private=bool(args.hub_private_repo))
-        evaluated = "the evaluation clips" if features.own is not None else f"fold {setup.data.validation_fold}"
         print_main_process(
             f"Model saved in {folder}: accuracy {results['accuracy']:.4f}, macro-F1 {results['f1']:.4f} on "
             f"{evaluated} ({results['num_clips']} clips)"

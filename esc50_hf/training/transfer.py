@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..model.configuration_esc50_cnn import UNCALIBRATED
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
@@ -56,8 +57,8 @@ def starting_model(
     path = arguments.model_name_or_path
     extractor = Esc50FeatureExtractor.from_pretrained(path)
     model = Esc50CnnForAudioClassification.from_pretrained(
-        path, dropout=arguments.dropout, label_smoothing=arguments.label_smoothing
-    )
+        path, dropout=arguments.dropout, label_smoothing=arguments.label_smoothing, **UNCALIBRATED
+    )  # trained from its raw logits; this run fits its own calibration
     if model_labels(model.config) != tuple(labels):
         model.classifier = torch.nn.Linear(model.classifier.in_features, len(labels))
         model._init_weights(model.classifier)

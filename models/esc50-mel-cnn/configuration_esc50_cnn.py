@@ -18,6 +18,15 @@ CUSTOM_PIPELINES = {
 }
 
 
+# What a model's calibration is before any is fitted: a model trained (or fine-tuned) from another starts from this,
+# and its training fits its own.
+UNCALIBRATED = {
+    "calibration_temperature": 1.0,
+    "unknown_threshold": None,
+    "event_thresholds": None,
+    "calibration": None,
+}
+
 # The stem of new models; a config.json saved before the stem existed has no `stem_channels` and means 0.
 DEFAULT_STEM_CHANNELS = 16
 
@@ -48,6 +57,19 @@ class Esc50CnnConfig(PreTrainedConfig):
             --label_smoothing`. Every `config.json` written by this project records the value it trained with (the
             key has been saved since the first version, whatever its value), so this default only decides the loss
             of a model built from a new config.
+        calibration_temperature (`float`, *optional*, defaults to 1.0):
+            Divides the logits the model returns (temperature scaling), so that its softmax scores read as
+            probabilities; fitted on held-out clips by training or `esc50-hf calibrate`. 1 leaves them as trained;
+            the loss is always computed before it, so training is the same whatever its value.
+        unknown_threshold (`float`, *optional*):
+            The calibrated top score below which a clip is "none of these" (not one of the known sounds), for the
+            paths that are asked for the unknown answer; `None` when no threshold was fitted.
+        event_thresholds (`dict[str, float]`, *optional*):
+            Per-label lowest calibrated window score that joins a sound event (`esc50-hf predict --events
+            --min-score model`), fitted on held-out recordings; `None` when not fitted.
+        calibration (`dict`, *optional*):
+            How the calibration was fitted: on what clips, how many, the share of known clips the threshold
+            accepts, and the calibration error and log-likelihood before and after (`evaluation.calibration`).
     """
 
     model_type = "esc50_cnn"
@@ -59,6 +81,10 @@ class Esc50CnnConfig(PreTrainedConfig):
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
         label_smoothing: float = 0.1,
+        calibration_temperature: float = 1.0,
+        unknown_threshold: float | None = None,
+        event_thresholds: dict[str, float] | None = None,
+        calibration: dict | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("custom_pipelines", copy.deepcopy(CUSTOM_PIPELINES))
@@ -77,11 +103,19 @@ class Esc50CnnConfig(PreTrainedConfig):
                 f"num_mel_bins={num_mel_bins} is too few for {poolings} 2x2 poolings (the stem and "
                 f"{len(block_channels)} blocks): use at least {2**poolings} mel bands, or fewer blocks"
             )
+        if not calibration_temperature > 0:
+            raise ValueError(f"calibration_temperature must be positive, got {calibration_temperature}")
+        if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
+            raise ValueError(f"unknown_threshold is a probability in [0, 1], got {unknown_threshold}")
         self.num_mel_bins = num_mel_bins
         self.stem_channels = stem_channels
         self.block_channels = list(block_channels)
         self.dropout = dropout
         self.label_smoothing = label_smoothing
+        self.calibration_temperature = float(calibration_temperature)
+        self.unknown_threshold = unknown_threshold
+        self.event_thresholds = event_thresholds
+        self.calibration = calibration
         super().__init__(**kwargs)
 
     def to_dict(self) -> dict:
@@ -93,4 +127,4 @@ class Esc50CnnConfig(PreTrainedConfig):
         return output
 
 
-__all__ = ["Esc50CnnConfig"]
+__all__ = ["UNCALIBRATED", "Esc50CnnConfig"]

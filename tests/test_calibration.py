@@ -1,0 +1,174 @@
+"""Calibrated scores and the "none of these" answer: the fitting, the model's config, and every path that reads it."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import pipeline
+
+from esc50_hf import Esc50CnnForAudioClassification, audio_pipeline
+from esc50_hf.cli import main
+from esc50_hf.evaluation.calibration import (
+    auroc,
+    calibrate_model_folder,
+    expected_calibration_error,
+    fit_calibration,
+    fit_temperature,
+    fit_unknown_threshold,
+    negative_log_likelihood,
+    probabilities,
+    rejection_score,
+)
+from esc50_hf.inference.classifier import SoundClassifier
+from esc50_hf.model.prediction import Prediction
+
+from .conftest import synthetic_clip
+
+
+def _sampled(num_clips: int, true_temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits whose labels are drawn from softmax(logits / true_temperature): that temperature calibrates them."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 3.0, size=(num_clips, 10))
+    probs = probabilities(logits, true_temperature)
+    references = np.array([rng.choice(10, p=row) for row in probs])
+    return logits, references
+
+
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with():
+    logits, references = _sampled(4000, true_temperature=2.5)
+    assert fit_temperature(logits, references) == pytest.approx(2.5, rel=0.08)
+    uncalibrated = expected_calibration_error(probabilities(logits), references)
+    calibrated = expected_calibration_error(probabilities(logits, 2.5), references)
+    assert calibrated < 0.03 < uncalibrated
+    assert negative_log_likelihood(logits, references, 2.5) < negative_log_likelihood(logits, references)
+
+
+def test_expected_calibration_error_is_the_weighted_gap_per_bin():
+    # two clips at 0.9 (one right: accuracy 0.5), two at 0.6 (both right): |0.9-0.5|*2/4 + |0.6-1|*2/4
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    assert expected_calibration_error(probs, np.array([0, 1, 0, 0])) == pytest.approx(0.4)
+
+
+def test_the_unknown_threshold_accepts_the_share_asked_for():
+    scores = np.linspace(0.0, 1.0, 201)
+    threshold = fit_unknown_threshold(scores, accept=0.95)
+    assert (scores >= threshold).mean() >= 0.95
+    assert (scores >= np.nextafter(threshold, 2.0)).mean() < 0.95  # the highest such threshold
+    assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.85])) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="share"):
+        fit_unknown_threshold(scores, accept=1.5)
+
+
+def test_cross_fitted_figures_are_not_scored_on_what_they_were_fitted_on():
+    logits, references = _sampled(600, true_temperature=0.5, seed=1)
+    fit = fit_calibration(logits, references, "test clips")
+    assert fit.after["ece"] < fit.before["ece"] and fit.after["nll"] < fit.before["nll"]
+    # the cross-fitted NLL is a held-out figure: never better than fitting on all clips and scoring them
+    assert fit.after["nll"] >= negative_log_likelihood(logits, references, fit.temperature) - 1e-9
+    known = rejection_score(logits, fit.temperature)
+    assert (known >= fit.unknown_threshold).mean() >= 0.95
+    with pytest.raises(ValueError, match="Unknown rejection score"):
+        rejection_score(logits, kind="entropy")
+
+
+@pytest.fixture(scope="module")
+def calibrated_dir(saved_model_dir, tmp_path_factory):
+    """The random fixture model with a calibration fitted on made-up held-out logits (temperature 0.25: its near-uniform
+    scores sharpened), written by the same function training uses."""
+    folder = tmp_path_factory.mktemp("calibrated") / "model"
+    shutil.copytree(saved_model_dir, folder)
+    model = Esc50CnnForAudioClassification.from_pretrained(folder)
+    logits, references = _sampled(500, true_temperature=0.25, seed=2)
+    logits = np.pad(logits, ((0, 0), (0, model.config.num_labels - logits.shape[1])), constant_values=-20.0)
+    calibrate_model_folder(folder, model.config, logits, references, "made-up held-out clips")
+    return folder
+
+
+def test_the_calibration_is_in_the_config_and_divides_the_logits(saved_model_dir, calibrated_dir):
+    config = json.loads((calibrated_dir / "config.json").read_text())
+    assert config["calibration_temperature"] == pytest.approx(0.25, rel=0.15)
+    assert 0.0 < config["unknown_threshold"] < 1.0
+    assert config["calibration"]["fitted_on"] == "made-up held-out clips" and config["calibration"]["num_clips"] == 500
+    assert (calibrated_dir / "reliability.png").is_file()
+    raw = Esc50CnnForAudioClassification.from_pretrained(saved_model_dir).eval()
+    calibrated = Esc50CnnForAudioClassification.from_pretrained(calibrated_dir).eval()
+    inputs = torch.randn(3, 32, 216)
+    labels = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        before, after = raw(inputs, labels=labels), calibrated(inputs, labels=labels)
+    torch.testing.assert_close(after.logits, before.logits / config["calibration_temperature"])
+    torch.testing.assert_close(after.loss, before.loss)  # training is the same whatever the calibration
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calibration-clip") / "clip.wav"
+    sf.write(path, synthetic_clip(target=3, seed=3, seconds=5.0), 44100)
+    return path
+
+
+def test_every_path_reports_the_calibrated_scores(saved_model_dir, calibrated_dir, clip_file):
+    temperature = json.loads((calibrated_dir / "config.json").read_text())["calibration_temperature"]
+    raw = SoundClassifier(saved_model_dir).predict(clip_file, top_k=50)
+    calibrated = SoundClassifier(calibrated_dir).predict(clip_file, top_k=50)
+    raw_scores = {row.label: row.score for row in raw.labels}
+    logits = np.log([raw_scores[row.label] for row in calibrated.labels])  # logits up to a constant
+    expected = probabilities(logits[None], temperature)[0]
+    np.testing.assert_allclose([row.score for row in calibrated.labels], expected, rtol=1e-4)
+    piped = audio_pipeline(str(calibrated_dir))(str(clip_file), top_k=3)
+    assert [row["label"] for row in piped] == [row.label for row in calibrated.labels[:3]]
+    np.testing.assert_allclose([row["score"] for row in piped], [r.score for r in calibrated.labels[:3]], rtol=1e-4)
+
+
+def test_the_pipeline_output_is_unchanged_unless_the_unknown_answer_is_asked_for(calibrated_dir, clip_file):
+    classifier = pipeline("audio-classification", model=str(calibrated_dir), trust_remote_code=True)
+    plain = classifier(str(clip_file))
+    assert isinstance(plain, list) and set(plain[0]) == {"label", "score"} and len(plain) == 5
+    threshold = json.loads((calibrated_dir / "config.json").read_text())["unknown_threshold"]
+    answer = classifier(str(clip_file), unknown_threshold=True)
+    assert answer["labels"] == plain and answer["unknown"] == (plain[0]["score"] < threshold)
+    assert classifier(str(clip_file), unknown_threshold=1.0)["unknown"] is True
+    assert classifier(str(clip_file), unknown_threshold=0.0)["unknown"] is False
+    both = classifier(str(clip_file), unknown_threshold=1.0, return_timeline=True)
+    assert both["unknown"] is True and both["timeline"] and both["duration_s"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        classifier(str(clip_file), unknown_threshold=2.0)
+
+
+def test_a_model_without_a_threshold_says_how_to_get_one(saved_model_dir, clip_file, capsys):
+    with pytest.raises(ValueError, match="esc50-hf calibrate"):
+        audio_pipeline(str(saved_model_dir))(str(clip_file), unknown_threshold=True)
+    assert main(["predict", str(clip_file), "--model", str(saved_model_dir), "--unknown"]) == 2
+    assert "no fitted unknown threshold" in capsys.readouterr().err
+
+
+def test_the_cli_says_unknown_with_the_best_guess(calibrated_dir, clip_file, capsys):
+    assert main(["predict", str(clip_file), "--model", str(calibrated_dir), "--unknown", "1", "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["unknown"] is True and len(row["labels"]) == 5
+    assert main(["predict", str(clip_file), "--model", str(calibrated_dir), "--unknown", "1"]) == 0
+    assert f"unknown (best guess: {row['labels'][0]['label']})" in capsys.readouterr().out
+    assert main(["predict", str(clip_file), "--model", str(calibrated_dir), "--unknown", "0", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unknown"] is False
+    assert main(["predict", str(clip_file), "--model", str(calibrated_dir), "--format", "json"]) == 0
+    assert "unknown" not in json.loads(capsys.readouterr().out)  # not asked for: the row as before
+
+
+def test_events_take_one_threshold_per_label():
+    windows = Prediction.from_row(
+        {
+            "labels": [{"label": "dog", "score": 0.6}],
+            "duration_s": 10.0,
+            "windows": [
+                {"start_s": 0.0, "end_s": 5.0, "label": "dog", "score": 0.4},
+                {"start_s": 2.5, "end_s": 7.5, "label": "rain", "score": 0.4},
+                {"start_s": 5.0, "end_s": 10.0, "label": "rain", "score": 0.7},
+            ],
+        }
+    )
+    events = windows.with_events({"dog": 0.3, "rain": 0.5}).events
+    assert [(event.label, event.start_s) for event in events] == [("dog", 0.0), ("rain", 5.0)]
+    assert [event.label for event in windows.with_events(0.5).events] == ["rain"]
