@@ -101,9 +101,9 @@ def test_events_merge_agreeing_windows_and_respect_min_score():
         WindowPrediction(10.0, 15.0, "dog", 0.6),
     ]
     assert events_from_windows(windows, min_score=0.5) == [
-        {"start_s": 0.0, "end_s": 7.5, "label": "rain", "mean_score": pytest.approx(0.8)},
-        {"start_s": 5.0, "end_s": 10.0, "label": "dog", "mean_score": pytest.approx(0.8)},
-        {"start_s": 10.0, "end_s": 15.0, "label": "dog", "mean_score": pytest.approx(0.6)},
+        {"start_s": 0.0, "end_s": 6.25, "label": "rain", "mean_score": pytest.approx(0.8)},
+        {"start_s": 6.25, "end_s": 8.75, "label": "dog", "mean_score": pytest.approx(0.8)},
+        {"start_s": 11.25, "end_s": 15.0, "label": "dog", "mean_score": pytest.approx(0.6)},
     ]
 
 

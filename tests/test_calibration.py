@@ -170,5 +170,5 @@ def test_events_take_one_threshold_per_label():
         }
     )
     events = windows.with_events({"dog": 0.3, "rain": 0.5}).events
-    assert [(event.label, event.start_s) for event in events] == [("dog", 0.0), ("rain", 5.0)]
+    assert [(event.label, event.start_s, event.end_s) for event in events] == [("dog", 0.0, 3.75), ("rain", 6.25, 10.0)]
     assert [event.label for event in windows.with_events(0.5).events] == ["rain"]

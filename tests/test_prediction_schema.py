@@ -59,13 +59,14 @@ def test_a_row_read_back_is_the_prediction():
 
 def test_events_merge_agreeing_windows():
     prediction = _prediction().with_events(min_score=0.5)
+    # window centres 2.5, 5, 7.5, 10, 11.25: each window stands for the time nearest its centre
     assert prediction.events == [
-        Event(0.0, 7.5, "rain", pytest.approx((0.912345678 + 0.7) / 2)),
-        Event(5.0, 10.0, "dog", 0.8),
-        Event(10.0, 12.5, "dog", 0.6),
+        Event(0.0, 6.25, "rain", pytest.approx((0.912345678 + 0.7) / 2)),
+        Event(6.25, 8.75, "dog", 0.8),
+        Event(10.625, 12.5, "dog", 0.6),
     ]
     assert events_from_windows(prediction.windows, 0.5) == [event.to_row(digits=None) for event in prediction.events]
-    assert _prediction().with_events().events[-1] == Event(5.0, 12.5, "dog", pytest.approx(0.5333333))
+    assert _prediction().with_events().events[-1] == Event(6.25, 12.5, "dog", pytest.approx(0.5333333))
 
 
 def test_names_from_before_the_schema_still_read():

@@ -186,6 +186,35 @@ def fit_calibration(
     )
 
 
+def measure_calibration(logits: np.ndarray, references: np.ndarray, calibration: Calibration) -> dict[str, Any]:
+    """What a fitted calibration does on other clips (e.g. the test fold): accuracy, expected calibration error,
+    negative log-likelihood and mean top score before and after, and the share of clips the unknown threshold
+    accepts (all of them are known sounds).
+
+    Args:
+        logits (`np.ndarray`): `(clips, num_labels)` raw logits (temperature 1).
+        references (`np.ndarray`): The true class ids.
+        calibration (`Calibration`): The fitted calibration.
+    """
+    before, after = probabilities(logits), probabilities(logits, calibration.temperature)
+    accepted = rejection_score(logits, calibration.temperature) >= calibration.unknown_threshold
+
+    def figures(probs: np.ndarray, temperature: float) -> dict[str, float]:
+        return {
+            "ece": expected_calibration_error(probs, references),
+            "nll": negative_log_likelihood(logits, references, temperature),
+            "mean_top_score": float(probs.max(axis=-1).mean()),
+        }
+
+    return {
+        "num_clips": int(len(references)),
+        "accuracy": float((after.argmax(axis=-1) == references).mean()),
+        "before": figures(before, 1.0),
+        "after": figures(after, calibration.temperature),
+        "known_accepted": float(accepted.mean()),
+    }
+
+
 def cross_fitted_probabilities(logits: np.ndarray, references: np.ndarray, seed: int = 0) -> np.ndarray:
     """Calibrated probabilities of held-out clips, each half of them (a seeded shuffle) calibrated with the
     temperature fitted on the other half: what calibration does to clips it was not fitted on."""
@@ -233,6 +262,56 @@ def calibrate_model_folder(
         title=f"Reliability on {fitted_on}",
     )
     return calibration
+
+
+def out_of_fold_logits(
+    run_folders: list[str | Path], dataset: Any, labels: tuple[str, ...], test_fold: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Held-out predictions of ESC-50 runs: each run's raw logits (temperature 1) on its own validation fold, which
+    it never trained on, and the clips' class ids in `labels` order.
+
+    Args:
+        run_folders (`list`): Model folders trained by `train.py` (their `training_config.json` names the fold).
+        dataset (`Dataset`): ESC-50 as `load_esc50` gives it.
+        labels (`tuple[str, ...]`): The labels of the model to calibrate; every run must have them, in that order.
+        test_fold (`int`): The fold nothing may be fitted on: a run validated on it is refused.
+
+    Returns:
+        `(logits, references, sources)`: the stacked logits and class ids, and each run's fold in words.
+
+    Raises:
+        `Esc50HfError`: a run was validated on the test fold, or has other labels.
+    """
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ..data.esc50 import FOLDS, split_folds
+    from ..errors import Esc50HfError
+    from ..inference.classifier import explain_load_failure
+    from ..model.configuration_esc50_cnn import UNCALIBRATED
+    from ..model.labels import model_labels
+    from ..training.model_folder import read_model_folder
+    from .scoring import labelled_logits
+
+    all_logits, all_references, sources = [], [], []
+    for folder in run_folders:
+        recipe = read_model_folder(folder, require=("config.json", "training_config.json")).recipe
+        fold = int(recipe["validation_fold"])
+        if fold == test_fold:
+            raise Esc50HfError(
+                f"{folder} was validated on fold {fold}, the test fold: calibrate on folds the model is not tested on, "
+                "e.g. with a run trained with --train_folds 1 2 3 --validation_fold 4"
+            )
+        with explain_load_failure(folder):
+            model = AutoModelForAudioClassification.from_pretrained(folder, **UNCALIBRATED)
+            extractor = AutoFeatureExtractor.from_pretrained(folder)
+        if model_labels(model.config) != tuple(labels):
+            raise Esc50HfError(f"{folder} has other labels than the model to calibrate: use runs of its labels")
+        logits, references = labelled_logits(model, extractor, split_folds(dataset, fold)["validation"])
+        all_logits.append(logits)
+        all_references.append(references)
+        trained_on = recipe.get("train_folds") or [other for other in FOLDS if other != fold]
+        sources.append(f"fold {fold} (a model trained on folds {', '.join(map(str, trained_on))})")
+    return np.concatenate(all_logits), np.concatenate(all_references), sources
 
 
 def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> None:
@@ -285,7 +364,9 @@ __all__ = [
     "fit_calibration",
     "fit_temperature",
     "fit_unknown_threshold",
+    "measure_calibration",
     "negative_log_likelihood",
+    "out_of_fold_logits",
     "plot_reliability",
     "probabilities",
     "rejection_score",

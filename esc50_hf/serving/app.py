@@ -1,11 +1,15 @@
 """The Gradio web demo and its REST API: `build_demo(classifier)` and the `app.py` entry point `main`.
 
 One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
-the per-window timeline (a table) out. The page also draws the input's log-mel spectrogram
-and loads example clips, through events that are private: the UI calls them, the API does
-not list or accept them. Every input goes through `esc50_hf.model.audio_io` (header checked, then
-decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
-the request fails, the server goes on serving.
+the per-window timeline (a table) out. When the model has a fitted unknown threshold
+(`config.unknown_threshold`, see `esc50_hf.evaluation.calibration`), a recording whose top score is
+below it is answered "Not one of the known sounds — best guess: X (29 %)": the label's headline
+(its `label` field in the API), with the best guesses' scores below it as always. The page also
+draws the input's log-mel spectrogram and loads example clips, through events that are private:
+the UI calls them, the API does not list or accept them. Every input goes through
+`esc50_hf.model.audio_io` (header checked, then decoded block by block), and each
+`AudioInputError` becomes a `gr.Error` with its message: the request fails, the server goes on
+serving.
 
 What a public deployment gets (see docs/serving.md):
 - requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
@@ -54,11 +58,34 @@ TOP_K = 5
 TIMELINE_COLUMNS = list(WindowPrediction.row_keys())  # start_s, end_s, label, score
 TIMELINE_SCORE_DIGITS = 4  # the page's table shows scores to 4 decimals
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
+UNKNOWN_HEADLINE = "Not one of the known sounds — best guess: {label} ({score:.0%})"
+
+
+class AnswerLabel(gr.Label):
+    """`gr.Label` (the same component in the page and the API) whose headline may be other than the top class: it
+    also takes `(headline, {label: score})`, for the "none of these" answer."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "label"  # the page draws it with Label's own front end
+
+    def postprocess(self, value):  # type: ignore[override]
+        if isinstance(value, tuple):
+            headline, confidences = value
+            data = super().postprocess(confidences)
+            data.label = headline
+            return data
+        return super().postprocess(value)
+
+
 DEFAULT_KEEP_UPLOADS = 300.0
 
 
 def build_demo(
-    classifier: SoundClassifier, examples_dir: Path | None = None, keep_uploads: float = DEFAULT_KEEP_UPLOADS
+    classifier: SoundClassifier,
+    examples_dir: Path | None = None,
+    keep_uploads: float = DEFAULT_KEEP_UPLOADS,
+    unknown_answer: bool = True,
 ) -> gr.Blocks:
     """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`).
 
@@ -67,7 +94,10 @@ def build_demo(
         examples_dir (`Path`, *optional*): A folder with example clips and their `attribution.csv`.
         keep_uploads (`float`, *optional*, defaults to 300): Seconds an upload is kept (`UploadJanitor` deletes
             it then; Gradio deletes all that is left when the server stops).
+        unknown_answer (`bool`, *optional*, defaults to `True`): Say "not one of the known sounds" when the top
+            score is below the model's fitted `unknown_threshold` (a model without one never says it).
     """
+    threshold = getattr(classifier.config, "unknown_threshold", None) if unknown_answer else None
     # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
     # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `main`).
     name = Path(classifier.model.rstrip("/")).name or classifier.model
@@ -98,7 +128,7 @@ def build_demo(
                     )
                     gr.Markdown(_attribution_markdown(examples))
             with gr.Column():
-                label = gr.Label(num_top_classes=TOP_K, label="Top classes")
+                label = AnswerLabel(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
         timeline = gr.Dataframe(
             headers=TIMELINE_COLUMNS,
@@ -106,8 +136,8 @@ def build_demo(
             interactive=False,
         )
 
-        def predict(audio_file: str | None) -> tuple[dict[str, float], pd.DataFrame]:
-            return classify(classifier, audio_file)
+        def predict(audio_file: str | None) -> tuple[dict[str, float] | tuple[str, dict[str, float]], pd.DataFrame]:
+            return classify(classifier, audio_file, threshold)
 
         def draw(audio_file: str | None) -> Figure:
             return spectrogram_figure(classifier, audio_file)
@@ -135,9 +165,19 @@ def _only_predict_in_the_api(demo: gr.Blocks) -> None:
             function.api_visibility = "private"
 
 
-def classify(classifier: SoundClassifier, path: str | None) -> tuple[dict[str, float], pd.DataFrame]:
-    """The `/predict` endpoint: `({label: score}, timeline table)`; bad input -> `gr.Error`."""
+def classify(
+    classifier: SoundClassifier, path: str | None, unknown_threshold: float | None = None
+) -> tuple[dict[str, float] | tuple[str, dict[str, float]], pd.DataFrame]:
+    """The `/predict` endpoint: `({label: score}, timeline table)`, or `((headline, {label: score}), table)` when
+    the top score is below `unknown_threshold` (the headline says it is none of the known sounds, with the best
+    guess); bad input -> `gr.Error`."""
     prediction = _run(classifier.predict, path)
+    if unknown_threshold is not None:
+        prediction = prediction.with_unknown(unknown_threshold)
+    if prediction.unknown:
+        guess = prediction.best_guess
+        headline = UNKNOWN_HEADLINE.format(label=guess.label.replace("_", " "), score=guess.score)
+        return (headline, prediction.confidences()), timeline_table(prediction)
     return prediction.confidences(), timeline_table(prediction)
 
 

@@ -84,6 +84,12 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
     parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
     parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
     parser.add_argument("--no-examples", action="store_true", help="do not show the example clips")
+    parser.add_argument(
+        "--no-unknown",
+        action="store_true",
+        help="never answer 'not one of the known sounds' (default: when the top score is below the model's fitted "
+        "unknown_threshold)",
+    )
     return parser
 
 
@@ -156,7 +162,12 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     refuse_url_downloads()
     upload_folder = private_upload_folder()  # before the demo: its components read it
-    demo = build_demo(classifier, None if args.no_examples else examples_dir, keep_uploads=args.keep_uploads)
+    demo = build_demo(
+        classifier,
+        None if args.no_examples else examples_dir,
+        keep_uploads=args.keep_uploads,
+        unknown_answer=not args.no_unknown,
+    )
     UploadJanitor(
         upload_folder,
         max_age=args.keep_uploads,

@@ -366,7 +366,7 @@ def calibration_section(folder: Path) -> str:
     test = ModelFolder(folder).optional(CALIBRATION_TEST_FILE)
     unknown = ModelFolder(folder).optional(UNKNOWN_RESULTS_FILE)
     lines = [
-        "### Calibrated scores and \"none of these\"",
+        '### Calibrated scores and "none of these"',
         "",
         f"The scores are calibrated probabilities: the logits are divided by a temperature of "
         f"{fit['temperature']:.3f} (`calibration_temperature` in config.json), fitted on {fit['fitted_on']} "

@@ -112,7 +112,8 @@ class WindowPrediction(_Span):
 
 @dataclass(frozen=True)
 class Event(_Span):
-    """A sound event: consecutive windows with the same best label; it ends where its last window ends."""
+    """A sound event: consecutive windows with the same best label, over the stretch they are nearest to
+    (`find_events`)."""
 
     mean_score: float = field(metadata=_SCORE)
 
@@ -141,7 +142,7 @@ class Prediction(_Row):
         """The top label and its score, whether or not the clip was found to be unknown."""
         return self.labels[0]
 
-    def with_events(self, min_score: "float | Mapping[str, float]" = 0.0) -> "Prediction":
+    def with_events(self, min_score: float | Mapping[str, float] = 0.0) -> "Prediction":
         """This prediction with its `events` (see `find_events`)."""
         return replace(self, events=find_events(self.windows, min_score))
 
@@ -177,10 +178,13 @@ class Prediction(_Row):
         return _renamed(row, _PRE_SCHEMA_KEYS)
 
 
-def find_events(windows: list[WindowPrediction], min_score: "float | Mapping[str, float]" = 0.0) -> list[Event]:
-    """Runs of consecutive windows whose best label agrees, each window's score at least `min_score`; windows
-    overlap, so an event ends where its last window ends. Windows below `min_score` end the current event and
-    start none.
+def find_events(windows: list[WindowPrediction], min_score: float | Mapping[str, float] = 0.0) -> list[Event]:
+    """Runs of consecutive windows whose best label agrees, each window's score at least `min_score`. Windows
+    overlap, so an event covers the stretch of the input its windows are the nearest to: each window stands for
+    the time between the midpoints of its centre and its neighbours' centres (the first from the input's start,
+    the last to its end). With the default hop (half a window) an event's edges are then within a quarter of a
+    window of where the sound starts and stops, not a whole window early or late. Windows below `min_score` end the
+    current event and start none.
 
     Args:
         windows (`list[WindowPrediction]`): The timeline, in order.
@@ -188,25 +192,34 @@ def find_events(windows: list[WindowPrediction], min_score: "float | Mapping[str
             an event: one number for every label, or one per label (e.g. the model's `config.event_thresholds`;
             a label it does not name needs 0).
     """
-    runs: list[list[WindowPrediction]] = []
-    current: list[WindowPrediction] = []
-    for window in windows:
+    centres = [(window.start_s + window.end_s) / 2 for window in windows]
+    edges = [windows[0].start_s if windows else 0.0]
+    edges += [round((left + right) / 2, 3) for left, right in zip(centres[:-1], centres[1:])]
+    edges += [windows[-1].end_s] if windows else []
+    runs: list[list[int]] = []
+    current: list[int] = []
+    for index, window in enumerate(windows):
         lowest = min_score.get(window.label, 0.0) if isinstance(min_score, Mapping) else min_score
         if window.score < lowest:
             current = []
-        elif current and current[-1].label == window.label:
-            current.append(window)
+        elif current and windows[current[-1]].label == window.label:
+            current.append(index)
         else:
-            current = [window]
+            current = [index]
             runs.append(current)
     return [
-        Event(run[0].start_s, run[-1].end_s, run[0].label, float(np.mean([window.score for window in run])))
+        Event(
+            edges[run[0]],
+            edges[run[-1] + 1],
+            windows[run[0]].label,
+            float(np.mean([windows[index].score for index in run])),
+        )
         for run in runs
     ]
 
 
 def events_from_windows(
-    windows: list[WindowPrediction], min_score: "float | Mapping[str, float]" = 0.0
+    windows: list[WindowPrediction], min_score: float | Mapping[str, float] = 0.0
 ) -> list[dict[str, Any]]:
     """`find_events` as rows with exact scores (`{"start_s", "end_s", "label", "mean_score"}`), the form this
     function returned before the schema; new code: `Prediction.with_events`."""
