@@ -115,6 +115,10 @@ def test_outputs_form_a_hub_ready_model_folder(smoke_run):
     assert preprocessor["std"] != 1.0 and preprocessor["mean"] != 0.0  # statistics of the training folds
     assert list(smoke_run.glob("runs/*/events.out.tfevents.*"))  # TensorBoard
     assert len((smoke_run / "per_class_report.csv").read_text().splitlines()) == 51
+    config = json.loads((smoke_run / "config.json").read_text())  # calibrated on its evaluation fold's 50 clips
+    assert config["calibration"]["num_clips"] == 50 and config["calibration"]["fitted_on"].startswith("fold 5")
+    assert config["calibration_temperature"] > 0 and (smoke_run / "reliability.png").is_file()
+    assert "Calibrated scores" in (smoke_run / "README.md").read_text()
     for plot in ("confusion_matrix.png", "training_curves.png"):
         assert matplotlib.image.imread(smoke_run / plot).shape[0] > 300
 

@@ -39,7 +39,8 @@ def _train(*flags: str) -> dict:
 def test_a_folder_of_classes_trains_a_model_of_those_labels(my_sounds, tmp_path, capsys):
     output = tmp_path / "mine"
     results = _train("--train_dir", str(my_sounds), "--output_dir", str(output))
-    last = capsys.readouterr().out.strip().splitlines()[-1]  # the run ends saying where the model is and its scores
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]  # the run ends saying where the model is and its scores
     assert last.startswith(f"Model saved in {output}: accuracy {results['accuracy']:.4f}, macro-F1")
     config = json.loads((output / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(3)] == sorted(CLASSES)  # audiofolder's order: sorted names
@@ -51,6 +52,9 @@ def test_a_folder_of_classes_trains_a_model_of_those_labels(my_sounds, tmp_path,
     assert (output / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # as every other file, not 0600
     assert "3 classes:\ndrill, hammer, saw" in card and str(my_sounds) in card and "hold-out" in card
     assert "trained from scratch" in card
+    # three evaluation clips are too few to calibrate on: the model stays as trained, and the run says so
+    assert config["calibration_temperature"] == 1.0 and config["calibration"] is None
+    assert "Not calibrated: 3 evaluation clips are too few" in out
     recipe = json.loads((output / "training_config.json").read_text())
     assert recipe["train_dir"] == str(my_sounds) and "model_name_or_path" not in recipe
     answer = audio_pipeline(str(output))(str(my_sounds / "saw" / "0.wav"), top_k=3)

@@ -24,7 +24,10 @@ from scipy.special import log_softmax, logsumexp
 
 NUM_BINS = 15  # bins of the expected calibration error and of the reliability diagram
 DEFAULT_ACCEPT = 0.95  # share of known sounds the fitted unknown threshold accepts
-TEMPERATURE_RANGE = (0.05, 20.0)  # where the fitted temperature is searched
+# Where the fitted temperature is searched: a held-out set the model gets all right pulls the temperature towards 0
+# (every score towards 1); the bounds keep a few lucky clips from making the model certain of everything.
+TEMPERATURE_RANGE = (0.2, 5.0)
+MIN_CALIBRATION_CLIPS = 20  # fewer held-out clips than this: training leaves the model uncalibrated
 REJECTION_SCORES = ("max_probability", "energy")
 RELIABILITY_PLOT = "reliability.png"  # in a model folder
 
@@ -357,6 +360,7 @@ __all__ = [
     "NUM_BINS",
     "REJECTION_SCORES",
     "Calibration",
+    "MIN_CALIBRATION_CLIPS",
     "auroc",
     "calibrate_model_folder",
     "cross_fitted_probabilities",

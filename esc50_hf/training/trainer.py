@@ -14,7 +14,7 @@ import torch
 from accelerate import PartialState
 from transformers import EvalPrediction, Trainer, set_seed
 
-from ..evaluation.calibration import calibrate_model_folder
+from ..evaluation.calibration import MIN_CALIBRATION_CLIPS, calibrate_model_folder
 from ..evaluation.metrics import classification_metrics
 from ..evaluation.scoring import score_predictions
 from ..publish import check_can_push, push_folder
@@ -221,7 +221,15 @@ def _train(setup: TrainingSetup) -> dict[str, Any]:
         logits, references = features.logits(trainer.model, extractor)
         scores = score_predictions(logits.argmax(axis=-1), references, features.labels)
         evaluated = "the evaluation clips" if features.own is not None else f"fold {setup.data.validation_fold}"
-        calibrate_model_folder(staging, trainer.model.config, logits, references, f"{evaluated} (the evaluation split)")
+        if len(references) >= MIN_CALIBRATION_CLIPS:
+            calibrate_model_folder(
+                staging, trainer.model.config, logits, references, f"{evaluated} (the evaluation split)"
+            )
+        else:
+            print_main_process(
+                f"Not calibrated: {len(references)} evaluation clips are too few to fit calibrated scores and an "
+                f"unknown threshold (at least {MIN_CALIBRATION_CLIPS}); the scores stay as trained"
+            )
         results = write_model_folder_reports(
             staging, trainer.model, scores, recipe, trainer.state.log_history, run_facts
         )
