@@ -196,7 +196,10 @@ def render(report: dict[str, Any]) -> str:
         f"| calibrated | **{test['after']['ece']:.4f}** | **{test['after']['nll']:.4f}** | "
         f"{test['after']['mean_top_score']:.4f} |",
         "",
-        f"Aim: ECE <= 0.03 and lower than before, NLL lower: {'met' if aim_met(test) else 'missed'}.",
+        f"Aim: ECE <= 0.03 and lower than before, NLL lower: {'met' if aim_met(test) else 'missed'}. Where the "
+        f"limit is: a perfectly calibrated model with these scores would still show an ECE of "
+        f"{test['ece_of_a_calibrated_model']:.4f} on {test['num_clips']} clips (each clip's class drawn from its "
+        "calibrated scores, 200 draws): counting on a few hundred clips adds that much by itself.",
         "",
         f"The unknown threshold (top score {report['unknown_threshold']:.4f}, fitted to accept {fit['accept']:.0%} of "
         f"the out-of-fold clips) accepts {test['known_accepted']:.1%} of fold {test['fold']}'s clips; see UNKNOWN.md.",

@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     logits, references, sources = out_of_fold_logits(args.held_out, dataset, model_labels(model.config), args.test_fold)
     fitted_on = "out-of-fold predictions of the same recipe: " + "; ".join(sources)
     accept = DEFAULT_ACCEPT if args.accept is None else args.accept
+    test_logits, test_references = labelled_logits(  # raw: scored before the calibration goes into model.config
+        model, extractor, split_folds(dataset, args.test_fold)["validation"]
+    )
     calibration = calibrate_model_folder(args.model, model.config, logits, references, fitted_on, accept)
     print(f"Calibrated {args.model} on {calibration.num_clips} held-out clips ({fitted_on})")
     print(f"  temperature {calibration.temperature:.4f}; unknown threshold {calibration.unknown_threshold:.4f}")
@@ -61,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
         f"  held-out (cross-fitted): ECE {calibration.before['ece']:.4f} -> {calibration.after['ece']:.4f}, "
         f"NLL {calibration.before['nll']:.4f} -> {calibration.after['nll']:.4f}"
     )
-    test_logits, test_references = labelled_logits(
-        model, extractor, split_folds(dataset, args.test_fold)["validation"]
-    )  # `model` still has temperature 1: the raw logits
     measured = {"fold": args.test_fold, **measure_calibration(test_logits, test_references, calibration)}
     (Path(args.model) / CALIBRATION_TEST_FILE).write_text(json.dumps(measured, indent=2))
     print(

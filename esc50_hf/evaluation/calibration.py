@@ -212,10 +212,23 @@ def measure_calibration(logits: np.ndarray, references: np.ndarray, calibration:
     return {
         "num_clips": int(len(references)),
         "accuracy": float((after.argmax(axis=-1) == references).mean()),
+        "ece_of_a_calibrated_model": chance_calibration_error(after),
         "before": figures(before, 1.0),
         "after": figures(after, calibration.temperature),
         "known_accepted": float(accepted.mean()),
     }
+
+
+def chance_calibration_error(probs: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The expected calibration error a perfectly calibrated model would still show on this many clips: the mean
+    ECE when each clip's true class is drawn from `probs` itself (what counting on a few hundred clips adds)."""
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(probs, axis=-1)
+    values = []
+    for _ in range(draws):
+        drawn = (rng.random((len(probs), 1)) > cumulative).sum(axis=-1).clip(max=probs.shape[1] - 1)
+        values.append(expected_calibration_error(probs, drawn))
+    return float(np.mean(values))
 
 
 def cross_fitted_probabilities(logits: np.ndarray, references: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -363,6 +376,7 @@ __all__ = [
     "MIN_CALIBRATION_CLIPS",
     "auroc",
     "calibrate_model_folder",
+    "chance_calibration_error",
     "cross_fitted_probabilities",
     "expected_calibration_error",
     "fit_calibration",

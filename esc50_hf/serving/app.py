@@ -61,21 +61,23 @@ NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microph
 UNKNOWN_HEADLINE = "Not one of the known sounds — best guess: {label} ({score:.0%})"
 
 
-class AnswerLabel(gr.Label):
-    """`gr.Label` (the same component in the page and the API) whose headline may be other than the top class: it
-    also takes `(headline, {label: score})`, for the "none of these" answer."""
+def answer_label(**kwargs) -> gr.Label:
+    """A `gr.Label` whose headline may be other than the top class: it also takes `(headline, {label: score})`, for
+    the "none of these" answer. Its `postprocess` is wrapped on the instance, not in a subclass: Gradio writes a
+    `.pyi` beside the module of every `Component` subclass."""
+    label = gr.Label(**kwargs)
+    plain = label.postprocess
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "label"  # the page draws it with Label's own front end
-
-    def postprocess(self, value):  # type: ignore[override]
+    def postprocess(value):
         if isinstance(value, tuple):
             headline, confidences = value
-            data = super().postprocess(confidences)
+            data = plain(confidences)
             data.label = headline
             return data
-        return super().postprocess(value)
+        return plain(value)
+
+    label.postprocess = postprocess
+    return label
 
 
 DEFAULT_KEEP_UPLOADS = 300.0
@@ -128,7 +130,7 @@ def build_demo(
                     )
                     gr.Markdown(_attribution_markdown(examples))
             with gr.Column():
-                label = AnswerLabel(num_top_classes=TOP_K, label="Top classes")
+                label = answer_label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
         timeline = gr.Dataframe(
             headers=TIMELINE_COLUMNS,
