@@ -357,6 +357,61 @@ def test_example_clips_are_real_and_credited(server):
     )
 
 
+def test_example_clips_outlive_keep_uploads_and_classify_on_click(saved_model_dir, local, clips, tmp_path):
+    """With --keep-uploads 2, the page's copies of the example clips survive the sweeps that delete uploads: each is
+    still served, and a click on it in headless Chromium classifies it (label and spectrogram), as an upload is."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from esc50_hf.paths import EXAMPLES_DIR
+    from esc50_hf.serving.app import read_examples
+
+    temp = tmp_path / "gradio-tmp"
+    examples = [row for row in read_examples(EXAMPLES_DIR) if row["category"] in local.labels]
+    args = ["--model", str(saved_model_dir), "--keep-uploads", "2"]
+    with app_subprocess(args, tmp_path / "server.log", {"GRADIO_TEMP_DIR": str(temp)}) as (url, _):
+        with clips[1].open("rb") as handle:  # an upload: its deletion shows that sweeps past 2 s have run
+            upload = requests.post(f"{url}/gradio_api/upload", files={"files": (clips[1].name, handle)}, timeout=30)
+        uploaded = Path(upload.json()[0])
+        deadline = time.monotonic() + 30
+        while uploaded.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not uploaded.exists()
+        copies = sorted(path for path in temp.rglob("*") if path.is_file())
+        assert sorted(path.name for path in copies) == sorted(row["file"] for row in examples)
+        for path in copies:
+            served = requests.get(f"{url}/gradio_api/file={path}", timeout=10)
+            assert served.status_code == 200 and served.content == (EXAMPLES_DIR / path.name).read_bytes()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            try:
+                page.goto(url, wait_until="networkidle")
+                for index, row in enumerate(examples):
+                    page.locator("button.gallery-item").nth(index).click()  # loads the clip, then classifies it
+                    expect(page.get_by_test_id("label-output-value")).to_have_text(
+                        _expected(local, row["path"])[0], timeout=60_000
+                    )
+                    expect(page.get_by_test_id("matplotlib")).to_be_visible(timeout=30_000)
+            finally:
+                page.screenshot(path=str(REPO / "test-artifacts" / "examples.png"), full_page=True)
+                browser.close()
+
+
+def test_the_api_pages_example_is_a_local_file_that_works(server, local):
+    """The "Use via API" page shows `handle_file(<example>)` from the parameter's example input: an example clip as
+    the checkout holds it, which works when sent (Gradio's own example is a URL, which this server refuses)."""
+    info = requests.get(f"{server[0]}/gradio_api/info", timeout=10).json()
+    example = info["named_endpoints"]["/predict"]["parameters"][0]["example_input"]
+    path = REPO / example["path"]
+    assert not example["path"].startswith(("http:", "https:", "/")) and path.is_file(), example
+    label_output, _ = Client(server[0], verbose=False, analytics_enabled=False).predict(
+        handle_file(str(path)), api_name="/predict"
+    )
+    _check_label_output(label_output, _expected(local, path)[1])
+
+
 def test_missing_default_model_says_to_pass_model(tmp_path):
     with pytest.raises(SystemExit, match="pass --model"):
         main([], default_model=tmp_path / "models" / "esc50-mel-cnn")

@@ -2,9 +2,9 @@
 
 One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
 the per-window timeline (a table) out. The page also draws the input's log-mel spectrogram
-and loads example clips, through events that are private: the UI calls them, the API does
-not list or accept them. Every input goes through `esc50_hf.model.audio_io` (header checked, then
-decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
+and loads example clips (a click classifies the clip), through events that are private: the UI
+calls them, the API does not list or accept them. Every input goes through `esc50_hf.model.audio_io`
+(header checked, then decoded block by block), and each `AudioInputError` becomes a `gr.Error` with its message:
 the request fails, the server goes on serving.
 
 What a public deployment gets (see docs/serving.md):
@@ -16,7 +16,7 @@ What a public deployment gets (see docs/serving.md):
   deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
   the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
   of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
-  the server stops;
+  the server stops; the copies of the example clips in that folder are kept while the server runs;
 - the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
   is refused with a message (`refuse_url_downloads`), because Gradio would fetch it whole into memory and
   onto disk, whatever its size;
@@ -55,6 +55,7 @@ TIMELINE_COLUMNS = list(WindowPrediction.row_keys())  # start_s, end_s, label, s
 TIMELINE_SCORE_DIGITS = 4  # the page's table shows scores to 4 decimals
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
 DEFAULT_KEEP_UPLOADS = 300.0
+API_EXAMPLE_FILE = "sound.wav"  # the "Use via API" snippet's file when the page has no example clips
 
 
 def build_demo(
@@ -88,15 +89,18 @@ def build_demo(
                 examples = (
                     [row for row in read_examples(examples_dir) if row["category"] in labels] if examples_dir else []
                 )
+                example_clips = None
                 if examples:
-                    gr.Examples(
+                    example_clips = gr.Examples(
                         examples=[[str(example["path"])] for example in examples],
                         inputs=[audio],
                         example_labels=[example["category"] for example in examples],
                         label="Example clips",
                         api_visibility="private",
                     )
+                    _keep_example_copies(audio, examples)
                     gr.Markdown(_attribution_markdown(examples))
+                _show_a_working_api_example(audio, examples)
             with gr.Column():
                 label = gr.Label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
@@ -122,8 +126,36 @@ def build_demo(
             f"class of each {classifier.extractor.clip_seconds:g}-s window.",
         )
         event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+        if example_clips is not None:  # a click on an example classifies it, as an upload or a recording is
+            example_event = example_clips.load_input_event.then(
+                fn=predict, inputs=[audio], outputs=[label, timeline], api_visibility="private"
+            )
+            example_event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
     _only_predict_in_the_api(demo)
     return demo
+
+
+def _keep_example_copies(audio: gr.Audio, examples: list[dict]) -> None:
+    """Marks the copies of the example clips that Gradio made in the upload folder as kept in its cache.
+
+    Gradio serves an example from a copy in the upload folder (`move_resource_to_block_cache`, the call that
+    `gr.Examples` makes for each clip), but does not mark that copy as kept: `UploadJanitor` would delete it
+    `--keep-uploads` seconds after the server started, and every example click after that would load nothing.
+    Asking the component again gives the same copy (its folder is named after the file's hash).
+    """
+    for example in examples:
+        copy = audio.move_resource_to_block_cache(example["path"])
+        if copy:
+            audio.keep_in_cache.add(copy)
+
+
+def _show_a_working_api_example(audio: gr.Audio, examples: list[dict]) -> None:
+    """Makes the page's "Use via API" snippet send a local file: Gradio's own example for `gr.Audio` is a URL, which
+    this server refuses (`refuse_url_downloads`). With example clips, the snippet names the first one as the
+    checkout and a Space folder hold it (`examples/<file>`, relative to the folder the app runs from)."""
+    name = f"{Path(examples[0]['path']).parent.name}/{examples[0]['file']}" if examples else API_EXAMPLE_FILE
+    audio.example_payload = lambda: {"path": name, "meta": {"_type": "gradio.FileData"}}  # handle_file(name)
+    audio.example_value = lambda: name
 
 
 def _only_predict_in_the_api(demo: gr.Blocks) -> None:
