@@ -45,9 +45,15 @@ BROWSER_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def server(saved_model_dir, tmp_path_factory):
+def server_folder(tmp_path_factory) -> Path:
+    """The module server's folder: its log (`server.log`) and Gradio's temporary folder."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def server(saved_model_dir, server_folder):
     """`python app.py --model <random model>` on a free port; yields `(url, process)`."""
-    folder = tmp_path_factory.mktemp("server")
+    folder = server_folder
     args = ["--model", str(saved_model_dir), "--max-seconds", str(MAX_SECONDS), "--max-mb", str(MAX_MB)]
     env = {"GRADIO_TEMP_DIR": str(folder / "gradio-tmp")}  # uploads land here, not in /tmp/gradio
     with app_subprocess(args, folder / "server.log", env) as running:  # the default queue and concurrency
@@ -238,12 +244,27 @@ def test_only_predict_is_in_the_api(server, clips):
         assert call.status_code >= 400, (name, call.status_code, call.text[:200])
 
 
-def test_a_path_that_was_not_uploaded_is_refused_with_a_reason(server):
-    payload = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
-    call = requests.post(f"{server[0]}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
-    stream = requests.get(f"{server[0]}/gradio_api/call/predict/{call.json()['event_id']}", timeout=30)
-    event, data = [line.split(":", 1)[1].strip() for line in stream.text.splitlines() if ":" in line][:2]
-    assert event == "error" and "not uploaded" in json.loads(data)["error"], stream.text
+def test_unknown_endpoints_and_paths_not_uploaded_get_a_4xx_sentence_and_no_traceback(server, server_folder):
+    """Unknown names (REST, the queue's fn_index) get HTTP 404 and paths that were not uploaded (absolute, relative
+    to the server's working directory, escaping the upload folder) HTTP 400: one sentence that names no server
+    path, and nothing in the server's log; the server goes on serving."""
+    from esc50_hf.serving.refusals import NOT_UPLOADED_MESSAGE, UNKNOWN_ENDPOINT_MESSAGE
+
+    url, process = server
+    log = server_folder / "server.log"
+    logged = log.stat().st_size
+    for call in (
+        requests.post(f"{url}/gradio_api/call/nosuch", json={"data": [None]}, timeout=10),
+        requests.post(f"{url}/gradio_api/run/nosuch", json={"data": [None]}, timeout=10),
+        requests.post(f"{url}/gradio_api/queue/join", json={"data": [None], "fn_index": 999, "session_hash": "x"}),
+    ):
+        assert (call.status_code, call.json()) == (404, {"detail": UNKNOWN_ENDPOINT_MESSAGE}), call.text[:300]
+    for path in ("/etc/passwd", "app.py", "../../etc/passwd", str(server_folder / "gradio-tmp" / "x.wav")):
+        payload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        call = requests.post(f"{url}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
+        assert (call.status_code, call.json()) == (400, {"detail": NOT_UPLOADED_MESSAGE}), call.text[:300]
+        assert str(REPO) not in call.text and "/tmp" not in call.text
+    assert log.read_text()[logged:] == "" and process.poll() is None
 
 
 def test_uploads_are_deleted_after_keep_uploads_seconds(saved_model_dir, tmp_path, clips):

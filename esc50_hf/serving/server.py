@@ -14,6 +14,7 @@ from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, reso
 from ..model.audio_io import AudioLimits
 from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS, build_demo
+from .refusals import refusing_app_kwargs
 from .uploads import UploadJanitor, private_upload_folder, refuse_url_downloads
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
         max_file_size=limits.max_bytes,
         show_error=True,  # Gradio's own refusals (e.g. a path that was not uploaded) say why; ours are gr.Error
         allowed_paths=[str(examples_dir)] if examples_dir and not args.no_examples else None,
+        app_kwargs=refusing_app_kwargs(),  # unknown endpoints, paths not uploaded: 4xx, a sentence, no traceback
     )
     return 0
 
