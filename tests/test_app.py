@@ -477,27 +477,102 @@ def test_browser_microphone_recording(server):
             browser.close()
 
 
-def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
+def test_upload_janitor_bounds_the_folder_in_age_and_spares_uploads_in_progress(tmp_path):
     import os
     import time
 
     from esc50_hf.serving.uploads import UploadJanitor
 
     now = time.time()
-    for index in range(10):  # 10 uploads of 100 kB, one a second, the newest 2 s old
+    for index in range(4):  # 4 uploads, one a second, the newest 2 s old
         folder = tmp_path / f"hash{index}"
         folder.mkdir()
         (folder / "clip.wav").write_bytes(bytes(100_000))
-        os.utime(folder / "clip.wav", (now - 11 + index, now - 11 + index))
+        os.utime(folder / "clip.wav", (now - 5 + index, now - 5 + index))
+    partial = tmp_path / "tmpabc123"  # what Gradio writes while an upload is in progress, stalled for 60 s
+    partial.write_bytes(bytes(1000))
+    os.utime(partial, (now - 60, now - 60))
     kept = str(tmp_path / "hash0" / "clip.wav")  # e.g. an example clip Gradio keeps in its cache
-    janitor = UploadJanitor(tmp_path, max_age=3600, max_bytes=350_000, interval=3600, keep=lambda: {kept})
-    assert janitor.sweep() == 6  # size: the oldest go until 350 kB are left (the kept file aside)
-    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash7", "hash8", "hash9"]
-    assert not (tmp_path / "hash1").exists()  # the upload's own folder goes with it
-    janitor.max_age = 2.5
-    assert janitor.sweep() == 2  # age: hash7 (4 s) and hash8 (3 s) are too old; hash9 (2 s) stays
-    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash9"]
+    uploading = True
+    janitor = UploadJanitor(tmp_path, max_age=2.5, interval=3600, keep=lambda: {kept}, uploading=lambda: uploading)
+    assert janitor.sweep() == 2  # hash1 (4 s) and hash2 (3 s) are too old; hash3 (2 s) stays
+    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash3"]
+    assert not (tmp_path / "hash1").exists() and partial.is_file()  # the upload's own folder goes with it
+    uploading = False
+    assert janitor.sweep() == 1 and not partial.exists()  # left behind by a broken-off upload
     janitor.stop()
+
+
+def test_upload_budget_counts_the_folder_and_the_uploads_in_progress(tmp_path):
+    from esc50_hf.serving.uploads import UploadBudget
+
+    (tmp_path / "hash0").mkdir()
+    (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
+    (tmp_path / "hash1").mkdir()
+    (tmp_path / "hash1" / "example.flac").write_bytes(bytes(5000))
+    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: {str(tmp_path / "hash1" / "example.flac")})
+    assert budget.used() == 400
+    assert budget.reserve(500) and budget.in_progress == 1
+    assert not budget.reserve(101) and budget.in_progress == 1  # 400 + 500 + 101 > 1000
+    budget.release(500)
+    assert budget.reserve(600) and not budget.reserve(1)
+
+
+def _upload(url: str, name: str, content: bytes, stall: float = 0.0) -> tuple[int, str]:
+    """POSTs one file to `/gradio_api/upload` as a browser does; with `stall`, sends half, waits, sends the rest."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    boundary = "esc50-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + content + f"\r\n--{boundary}--\r\n".encode()
+    address = urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    connection.putrequest("POST", "/gradio_api/upload")
+    connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders()
+    connection.send(body[: len(body) // 2])
+    time.sleep(stall)
+    connection.send(body[len(body) // 2 :])
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, text
+
+
+def test_the_upload_disk_cap_is_hard_and_uploads_in_progress_are_never_swept(saved_model_dir, tmp_path):
+    """--max-upload-mb 1: uploads that fit are stored, the one that would pass the cap gets HTTP 413 and a sentence
+    before it is read, and the folder never holds more; once old uploads expire (--keep-uploads 2) uploads are taken
+    again. An upload stalled past --keep-uploads is not swept from under its request: it is stored whole."""
+    import os
+    import time
+
+    from esc50_hf.serving.uploads import UPLOAD_FOLDER_FULL_MESSAGE
+
+    temp = tmp_path / "gradio-tmp"
+
+    def stored() -> int:
+        return sum(path.stat().st_size for path in temp.rglob("*") if path.is_file())
+
+    args = ["--model", str(saved_model_dir), "--no-examples", "--keep-uploads", "2", "--max-upload-mb", "1"]
+    with app_subprocess(args, tmp_path / "server.log", {"GRADIO_TEMP_DIR": str(temp)}) as (url, process):
+        contents = [os.urandom(400_000) for _ in range(3)]
+        answers = [_upload(url, f"part{index}.wav", content) for index, content in enumerate(contents)]
+        assert [status for status, _ in answers] == [200, 200, 413], answers
+        assert json.loads(answers[2][1]) == {"detail": UPLOAD_FOLDER_FULL_MESSAGE}
+        assert stored() <= 2**20
+        deadline = time.monotonic() + 30  # the first two expire
+        while stored() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        status, text = _upload(url, "slow.wav", contents[2], stall=5.0)  # 5 s half-sent: two sweeps pass
+        assert status == 200, text
+        assert Path(json.loads(text)[0]).read_bytes() == contents[2]
+        assert "Traceback" not in (tmp_path / "server.log").read_text() and process.poll() is None
 
 
 def test_importing_the_demo_writes_nothing_into_the_package():

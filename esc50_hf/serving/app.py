@@ -13,10 +13,11 @@ What a public deployment gets (see docs/serving.md):
   network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
   limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
 - uploads land in a folder of this server's own (`private_upload_folder`, inside Gradio's), are
-  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
-  the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
-  of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
-  the server stops; the copies of the example clips in that folder are kept while the server runs;
+  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified
+  (`UploadJanitor`), and one that would take that folder past `--max-upload-mb` is refused before it
+  is read (`CapUploads`, HTTP 413), so no burst of uploads can fill the disk and no other app's files are
+  touched; Gradio deletes the rest when the server stops; the copies of the example clips in that folder are
+  kept while the server runs;
 - the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
   is refused with a message (`refuse_url_downloads`), because Gradio would fetch it whole into memory and
   onto disk, whatever its size;

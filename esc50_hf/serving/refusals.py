@@ -1,5 +1,5 @@
-"""Requests refused at the door with an HTTP 4xx and one short sentence: calls of endpoints that do not exist, and
-file paths that were not uploaded to this server.
+"""Requests refused at the door with an HTTP 4xx and one short sentence: calls of endpoints that do not exist,
+file paths that were not uploaded to this server, and uploads past the disk cap (`uploads.CapUploads`).
 
 Gradio answers both with HTTP 500 (or an error event) and prints a traceback per request, so anyone could flood the
 log; its message for a path also names the path resolved on the server (its working directory). Here an unknown
@@ -21,6 +21,8 @@ from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
+
+from .uploads import CapUploads, UploadBudget  # noqa: E402
 
 UNKNOWN_ENDPOINT_MESSAGE = "No such endpoint: this server's API has /predict only (see /gradio_api/info)."
 NOT_UPLOADED_MESSAGE = (
@@ -102,13 +104,18 @@ def _get_fn_or_refuse(blocks, api_name, body):
 _GRADIO_GET_FN = gradio.route_utils.get_fn
 
 
-def refusing_app_kwargs() -> dict[str, Any]:
-    """What `demo.launch(app_kwargs=...)` takes to refuse unknown endpoints (HTTP 404) and paths that were not
-    uploaded (HTTP 400) with a short message and no traceback in the log. Makes Gradio's endpoint lookup treat an
-    unknown `fn_index` as an unknown name (idempotent)."""
+def refusing_app_kwargs(budget: UploadBudget | None = None) -> dict[str, Any]:
+    """What `demo.launch(app_kwargs=...)` takes to refuse, with a short message and no traceback in the log,
+    unknown endpoints (HTTP 404), paths that were not uploaded (HTTP 400) and uploads past the disk cap (HTTP 413).
+    Makes Gradio's endpoint lookup treat an unknown `fn_index` as an unknown name (idempotent).
+
+    Args:
+        budget (`UploadBudget`, *optional*): The uploads' disk cap (`--max-upload-mb`); none: no cap.
+    """
     gradio.route_utils.get_fn = _get_fn_or_refuse
+    caps = [Middleware(CapUploads, budget=budget)] if budget is not None else []
     return {
-        "middleware": [Middleware(RefuseForeignPaths)],
+        "middleware": [*caps, Middleware(RefuseForeignPaths)],
         "exception_handlers": {gradio.route_utils.FnIndexInferError: _unknown_endpoint},
     }
 
