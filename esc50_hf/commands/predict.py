@@ -163,8 +163,14 @@ class RecordWriter:
             where = "clip" if window is None else f"window {window}"
             span = f"{start:7.2f}-{end:7.2f}s"
             ranked = "  ".join(f"{label} {score}" for label, score in cells)
-            lines.append(f"{record['input']}\t{where:<10}\t{span}\t{ranked}\n")
+            lines.append(f"{printable(record['input'])}\t{where:<10}\t{span}\t{ranked}\n")
         return "".join(lines)
+
+
+def printable(name: str) -> str:
+    """`name` on one table cell: characters that would break the line or the columns (newline, tab, other control
+    characters) written as Python escapes (`\\n`, `\\t`, `\\x1b`); every other character as it is."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in name)
 
 
 def _spans(record: dict[str, Any]) -> Iterator[tuple[int | str | None, float, float, list[tuple[str, float]]]]:
