@@ -206,6 +206,28 @@ def test_a_full_disk_while_writing_the_feature_cache_is_one_clear_line_and_leave
     assert [path.name for path in (tmp_path / "cache").iterdir()] == []
 
 
+def test_a_full_disk_while_writing_a_feature_file_names_export_features_and_leaves_no_tmp(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from esc50_hf.data import feature_file
+    from esc50_hf.data.features import FeatureWriteError, variant_settings
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    def half_written(tensors, path, metadata=None):
+        Path(path).write_bytes(bytes(1000))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(feature_file, "save_file", half_written)
+    with pytest.raises(FeatureWriteError, match=r"the disk is full .* give --export_features a path on another disk"):
+        feature_file.write_feature_file(
+            tmp_path / "features.safetensors", torch.zeros(2, 1, 4, 8), torch.zeros(2), torch.ones(2),
+            Esc50FeatureExtractor(num_mel_bins=4), variant_settings(None, 0, 0), ["a.wav", "b.wav"],
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fingerprint_covers_the_recipe_and_the_seed_not_where_or_how_it_runs():
     setup = parse_args(["--config", str(SMOKE)])
     same = setup.replace(output_dir="elsewhere", data_dir="/data", torch_threads=1, report_to="none",

@@ -114,7 +114,12 @@ def write_feature_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     strings = {key: json.dumps(value) for key, value in metadata.items()}
     needed = sum(tensor.nbytes for tensor in tensors.values())
-    save_atomically(lambda temporary: save_file(tensors, temporary, metadata=strings), path, needed)
+    save_atomically(
+        lambda temporary: save_file(tensors, temporary, metadata=strings),
+        path,
+        needed,
+        elsewhere="give --export_features a path on another disk",
+    )
     return path
 
 

@@ -110,7 +110,12 @@ def cached_log_mels(
     path.parent.mkdir(parents=True, exist_ok=True)
     needed = result[0].nbytes + result[1].nbytes
     # atomic: another process never reads a half-written cache
-    save_atomically(lambda temporary: torch.save({"features": result[0], "labels": result[1]}, temporary), path, needed)
+    save_atomically(
+        lambda temporary: torch.save({"features": result[0], "labels": result[1]}, temporary),
+        path,
+        needed,
+        elsewhere="set --feature_cache_dir to a folder on another disk",
+    )
     return result
 
 
@@ -121,7 +126,7 @@ class FeatureWriteError(Esc50HfError, OSError):
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def save_atomically(save: Callable[[Path], None], path: Path, needed_bytes: int) -> None:
+def save_atomically(save: Callable[[Path], None], path: Path, needed_bytes: int, elsewhere: str) -> None:
     """Writes `path` through `save(temporary)` then renames it, so that no reader sees a half-written file; if the
     write fails, the temporary file is removed, and a full disk is reported as `FeatureWriteError`.
 
@@ -133,6 +138,7 @@ def save_atomically(save: Callable[[Path], None], path: Path, needed_bytes: int)
         save (`Callable[[Path], None]`): Writes the file's content to the path it is given.
         path (`Path`): The file to write; its folder must exist.
         needed_bytes (`int`): About the size of the file (its tensors' bytes).
+        elsewhere (`str`): How the user writes it to another disk (the option), for the message.
 
     Raises:
         `FeatureWriteError`: the disk is full; the message says where and how much room is needed.
@@ -147,8 +153,7 @@ def save_atomically(save: Callable[[Path], None], path: Path, needed_bytes: int)
         if getattr(error, "errno", None) in DISK_FULL_ERRNOS or free < needed_bytes:
             raise FeatureWriteError(
                 f"Cannot write {path}: the disk is full ({free / 2**20:.0f} MB free, about "
-                f"{needed_bytes / 2**20:.0f} MB needed). Free some space, or set --feature_cache_dir to a folder "
-                "on another disk."
+                f"{needed_bytes / 2**20:.0f} MB needed). Free some space, or {elsewhere}."
             ) from None
         raise
 
