@@ -45,9 +45,15 @@ BROWSER_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def server(saved_model_dir, tmp_path_factory):
+def server_folder(tmp_path_factory) -> Path:
+    """The module server's folder: its log (`server.log`) and Gradio's temporary folder."""
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def server(saved_model_dir, server_folder):
     """`python app.py --model <random model>` on a free port; yields `(url, process)`."""
-    folder = tmp_path_factory.mktemp("server")
+    folder = server_folder
     args = ["--model", str(saved_model_dir), "--max-seconds", str(MAX_SECONDS), "--max-mb", str(MAX_MB)]
     env = {"GRADIO_TEMP_DIR": str(folder / "gradio-tmp")}  # uploads land here, not in /tmp/gradio
     with app_subprocess(args, folder / "server.log", env) as running:  # the default queue and concurrency
@@ -238,12 +244,27 @@ def test_only_predict_is_in_the_api(server, clips):
         assert call.status_code >= 400, (name, call.status_code, call.text[:200])
 
 
-def test_a_path_that_was_not_uploaded_is_refused_with_a_reason(server):
-    payload = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
-    call = requests.post(f"{server[0]}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
-    stream = requests.get(f"{server[0]}/gradio_api/call/predict/{call.json()['event_id']}", timeout=30)
-    event, data = [line.split(":", 1)[1].strip() for line in stream.text.splitlines() if ":" in line][:2]
-    assert event == "error" and "not uploaded" in json.loads(data)["error"], stream.text
+def test_unknown_endpoints_and_paths_not_uploaded_get_a_4xx_sentence_and_no_traceback(server, server_folder):
+    """Unknown names (REST, the queue's fn_index) get HTTP 404 and paths that were not uploaded (absolute, relative
+    to the server's working directory, escaping the upload folder) HTTP 400: one sentence that names no server
+    path, and nothing in the server's log; the server goes on serving."""
+    from esc50_hf.serving.refusals import NOT_UPLOADED_MESSAGE, UNKNOWN_ENDPOINT_MESSAGE
+
+    url, process = server
+    log = server_folder / "server.log"
+    logged = log.stat().st_size
+    for call in (
+        requests.post(f"{url}/gradio_api/call/nosuch", json={"data": [None]}, timeout=10),
+        requests.post(f"{url}/gradio_api/run/nosuch", json={"data": [None]}, timeout=10),
+        requests.post(f"{url}/gradio_api/queue/join", json={"data": [None], "fn_index": 999, "session_hash": "x"}),
+    ):
+        assert (call.status_code, call.json()) == (404, {"detail": UNKNOWN_ENDPOINT_MESSAGE}), call.text[:300]
+    for path in ("/etc/passwd", "app.py", "../../etc/passwd", str(server_folder / "gradio-tmp" / "x.wav")):
+        payload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        call = requests.post(f"{url}/gradio_api/call/predict", json={"data": [payload]}, timeout=10)
+        assert (call.status_code, call.json()) == (400, {"detail": NOT_UPLOADED_MESSAGE}), call.text[:300]
+        assert str(REPO) not in call.text and "/tmp" not in call.text
+    assert log.read_text()[logged:] == "" and process.poll() is None
 
 
 def test_uploads_are_deleted_after_keep_uploads_seconds(saved_model_dir, tmp_path, clips):
@@ -357,6 +378,61 @@ def test_example_clips_are_real_and_credited(server):
     )
 
 
+def test_example_clips_outlive_keep_uploads_and_classify_on_click(saved_model_dir, local, clips, tmp_path):
+    """With --keep-uploads 2, the page's copies of the example clips survive the sweeps that delete uploads: each is
+    still served, and a click on it in headless Chromium classifies it (label and spectrogram), as an upload is."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from esc50_hf.paths import EXAMPLES_DIR
+    from esc50_hf.serving.app import read_examples
+
+    temp = tmp_path / "gradio-tmp"
+    examples = [row for row in read_examples(EXAMPLES_DIR) if row["category"] in local.labels]
+    args = ["--model", str(saved_model_dir), "--keep-uploads", "2"]
+    with app_subprocess(args, tmp_path / "server.log", {"GRADIO_TEMP_DIR": str(temp)}) as (url, _):
+        with clips[1].open("rb") as handle:  # an upload: its deletion shows that sweeps past 2 s have run
+            upload = requests.post(f"{url}/gradio_api/upload", files={"files": (clips[1].name, handle)}, timeout=30)
+        uploaded = Path(upload.json()[0])
+        deadline = time.monotonic() + 30
+        while uploaded.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not uploaded.exists()
+        copies = sorted(path for path in temp.rglob("*") if path.is_file())
+        assert sorted(path.name for path in copies) == sorted(row["file"] for row in examples)
+        for path in copies:
+            served = requests.get(f"{url}/gradio_api/file={path}", timeout=10)
+            assert served.status_code == 200 and served.content == (EXAMPLES_DIR / path.name).read_bytes()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            try:
+                page.goto(url, wait_until="networkidle")
+                for index, row in enumerate(examples):
+                    page.locator("button.gallery-item").nth(index).click()  # loads the clip, then classifies it
+                    expect(page.get_by_test_id("label-output-value")).to_have_text(
+                        _expected(local, row["path"])[0], timeout=60_000
+                    )
+                    expect(page.get_by_test_id("matplotlib")).to_be_visible(timeout=30_000)
+            finally:
+                page.screenshot(path=str(REPO / "test-artifacts" / "examples.png"), full_page=True)
+                browser.close()
+
+
+def test_the_api_pages_example_is_a_local_file_that_works(server, local):
+    """The "Use via API" page shows `handle_file(<example>)` from the parameter's example input: an example clip as
+    the checkout holds it, which works when sent (Gradio's own example is a URL, which this server refuses)."""
+    info = requests.get(f"{server[0]}/gradio_api/info", timeout=10).json()
+    example = info["named_endpoints"]["/predict"]["parameters"][0]["example_input"]
+    path = REPO / example["path"]
+    assert not example["path"].startswith(("http:", "https:", "/")) and path.is_file(), example
+    label_output, _ = Client(server[0], verbose=False, analytics_enabled=False).predict(
+        handle_file(str(path)), api_name="/predict"
+    )
+    _check_label_output(label_output, _expected(local, path)[1])
+
+
 def test_missing_default_model_says_to_pass_model(tmp_path):
     with pytest.raises(SystemExit, match="pass --model"):
         main([], default_model=tmp_path / "models" / "esc50-mel-cnn")
@@ -401,27 +477,102 @@ def test_browser_microphone_recording(server):
             browser.close()
 
 
-def test_upload_janitor_bounds_the_folder_in_age_and_size(tmp_path):
+def test_upload_janitor_bounds_the_folder_in_age_and_spares_uploads_in_progress(tmp_path):
     import os
     import time
 
     from esc50_hf.serving.uploads import UploadJanitor
 
     now = time.time()
-    for index in range(10):  # 10 uploads of 100 kB, one a second, the newest 2 s old
+    for index in range(4):  # 4 uploads, one a second, the newest 2 s old
         folder = tmp_path / f"hash{index}"
         folder.mkdir()
         (folder / "clip.wav").write_bytes(bytes(100_000))
-        os.utime(folder / "clip.wav", (now - 11 + index, now - 11 + index))
+        os.utime(folder / "clip.wav", (now - 5 + index, now - 5 + index))
+    partial = tmp_path / "tmpabc123"  # what Gradio writes while an upload is in progress, stalled for 60 s
+    partial.write_bytes(bytes(1000))
+    os.utime(partial, (now - 60, now - 60))
     kept = str(tmp_path / "hash0" / "clip.wav")  # e.g. an example clip Gradio keeps in its cache
-    janitor = UploadJanitor(tmp_path, max_age=3600, max_bytes=350_000, interval=3600, keep=lambda: {kept})
-    assert janitor.sweep() == 6  # size: the oldest go until 350 kB are left (the kept file aside)
-    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash7", "hash8", "hash9"]
-    assert not (tmp_path / "hash1").exists()  # the upload's own folder goes with it
-    janitor.max_age = 2.5
-    assert janitor.sweep() == 2  # age: hash7 (4 s) and hash8 (3 s) are too old; hash9 (2 s) stays
-    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash9"]
+    uploading = True
+    janitor = UploadJanitor(tmp_path, max_age=2.5, interval=3600, keep=lambda: {kept}, uploading=lambda: uploading)
+    assert janitor.sweep() == 2  # hash1 (4 s) and hash2 (3 s) are too old; hash3 (2 s) stays
+    assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash3"]
+    assert not (tmp_path / "hash1").exists() and partial.is_file()  # the upload's own folder goes with it
+    uploading = False
+    assert janitor.sweep() == 1 and not partial.exists()  # left behind by a broken-off upload
     janitor.stop()
+
+
+def test_upload_budget_counts_the_folder_and_the_uploads_in_progress(tmp_path):
+    from esc50_hf.serving.uploads import UploadBudget
+
+    (tmp_path / "hash0").mkdir()
+    (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
+    (tmp_path / "hash1").mkdir()
+    (tmp_path / "hash1" / "example.flac").write_bytes(bytes(5000))
+    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: {str(tmp_path / "hash1" / "example.flac")})
+    assert budget.used() == 400
+    assert budget.reserve(500) and budget.in_progress == 1
+    assert not budget.reserve(101) and budget.in_progress == 1  # 400 + 500 + 101 > 1000
+    budget.release(500)
+    assert budget.reserve(600) and not budget.reserve(1)
+
+
+def _upload(url: str, name: str, content: bytes, stall: float = 0.0) -> tuple[int, str]:
+    """POSTs one file to `/gradio_api/upload` as a browser does; with `stall`, sends half, waits, sends the rest."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    boundary = "esc50-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + content + f"\r\n--{boundary}--\r\n".encode()
+    address = urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    connection.putrequest("POST", "/gradio_api/upload")
+    connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders()
+    connection.send(body[: len(body) // 2])
+    time.sleep(stall)
+    connection.send(body[len(body) // 2 :])
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, text
+
+
+def test_the_upload_disk_cap_is_hard_and_uploads_in_progress_are_never_swept(saved_model_dir, tmp_path):
+    """--max-upload-mb 1: uploads that fit are stored, the one that would pass the cap gets HTTP 413 and a sentence
+    before it is read, and the folder never holds more; once old uploads expire (--keep-uploads 2) uploads are taken
+    again. An upload stalled past --keep-uploads is not swept from under its request: it is stored whole."""
+    import os
+    import time
+
+    from esc50_hf.serving.uploads import UPLOAD_FOLDER_FULL_MESSAGE
+
+    temp = tmp_path / "gradio-tmp"
+
+    def stored() -> int:
+        return sum(path.stat().st_size for path in temp.rglob("*") if path.is_file())
+
+    args = ["--model", str(saved_model_dir), "--no-examples", "--keep-uploads", "2", "--max-upload-mb", "1"]
+    with app_subprocess(args, tmp_path / "server.log", {"GRADIO_TEMP_DIR": str(temp)}) as (url, process):
+        contents = [os.urandom(400_000) for _ in range(3)]
+        answers = [_upload(url, f"part{index}.wav", content) for index, content in enumerate(contents)]
+        assert [status for status, _ in answers] == [200, 200, 413], answers
+        assert json.loads(answers[2][1]) == {"detail": UPLOAD_FOLDER_FULL_MESSAGE}
+        assert stored() <= 2**20
+        deadline = time.monotonic() + 30  # the first two expire
+        while stored() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        status, text = _upload(url, "slow.wav", contents[2], stall=5.0)  # 5 s half-sent: two sweeps pass
+        assert status == 200, text
+        assert Path(json.loads(text)[0]).read_bytes() == contents[2]
+        assert "Traceback" not in (tmp_path / "server.log").read_text() and process.poll() is None
 
 
 def test_importing_the_demo_writes_nothing_into_the_package():

@@ -253,6 +253,33 @@ def test_an_ffmpeg_stream_whose_length_is_understated_is_stopped_at_the_limit(tm
     assert load_audio(path, limits=AudioLimits(max_seconds=200.0)).size > 120 * SAMPLING_RATE
 
 
+def test_an_mp3_whose_header_understates_its_frames_is_decoded_in_full(tmp_path):
+    """An MP3 of 30 s whose Xing/Info header says 10 s: libsndfile stops at 10 s, so its frames are counted and
+    FFmpeg decodes them all; past a limit it is refused. An honest MP3 stays with libsndfile (block by block)."""
+    import struct
+
+    from esc50_hf.model.audio_io import open_audio
+
+    honest, lying = tmp_path / "honest.mp3", tmp_path / "lying.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=30",
+         "-ar", "22050", "-ac", "1", "-b:a", "64k", str(honest)],
+        check=True,
+    )  # fmt: skip
+    data = bytearray(honest.read_bytes())
+    tag = max(data.find(b"Xing"), data.find(b"Info"))
+    assert tag > 0 and struct.unpack(">I", data[tag + 4 : tag + 8])[0] & 1  # the frame count is there
+    frames = struct.unpack(">I", data[tag + 8 : tag + 12])[0]
+    data[tag + 8 : tag + 12] = struct.pack(">I", frames // 3)
+    lying.write_bytes(bytes(data))
+    assert sf.info(str(lying)).duration < 10.5  # what libsndfile alone would classify
+    assert type(open_audio(honest)).__name__ == "_SoundfileReader"
+    assert load_audio(lying).size / SAMPLING_RATE == pytest.approx(30.0, abs=0.1)
+    assert load_audio(bytes(data)).size / SAMPLING_RATE == pytest.approx(30.0, abs=0.1)
+    with pytest.raises(AudioInputError, match=r"more than 20\.0 s were decoded although its header says"):
+        load_audio(lying, limits=AudioLimits(max_seconds=20.0))
+
+
 def test_a_file_that_breaks_after_its_header_is_an_audio_error(tmp_path, stereo_int16):
     """The header opens, the data stops (an interrupted upload): the user's error, not a decoder traceback."""
     path = tmp_path / "cut.flac"

@@ -129,6 +129,16 @@ def test_table_for_explicit_files(inputs, saved_model_dir, capsys):
     assert len(lines[0].split("\t")[-1].split("  ")) == 2  # top-2 "label score" pairs
 
 
+@pytest.mark.slow
+def test_a_newline_or_tab_in_a_file_name_keeps_the_table_one_line_per_row(saved_model_dir, tmp_path, capsys):
+    path = tmp_path / "two\nlines\tand a tab.wav"
+    sf.write(path, synthetic_clip(target=1, seed=1, seconds=2.0), 22050)
+    status, out, _ = _run([str(path), "--model", str(saved_model_dir), "--format", "table"], capsys)
+    assert status == 0
+    (line,) = out.splitlines()
+    assert line.split("\t")[0] == str(tmp_path / "two\\nlines\\tand a tab.wav") and len(line.split("\t")) == 4
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -197,6 +197,7 @@ def test_user_errors_are_one_family_and_keep_their_builtin_bases():
     from esc50_hf.data.augmentation import AugmentationParameterError
     from esc50_hf.data.esc50 import Esc50DataError
     from esc50_hf.data.feature_file import FeatureFileError
+    from esc50_hf.data.features import FeatureWriteError
     from esc50_hf.errors import OutputExistsError
     from esc50_hf.inference.batch import BatchPredictionError
     from esc50_hf.inference.classifier import ModelLoadError
@@ -215,7 +216,7 @@ def test_user_errors_are_one_family_and_keep_their_builtin_bases():
         OutputExistsError: FileExistsError, BatchPredictionError: RuntimeError, ModelLoadError: RuntimeError,
         OnnxFileMissingError: FileNotFoundError, HubPublishError: RuntimeError, ServerOptionError: ValueError,
         TeacherError: ValueError, ModelFolderError: ValueError, ConfigFileError: ValueError,
-        CompanionResultsError: ValueError, OutputFolderError: RuntimeError,
+        CompanionResultsError: ValueError, OutputFolderError: RuntimeError, FeatureWriteError: OSError,
     }  # fmt: skip
     for error, builtin in builtin_bases.items():
         assert issubclass(error, Esc50HfError) and issubclass(error, builtin), error

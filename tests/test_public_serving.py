@@ -160,3 +160,28 @@ def test_auth_is_required_when_set_and_its_absence_warned_on_public_addresses(sa
         assert login.status_code == 200
         assert session.get(f"{url}/gradio_api/info", timeout=10).status_code == 200
     assert "without a login" not in (tmp_path / "auth.log").read_text()
+
+
+def test_the_documented_curl_login_recipe_classifies_under_auth(saved_model_dir, tmp_path):
+    """docs/serving.md's curl recipe for a server with --auth, run as written (its URL pointed at the test server):
+    login form, cookie jar, upload, call; it ends with the event `complete` and the model's label. HTTP Basic auth
+    is refused, as the page says."""
+    import re
+    import shutil
+
+    page = (REPO / "docs" / "serving.md").read_text()
+    section = page[page.index("### With a login") :]
+    recipe = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    user, password = re.search(r"-d username=(\S+) -d password=(\S+)", recipe).groups()
+    shutil.copy(EXAMPLE, tmp_path / "dog.wav")  # the recipe's file name; the decoder reads the content
+    args = ["--model", str(saved_model_dir), "--no-examples", "--auth", f"{user}:{password}"]
+    with app_subprocess(args, tmp_path / "server.log") as (url, _):
+        assert requests.get(f"{url}/gradio_api/info", auth=(user, password), timeout=10).status_code == 401
+        wrong = requests.post(f"{url}/login", data={"username": user, "password": "wrong"}, timeout=10)
+        assert (wrong.status_code, wrong.json()) == (400, {"detail": "Incorrect credentials."})
+        script = re.sub(r"^URL=\S+$", f"URL={url}", recipe, count=1, flags=re.M)
+        run = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    label = SoundClassifier(saved_model_dir).predict(EXAMPLE).label
+    assert '{"success":true}' in run.stdout and "event: complete" in run.stdout, run.stdout
+    assert f'"label": "{label}"' in run.stdout, run.stdout

@@ -163,6 +163,71 @@ def test_feature_cache_is_reused_across_spectrogram_settings_only(esc50_dir, tmp
     assert len(cache_files(gaussian_noise_p=1.0)) == 2
 
 
+@pytest.mark.parametrize("failure", ["ENOSPC", "torch's wrapper", "not the disk"])
+def test_a_full_disk_while_writing_the_feature_cache_is_one_clear_line_and_leaves_no_tmp(
+    esc50_dir, tmp_path, monkeypatch, failure
+):
+    """The cache writer fails half-way: OSError(ENOSPC), or the RuntimeError torch raises for it (with the disk
+    full), gives `FeatureWriteError` (a user error: one line naming the folder option) and no `.tmp` file; a
+    failure that is not the disk's is raised as it is, also without a `.tmp` file."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import torch
+
+    from esc50_hf.data import features
+    from esc50_hf.data.esc50 import load_esc50
+    from esc50_hf.errors import USER_ERRORS
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    def half_written(obj, path):
+        Path(path).write_bytes(bytes(1000))
+        if failure == "ENOSPC":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    if failure == "torch's wrapper":
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 4096))
+    clips = load_esc50(esc50_dir).select(range(3))
+    extractor = Esc50FeatureExtractor(num_mel_bins=16)
+    if failure == "not the disk":
+        with pytest.raises(RuntimeError, match="enforce fail"):
+            features.cached_log_mels(clips, extractor, tmp_path / "cache", workers=0)
+    else:
+        with pytest.raises(features.FeatureWriteError) as raised:
+            features.cached_log_mels(clips, extractor, tmp_path / "cache", workers=0)
+        message = str(raised.value)
+        assert isinstance(raised.value, USER_ERRORS) and "\n" not in message
+        assert message.startswith(f"Cannot write {tmp_path / 'cache'}/features-") and "the disk is full" in message
+        assert "--feature_cache_dir" in message
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == []
+
+
+def test_a_full_disk_while_writing_a_feature_file_names_export_features_and_leaves_no_tmp(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from esc50_hf.data import feature_file
+    from esc50_hf.data.features import FeatureWriteError, variant_settings
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    def half_written(tensors, path, metadata=None):
+        Path(path).write_bytes(bytes(1000))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(feature_file, "save_file", half_written)
+    with pytest.raises(FeatureWriteError, match=r"the disk is full .* give --export_features a path on another disk"):
+        feature_file.write_feature_file(
+            tmp_path / "features.safetensors", torch.zeros(2, 1, 4, 8), torch.zeros(2), torch.ones(2),
+            Esc50FeatureExtractor(num_mel_bins=4), variant_settings(None, 0, 0), ["a.wav", "b.wav"],
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fingerprint_covers_the_recipe_and_the_seed_not_where_or_how_it_runs():
     setup = parse_args(["--config", str(SMOKE)])
     same = setup.replace(output_dir="elsewhere", data_dir="/data", torch_threads=1, report_to="none",

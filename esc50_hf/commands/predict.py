@@ -7,7 +7,8 @@ or an Audacity label track (`--format labels`); progress on stderr. With `--outp
 .csv, .parquet): one row per input in FILE, on one process or many (`accelerate launch
 [--multi_gpu] --num_processes N -m esc50_hf predict ...`), resumable (see
 `esc50_hf.inference.batch`). A file that cannot be read is reported on stderr (and with its error
-in FILE); the exit status is 1 if any input failed, 0 otherwise.
+in FILE); the exit status is 1 if any input failed, 0 otherwise (with several processes, 0: see
+`esc50_hf.inference.batch`).
 
 With `--windows` the 10-minute and 128-MiB limits of uploads are lifted: local recordings of any
 length are decoded block by block and classified window by window in constant memory.
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
     options = {"top_k": args.top_k, "windows": args.windows, "events": args.events, **answers}
     if output is not None and args.format != "labels":
-        return max(classify_to_file(classifier, inputs, output, options), 1 if inputs.missing else 0)
+        return classify_to_file(classifier, inputs, output, options)  # missing paths count as failed inputs
     if args.format == "labels" and output is None and len(inputs) != 1:
         print("error: --format labels writes one track per input: give one input or --output FOLDER", file=sys.stderr)
         return 2
@@ -213,8 +214,14 @@ class RecordWriter:
             where = "clip" if window is None else f"window {window}"
             span = f"{start:7.2f}-{end:7.2f}s"
             ranked = "  ".join(f"{label} {score}" for label, score in cells)
-            lines.append(f"{record['input']}\t{where:<10}\t{span}\t{ranked}\n")
+            lines.append(f"{printable(record['input'])}\t{where:<10}\t{span}\t{ranked}\n")
         return "".join(lines)
+
+
+def printable(name: str) -> str:
+    """`name` on one table cell: characters that would break the line or the columns (newline, tab, other control
+    characters) written as Python escapes (`\\n`, `\\t`, `\\x1b`); every other character as it is."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in name)
 
 
 def _spans(record: dict[str, Any]) -> Iterator[tuple[int | str | None, float, float, list[tuple[str, float]]]]:

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from ..errors import Esc50HfError
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
-from .features import feature_parameters
+from .features import feature_parameters, save_atomically
 
 FEATURE_FILE_FORMAT = "esc50-hf log-mels 1"
 
@@ -112,9 +112,14 @@ def write_feature_file(
         "folds": torch.as_tensor(folds, dtype=torch.int64).contiguous(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, temporary, metadata={key: json.dumps(value) for key, value in metadata.items()})
-    temporary.replace(path)
+    strings = {key: json.dumps(value) for key, value in metadata.items()}
+    needed = sum(tensor.nbytes for tensor in tensors.values())
+    save_atomically(
+        lambda temporary: save_file(tensors, temporary, metadata=strings),
+        path,
+        needed,
+        elsewhere="give --export_features a path on another disk",
+    )
     return path
 
 

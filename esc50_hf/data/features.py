@@ -10,9 +10,12 @@ waveform augmentation, variants, seed, folds, clip names), so a recipe can train
 is not (`train.py --features_file`), e.g. on a GPU machine.
 """
 
+import errno
 import hashlib
 import json
 import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import torch
 from datasets import Audio, Dataset
 from tqdm.auto import tqdm
 
+from ..errors import Esc50HfError
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from .augmentation import WaveformAugmentations
 from .esc50 import decoded_mono
@@ -104,10 +108,54 @@ def cached_log_mels(
         labels.append(label)
     result = torch.stack(features), torch.tensor(labels, dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    torch.save({"features": result[0], "labels": result[1]}, temporary)
-    temporary.replace(path)  # atomic: another process never reads a half-written cache
+    needed = result[0].nbytes + result[1].nbytes
+    # atomic: another process never reads a half-written cache
+    save_atomically(
+        lambda temporary: torch.save({"features": result[0], "labels": result[1]}, temporary),
+        path,
+        needed,
+        elsewhere="set --feature_cache_dir to a folder on another disk",
+    )
     return result
+
+
+class FeatureWriteError(Esc50HfError, OSError):
+    """A feature cache or feature file could not be written because its disk is full; nothing was left behind."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def save_atomically(save: Callable[[Path], None], path: Path, needed_bytes: int, elsewhere: str) -> None:
+    """Writes `path` through `save(temporary)` then renames it, so that no reader sees a half-written file; if the
+    write fails, the temporary file is removed, and a full disk is reported as `FeatureWriteError`.
+
+    A full disk shows as `OSError(ENOSPC)` from Python, but torch and safetensors wrap it in their own errors
+    (`RuntimeError: [enforce fail at inline_container.cc...]`): any failure while the disk has less room than
+    `needed_bytes` counts as a full disk. Other failures are raised as they are.
+
+    Args:
+        save (`Callable[[Path], None]`): Writes the file's content to the path it is given.
+        path (`Path`): The file to write; its folder must exist.
+        needed_bytes (`int`): About the size of the file (its tensors' bytes).
+        elsewhere (`str`): How the user writes it to another disk (the option), for the message.
+
+    Raises:
+        `FeatureWriteError`: the disk is full; the message says where and how much room is needed.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        save(temporary)
+        temporary.replace(path)
+    except Exception as error:
+        temporary.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        if getattr(error, "errno", None) in DISK_FULL_ERRNOS or free < needed_bytes:
+            raise FeatureWriteError(
+                f"Cannot write {path}: the disk is full ({free / 2**20:.0f} MB free, about "
+                f"{needed_bytes / 2**20:.0f} MB needed). Free some space, or {elsewhere}."
+            ) from None
+        raise
 
 
 def _single_threaded_worker(_: int) -> None:

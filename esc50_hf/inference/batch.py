@@ -6,17 +6,22 @@
   numbered in a fixed order and split across the processes `accelerate launch` started
   (`PartialState.split_between_processes`); one process is the plain case;
 * each process appends one JSON line per input to its own shard, `FILE.shards/rank-<r>.jsonl`,
-  flushed as it goes; an input whose line is in any shard is not classified again, so the same
-  command resumes a killed run (a half-written last line is ignored and redone);
+  flushed as it goes, with the input's identity (`Inputs.key`: its resolved path, size and
+  modification time; a dataset row's name, index and content); an input whose identity is in a
+  shard is not classified again, so the same command resumes a killed run (a half-written last
+  line is ignored and redone), and a changed input set is reconciled: files added or changed since
+  are classified, rows of files removed or changed are left out of `FILE`, none twice;
 * once every process is done, the main process merges the shards into `FILE` in input order
   (`.jsonl`, `.csv` or `.parquet`, by extension): the same file whatever the number of processes.
   The shards stay, so running the command again only re-merges; delete `FILE.shards` to start over.
 
-Unreadable inputs get a row with their `error` (and no labels) and a line on stderr; the exit status
-is 1 when any input failed.
+Unreadable inputs get a row with their `error` (and no labels) and a line on stderr. The exit status
+is 1 when any input failed, on one process; on several it is 0 all the same (with the count on
+stderr), because the launcher reports a process's non-zero status as a crash, with a traceback.
 """
 
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -81,6 +86,21 @@ class Inputs:
     def __len__(self) -> int:
         return len(self._files) + sum(len(rows) for _, rows in self._rows)
 
+    def key(self, index: int) -> str:
+        """The input's identity for resuming: a file's resolved path, size and modification time (ns); a dataset
+        row's name and a hash of its content (its bytes, else its path). A file changed since it was classified
+        has another identity, so it is classified again."""
+        if index < len(self._files):
+            path = self._files[index]
+            try:
+                stat = path.stat()
+            except OSError:  # gone since it was listed: its row will say so
+                return f"{path.resolve()}|missing"
+            return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        item = self[index]
+        content = item.source if isinstance(item.source, bytes) else str(item.source).encode()
+        return f"{item.name}|{hashlib.blake2b(content, digest_size=16).hexdigest()}"
+
     def __getitem__(self, index: int) -> Input:
         if index < len(self._files):
             return Input(str(self._files[index]), self._files[index])
@@ -111,24 +131,29 @@ def prediction_record(name: str, prediction: Prediction, options: dict[str, Any]
     return {"input": name, **prediction.to_row(windows=bool(options.get("windows")))}
 
 
-def record(index: int, item: Input, result: Prediction | AudioInputError, options: dict[str, Any]) -> dict[str, Any]:
-    """One input's row in a shard: its `index` (dropped on merging), its record, and `error` (`None`, or the reason
-    it could not be read, with no labels)."""
+SHARD_ONLY_FIELDS = ("key", "index")  # in a shard's rows, not in the merged file
+
+
+def record(key: str, item: Input, result: Prediction | AudioInputError, options: dict[str, Any]) -> dict[str, Any]:
+    """One input's row in a shard: its identity `key` (`Inputs.key`, dropped on merging), its record, and `error`
+    (`None`, or the reason it could not be read, with no labels)."""
     if isinstance(result, AudioInputError):
-        return {"index": index, "input": item.name, "duration_s": None, "labels": [], "error": str(result)}
-    return {"index": index, **prediction_record(item.name, result, options), "error": None}
+        return {"key": key, "input": item.name, "duration_s": None, "labels": [], "error": str(result)}
+    return {"key": key, **prediction_record(item.name, result, options), "error": None}
 
 
-def read_shards(folder: Path) -> dict[int, dict[str, Any]]:
-    """Every complete row in the shards, by input index (a torn last line from a kill is skipped)."""
-    rows: dict[int, dict[str, Any]] = {}
+def read_shards(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every complete row in the shards, by input identity (`Inputs.key`); a torn last line from a kill, and rows
+    of an earlier version of this format (without identity), are skipped: their inputs are classified again."""
+    rows: dict[str, dict[str, Any]] = {}
     for shard in sorted(folder.glob("rank-*.jsonl")):
         for line in shard.read_text().splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            rows[row["index"]] = row
+            if isinstance(row, dict) and isinstance(row.get("key"), str):
+                rows[row["key"]] = row
     return rows
 
 
@@ -159,9 +184,15 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
         shards.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
     finished = read_shards(shards)
-    todo = [index for index in range(len(inputs)) if index not in finished]
+    keys = [inputs.key(index) for index in range(len(inputs))]
+    todo = [index for index, key in enumerate(keys) if key not in finished]
     if state.is_main_process and finished:
-        print(f"resuming: {len(finished)} of {len(inputs)} inputs already classified in {shards}", file=sys.stderr)
+        done = len(inputs) - len(todo)
+        stale = len(set(finished) - set(keys))
+        left_out = (
+            f"; {stale} earlier results are left out (their files were removed or have changed since)" if stale else ""
+        )
+        print(f"resuming: {done} of {len(inputs)} inputs already classified in {shards}{left_out}", file=sys.stderr)
     with state.split_between_processes(todo) as mine:
         desc = f"classifying (process {state.process_index})" if state.num_processes > 1 else "classifying"
         bar, on_audio = progress_bar(len(mine), options.get("windows", False), desc, state.process_index)
@@ -175,7 +206,7 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
                 item = inputs[index]
                 if isinstance(result, AudioInputError):
                     tqdm.write(f"error: {item.name}: {result}", file=sys.stderr)
-                shard.write(json.dumps(record(index, item, result, options)) + "\n")
+                shard.write(json.dumps(record(keys[index], item, result, options)) + "\n")
                 shard.flush()
                 if on_audio is None:
                     bar.update(1)
@@ -183,14 +214,19 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
     state.wait_for_everyone()
     rows = read_shards(shards)
     if state.is_main_process:
-        missing = [index for index in range(len(inputs)) if index not in rows]
+        missing = [key for key in keys if key not in rows]
         if missing:  # only if a process died between its last write and here
             raise BatchPredictionError(f"{len(missing)} inputs have no result in {shards}; run the command again")
-        write_rows([rows[index] for index in range(len(inputs))], output, options["top_k"])
-    failed = sum(1 for row in rows.values() if row["error"])
+        # this run's inputs, in order, each once, under the name it has now
+        write_rows(
+            [{**rows[key], "input": inputs[index].name} for index, key in enumerate(keys)], output, options["top_k"]
+        )
+    failed = sum(1 for key in keys if rows.get(key, {}).get("error")) + len(inputs.missing)
     if state.is_main_process and failed:
-        print(f"{failed} of {len(inputs)} inputs failed", file=sys.stderr)
-    return 1 if failed else 0
+        print(f"{failed} of {len(inputs) + len(inputs.missing)} inputs failed", file=sys.stderr)
+    # Several processes: a non-zero status from any of them is reported by the launcher as a crash (ChildFailedError
+    # and its traceback), so failed inputs, which the output and stderr report, do not set it.
+    return 1 if failed and state.num_processes == 1 else 0
 
 
 def progress_bar(files: int, windows: bool, desc: str = "classifying", position: int = 0) -> tuple[Any, Any]:
@@ -210,10 +246,10 @@ def progress_bar(files: int, windows: bool, desc: str = "classifying", position:
 
 
 def write_rows(rows: list[dict[str, Any]], output: Path, top_k: int) -> None:
-    """Writes the merged rows (without the shard index) atomically, in the format of `output`'s extension."""
+    """Writes the merged rows (without the shards' own fields) atomically, in the format of `output`'s extension."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
-    rows = [{key: value for key, value in row.items() if key != "index"} for row in rows]
+    rows = [{key: value for key, value in row.items() if key not in SHARD_ONLY_FIELDS} for row in rows]
     # asked-for windows and events: a failed input's row has none (an empty cell in CSV, null in Parquet)
     nested = [key for key in ("windows", "events") if any(key in row for row in rows)]
     if output.suffix == ".jsonl":

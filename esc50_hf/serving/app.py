@@ -5,11 +5,11 @@ the per-window timeline (a table) out. When the model has a fitted unknown thres
 (`config.unknown_threshold`, see `esc50_hf.evaluation.calibration`), a recording whose top score is
 below it is answered "Not one of the known sounds — best guess: X (29 %)": the label's headline
 (its `label` field in the API), with the best guesses' scores below it as always. The page also
-draws the input's log-mel spectrogram and loads example clips, through events that are private:
-the UI calls them, the API does not list or accept them. Every input goes through
-`esc50_hf.model.audio_io` (header checked, then decoded block by block), and each
-`AudioInputError` becomes a `gr.Error` with its message: the request fails, the server goes on
-serving.
+draws the input's log-mel spectrogram and loads example clips (a click classifies the clip),
+through events that are private: the UI calls them, the API does not list or accept them. Every
+input goes through `esc50_hf.model.audio_io` (header checked, then decoded block by block), and
+each `AudioInputError` becomes a `gr.Error` with its message: the request fails, the server goes
+on serving.
 
 What a public deployment gets (see docs/serving.md):
 - requests wait in Gradio's queue (`--max-queue`, default 1000; HTTP 503 only past it),
@@ -17,10 +17,11 @@ What a public deployment gets (see docs/serving.md):
   network (`SoundClassifier(dynamic_batching=True)`); on 2 cores the network's compute is the
   limit, so this keeps the request rate steady under load (`bench/LOAD.md`) rather than raising it;
 - uploads land in a folder of this server's own (`private_upload_folder`, inside Gradio's), are
-  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified, and
-  the oldest ones whenever that folder grows past `--max-upload-mb` (`UploadJanitor`), so no burst
-  of uploads can fill the disk and no other app's files are touched; Gradio deletes the rest when
-  the server stops;
+  deleted `--keep-uploads` seconds after they arrive, whether or not they were classified
+  (`UploadJanitor`), and one that would take that folder past `--max-upload-mb` is refused before it
+  is read (`CapUploads`, HTTP 413), so no burst of uploads can fill the disk and no other app's files are
+  touched; Gradio deletes the rest when the server stops; the copies of the example clips in that folder are
+  kept while the server runs;
 - the audio must be sent to the server: a URL in place of a file (`gradio_client.handle_file(url)`)
   is refused with a message (`refuse_url_downloads`), because Gradio would fetch it whole into memory and
   onto disk, whatever its size;
@@ -81,6 +82,7 @@ def answer_label(**kwargs) -> gr.Label:
 
 
 DEFAULT_KEEP_UPLOADS = 300.0
+API_EXAMPLE_FILE = "sound.wav"  # the "Use via API" snippet's file when the page has no example clips
 
 
 def build_demo(
@@ -120,15 +122,18 @@ def build_demo(
                 examples = (
                     [row for row in read_examples(examples_dir) if row["category"] in labels] if examples_dir else []
                 )
+                example_clips = None
                 if examples:
-                    gr.Examples(
+                    example_clips = gr.Examples(
                         examples=[[str(example["path"])] for example in examples],
                         inputs=[audio],
                         example_labels=[example["category"] for example in examples],
                         label="Example clips",
                         api_visibility="private",
                     )
+                    _keep_example_copies(audio, examples)
                     gr.Markdown(_attribution_markdown(examples))
+                _show_a_working_api_example(audio, examples)
             with gr.Column():
                 label = answer_label(num_top_classes=TOP_K, label="Top classes")
         spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
@@ -154,8 +159,36 @@ def build_demo(
             f"class of each {classifier.extractor.clip_seconds:g}-s window.",
         )
         event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+        if example_clips is not None:  # a click on an example classifies it, as an upload or a recording is
+            example_event = example_clips.load_input_event.then(
+                fn=predict, inputs=[audio], outputs=[label, timeline], api_visibility="private"
+            )
+            example_event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
     _only_predict_in_the_api(demo)
     return demo
+
+
+def _keep_example_copies(audio: gr.Audio, examples: list[dict]) -> None:
+    """Marks the copies of the example clips that Gradio made in the upload folder as kept in its cache.
+
+    Gradio serves an example from a copy in the upload folder (`move_resource_to_block_cache`, the call that
+    `gr.Examples` makes for each clip), but does not mark that copy as kept: `UploadJanitor` would delete it
+    `--keep-uploads` seconds after the server started, and every example click after that would load nothing.
+    Asking the component again gives the same copy (its folder is named after the file's hash).
+    """
+    for example in examples:
+        copy = audio.move_resource_to_block_cache(example["path"])
+        if copy:
+            audio.keep_in_cache.add(copy)
+
+
+def _show_a_working_api_example(audio: gr.Audio, examples: list[dict]) -> None:
+    """Makes the page's "Use via API" snippet send a local file: Gradio's own example for `gr.Audio` is a URL, which
+    this server refuses (`refuse_url_downloads`). With example clips, the snippet names the first one as the
+    checkout and a Space folder hold it (`examples/<file>`, relative to the folder the app runs from)."""
+    name = f"{Path(examples[0]['path']).parent.name}/{examples[0]['file']}" if examples else API_EXAMPLE_FILE
+    audio.example_payload = lambda: {"path": name, "meta": {"_type": "gradio.FileData"}}  # handle_file(name)
+    audio.example_value = lambda: name
 
 
 def _only_predict_in_the_api(demo: gr.Blocks) -> None:

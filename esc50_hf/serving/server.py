@@ -14,7 +14,8 @@ from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, reso
 from ..model.audio_io import AudioLimits
 from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS, build_demo
-from .uploads import UploadJanitor, private_upload_folder, refuse_url_downloads
+from .refusals import refusing_app_kwargs
+from .uploads import UploadBudget, UploadJanitor, private_upload_folder, refuse_url_downloads
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
         "--max-upload-mb",
         type=float,
         default=DEFAULT_MAX_UPLOAD_MB,
-        help=f"most disk all uploads together may use; the oldest go first (default: {DEFAULT_MAX_UPLOAD_MB:g})",
+        help=f"most disk all uploads together may use; past it: HTTP 413 (default: {DEFAULT_MAX_UPLOAD_MB:g})",
     )
     parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
     parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
@@ -168,12 +169,17 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
         keep_uploads=args.keep_uploads,
         unknown_answer=not args.no_unknown,
     )
+
+    def kept() -> set[str]:  # the example clips' copies: not uploads
+        return {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())}
+
+    budget = UploadBudget(upload_folder, max_bytes=int(args.max_upload_mb * 2**20), keep=kept)
     UploadJanitor(
         upload_folder,
         max_age=args.keep_uploads,
-        max_bytes=int(args.max_upload_mb * 2**20),
         interval=min(60.0, max(1.0, args.keep_uploads / 4)),
-        keep=lambda: {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())},
+        keep=kept,
+        uploading=lambda: budget.in_progress > 0,
     )
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(
@@ -183,6 +189,7 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
         max_file_size=limits.max_bytes,
         show_error=True,  # Gradio's own refusals (e.g. a path that was not uploaded) say why; ours are gr.Error
         allowed_paths=[str(examples_dir)] if examples_dir and not args.no_examples else None,
+        app_kwargs=refusing_app_kwargs(budget),  # 4xx and a sentence: uploads past the cap, unknown endpoints, ...
     )
     return 0
 

@@ -1,5 +1,6 @@
-"""Upload hardening for a public server: uploads in a private folder, bounded in age and size, and URL inputs
-refused before Gradio downloads them."""
+"""Upload hardening for a public server: uploads in a private folder, bounded in age (a sweep) and in size (at the
+door: an upload that would pass the cap is refused before it is read), and URL inputs refused before Gradio downloads
+them."""
 
 import os
 
@@ -15,8 +16,11 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import anyio.to_thread  # noqa: E402
 import gradio as gr  # noqa: E402
 import gradio.processing_utils  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -26,57 +30,138 @@ URL_INPUT_MESSAGE = (
 )
 
 
+UPLOAD_FOLDER_FULL_MESSAGE = (
+    "The server's upload space is full for now (--max-upload-mb): try again in a few minutes, or send a smaller file."
+)
+LENGTH_REQUIRED_MESSAGE = "An upload must say its size: send the Content-Length header."
+
+
+def _files_in(folder: Path) -> list[Path]:
+    """The files under `folder`, listed before anything is deleted; folders that vanish meanwhile are skipped."""
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in names]
+
+
+class UploadBudget:
+    """The hard disk cap on uploads: a request is let in only if the bytes it declares (`Content-Length`) fit,
+    with those already in the folder and those of the uploads in progress, within `max_bytes`.
+
+    Args:
+        folder (`Path`): The upload folder (`private_upload_folder()`).
+        max_bytes (`int`): Most bytes all uploads together may use (`--max-upload-mb`).
+        keep (`Callable[[], set[str]]`, *optional*): Paths that are not uploads (the example clips' copies); they
+            do not count.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int, keep: Callable[[], set[str]] | None = None) -> None:
+        self.folder, self.max_bytes, self.keep = Path(folder), max_bytes, keep or set
+        self.reserved = 0  # bytes declared by the uploads in progress
+        self.in_progress = 0
+        self._lock = threading.Lock()
+
+    def used(self) -> int:
+        """Bytes the folder holds, kept files aside (uploads in progress included, as far as written)."""
+        keep, total = self.keep(), 0
+        for path in _files_in(self.folder):
+            with contextlib.suppress(OSError):  # deleted meanwhile
+                if str(path) not in keep:
+                    total += path.stat().st_size
+        return total
+
+    def reserve(self, size: int) -> bool:
+        """Counts an upload of `size` bytes in progress if it fits; `False` (nothing counted) if it does not."""
+        with self._lock:
+            if self.used() + self.reserved + size > self.max_bytes:
+                return False
+            self.reserved += size
+            self.in_progress += 1
+            return True
+
+    def release(self, size: int) -> None:
+        """The upload `reserve(size)` let in has ended (stored, refused or broken off)."""
+        with self._lock:
+            self.reserved -= size
+            self.in_progress -= 1
+
+
+class CapUploads:
+    """ASGI middleware: `POST .../gradio_api/upload` is let in only within `budget` (else HTTP 413 and
+    `UPLOAD_FOLDER_FULL_MESSAGE`, before any byte is read), and only with a `Content-Length` (else HTTP 411).
+
+    Args:
+        app (`ASGIApp`): The application it wraps (Gradio's).
+        budget (`UploadBudget`): The cap and the uploads in progress.
+    """
+
+    def __init__(self, app: ASGIApp, budget: UploadBudget) -> None:
+        self.app, self.budget = app, budget
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/gradio_api/upload"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if not declared.isdigit():
+            await JSONResponse({"detail": LENGTH_REQUIRED_MESSAGE}, status_code=411)(scope, receive, send)
+            return
+        size = int(declared)
+        if not await anyio.to_thread.run_sync(self.budget.reserve, size):  # it reads the folder: off the loop
+            await JSONResponse({"detail": UPLOAD_FOLDER_FULL_MESSAGE}, status_code=413)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.budget.release(size)
+
+
 class UploadJanitor:
-    """Bounds Gradio's upload folder in time and size: every `interval` seconds, deletes the files older than
-    `max_age` seconds, then the oldest ones while the folder holds more than `max_bytes`.
+    """Bounds Gradio's upload folder in time: every `interval` seconds, deletes the files older than `max_age`
+    seconds. Its size is bounded at the door (`CapUploads`).
 
     Uploads need no prediction call, so without this anyone could fill the disk. Gradio's own scheduled
     `delete_cache` sweep is not used for it: it iterates the set of uploads while concurrent uploads add to
     it, and its background task dies at the first "Set changed size during iteration" (seen under load in
     `bench/load.py`). Gradio still deletes everything left when the server stops. Files a component keeps
-    in the cache on purpose (`keep`, e.g. the examples) are left alone.
+    in the cache on purpose (`keep`, e.g. the examples) are left alone, and so are the files an upload in
+    progress is writing (Gradio writes them at the top of the folder, then moves each into a folder of its own):
+    those go only while no upload is in progress.
 
     Args:
         folder (`Path`): Gradio's upload folder (`gradio.utils.get_upload_folder()`).
         max_age (`float`): Seconds a file may stay.
-        max_bytes (`int`): Most bytes the folder may hold.
         interval (`float`, *optional*, defaults to 2.0): Seconds between sweeps.
         keep (`Callable[[], set[str]]`, *optional*): The paths not to delete.
+        uploading (`Callable[[], bool]`, *optional*): Whether an upload is in progress (`UploadBudget.in_progress`).
     """
 
     def __init__(
         self,
         folder: Path,
         max_age: float,
-        max_bytes: int,
         interval: float = 2.0,
         keep: Callable[[], set[str]] | None = None,
+        uploading: Callable[[], bool] | None = None,
     ) -> None:
-        self.folder, self.max_age, self.max_bytes, self.interval = Path(folder), max_age, max_bytes, interval
+        self.folder, self.max_age, self.interval = Path(folder), max_age, interval
         self.keep = keep or set
+        self.uploading = uploading or (lambda: False)
         self._stop = threading.Event()
         threading.Thread(target=self._loop, name="esc50-upload-janitor", daemon=True).start()
 
     def sweep(self) -> int:
-        """One pass: deletes what is too old, then the oldest past the size budget; returns how many files went."""
-        keep, now, files = self.keep(), time.time(), []
-        for path in self.folder.rglob("*"):
+        """One pass: deletes what is too old; returns how many files went."""
+        keep, now, deleted = self.keep(), time.time(), 0
+        being_written = self.uploading()  # read before the listing: an upload that starts later writes newer files
+        for path in _files_in(self.folder):
             try:
-                if path.is_file() and str(path) not in keep:
-                    stat = path.stat()
-                    files.append((stat.st_mtime, stat.st_size, path))  # written when uploaded
+                if str(path) in keep or (being_written and path.parent == self.folder):
+                    continue
+                if now - path.stat().st_mtime <= self.max_age:  # written when uploaded
+                    continue
+                path.unlink()
             except OSError:  # deleted meanwhile
                 continue
-        files.sort()
-        total = sum(size for _, size, _ in files)
-        deleted = 0
-        for changed, size, path in files:
-            if now - changed <= self.max_age and total <= self.max_bytes:
-                break
-            path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
                 path.parent.rmdir()
-            total -= size
             deleted += 1
         return deleted
 
@@ -130,4 +215,13 @@ def private_upload_folder() -> Path:
     return folder
 
 
-__all__ = ["URL_INPUT_MESSAGE", "UploadJanitor", "private_upload_folder", "refuse_url_downloads"]
+__all__ = [
+    "LENGTH_REQUIRED_MESSAGE",
+    "UPLOAD_FOLDER_FULL_MESSAGE",
+    "URL_INPUT_MESSAGE",
+    "CapUploads",
+    "UploadBudget",
+    "UploadJanitor",
+    "private_upload_folder",
+    "refuse_url_downloads",
+]

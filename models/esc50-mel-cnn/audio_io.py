@@ -277,13 +277,32 @@ class AudioReader:
         return max(1024, BLOCK_BYTES // (4 * self.output_channels))
 
 
+class _LengthUnderstated(Exception):
+    """An MP3 whose header states fewer samples than its frames hold: libsndfile would stop where the header says."""
+
+
 class _SoundfileReader(AudioReader):
-    """libsndfile: exact and fast for WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF; frames known from the header."""
+    """libsndfile: exact and fast for WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF; frames known from the header.
+
+    libsndfile reads an MP3 only as far as its header (Xing/Info, or an estimate from the first frame) says, so an
+    MP3 whose frames hold more than that (a file of 20 min that claims 10 s) would be classified on its start: its
+    frames are counted (`_mpeg_seconds`) and such a file raises `_LengthUnderstated`, for FFmpeg, which decodes
+    every frame, to read instead.
+    """
 
     def __init__(self, source: str | Path | io.BytesIO, limits: AudioLimits) -> None:
         self._sound = sf.SoundFile(source)
         self.sample_rate, self.num_channels = self._sound.samplerate, self._sound.channels
         self.duration = self._sound.frames / self.sample_rate if self.sample_rate else None
+        if self._sound.format == "MP3":
+            if isinstance(source, io.BytesIO):  # libsndfile reads from it too: a view of its own
+                held = _mpeg_seconds(io.BytesIO(source.getbuffer()))
+            else:
+                with open(source, "rb") as handle:
+                    held = _mpeg_seconds(handle)
+            if held is not None and held > (self.duration or 0.0) + MP3_LENGTH_TOLERANCE_S:
+                self._sound.close()
+                raise _LengthUnderstated(f"the header says {self.duration} s, the frames hold {held} s")
         self._check_header(limits)
         self.output_rate, self.output_channels = self.sample_rate, self.num_channels
 
@@ -341,6 +360,55 @@ class _FfmpegReader(AudioReader):
         step = self.block_frames
         for first in range(0, len(mono), step):
             yield mono[first : first + step, None]
+
+
+# MPEG audio frame headers: bit rates (kbit/s) by (MPEG-1?, layer) and index, sample rates by version bits and index.
+_MPEG_BITRATES = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # MPEG-1, 2, 2.5
+# More than this past the header's length (an Xing frame, encoder delay and padding are a few hundredths): decoded
+# by FFmpeg, in full.
+MP3_LENGTH_TOLERANCE_S = 0.5
+
+
+def _mpeg_seconds(handle: Any) -> float | None:
+    """The seconds of audio an MPEG audio file's frames hold, counted frame header by frame header from the start
+    (ID3v2 tags skipped) up to the first thing that is not a frame (end, ID3v1/APE tags, damage); `None` if no frame
+    is found there or a frame has a free-format bit rate (no length in its header)."""
+    handle.seek(0)
+    head = handle.read(10)
+    position = 0
+    while head[:3] == b"ID3" and len(head) == 10:  # size: 4 bytes of 7 bits; a footer adds 10
+        position += 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]) + (10 if head[5] & 0x10 else 0)
+        handle.seek(position)
+        head = handle.read(10)
+    seconds, frames = 0.0, 0
+    while len(head) >= 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        version, layer = (head[1] >> 3) & 3, 4 - ((head[1] >> 1) & 3)  # layer bits 3, 2, 1: layers I, II, III
+        bitrate_index, rate_index, padding = head[2] >> 4, (head[2] >> 2) & 3, (head[2] >> 1) & 1
+        if version == 1 or layer == 4 or bitrate_index == 15 or rate_index == 3:  # reserved values: not a frame
+            break
+        if bitrate_index == 0:  # free format
+            return None
+        mpeg1 = version == 3
+        bitrate, rate = _MPEG_BITRATES[(mpeg1, layer)][bitrate_index] * 1000, _MPEG_RATES[version][rate_index]
+        if layer == 1:
+            size, samples = (12 * bitrate // rate + padding) * 4, 384
+        else:
+            per_frame = 1152 if layer == 2 or mpeg1 else 576
+            size, samples = per_frame // 8 * bitrate // rate + padding, per_frame
+        seconds += samples / rate
+        frames += 1
+        position += size
+        handle.seek(position)
+        head = handle.read(4)
+    return seconds if frames else None
 
 
 def open_audio(
