@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
     from esc50_hf.cli import main as cli
+    from esc50_hf.commands.calibrate import out_of_fold_logits
     from esc50_hf.data.esc50 import TEST_FOLD, load_esc50
-    from esc50_hf.evaluation.calibration import out_of_fold_logits, plot_reliability, probabilities
+    from esc50_hf.evaluation.calibration import plot_reliability, probabilities
     from esc50_hf.model.configuration_esc50_cnn import UNCALIBRATED
     from esc50_hf.model.labels import model_labels
 

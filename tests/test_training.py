@@ -945,3 +945,16 @@ def test_teachers_run_in_the_students_precision(smoke_run, tmp_path):
     batch = {"input_values": torch.randn(2, extractor.num_mel_bins, 216), "labels": torch.tensor([1, 2])}
     loss = trainer.compute_loss(student, batch)
     assert seen == [torch.bfloat16] and torch.isfinite(loss)
+
+
+@pytest.mark.slow
+def test_calibrate_refuses_a_run_validated_on_the_test_fold(smoke_run, esc50_dir, tmp_path):
+    """`esc50-hf calibrate` fits only on folds the model is not tested on: the smoke run validated on fold 5."""
+    from esc50_hf.cli import main
+
+    target = tmp_path / "model"
+    shutil.copytree(smoke_run, target)
+    before = (target / "config.json").read_text()
+    with pytest.raises(SystemExit, match="validated on fold 5, the test fold"):
+        main(["calibrate", "--model", str(target), "--held-out", str(smoke_run), "--data-dir", str(esc50_dir)])
+    assert (target / "config.json").read_text() == before

@@ -280,56 +280,6 @@ def calibrate_model_folder(
     return calibration
 
 
-def out_of_fold_logits(
-    run_folders: list[str | Path], dataset: Any, labels: tuple[str, ...], test_fold: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Held-out predictions of ESC-50 runs: each run's raw logits (temperature 1) on its own validation fold, which
-    it never trained on, and the clips' class ids in `labels` order.
-
-    Args:
-        run_folders (`list`): Model folders trained by `train.py` (their `training_config.json` names the fold).
-        dataset (`Dataset`): ESC-50 as `load_esc50` gives it.
-        labels (`tuple[str, ...]`): The labels of the model to calibrate; every run must have them, in that order.
-        test_fold (`int`): The fold nothing may be fitted on: a run validated on it is refused.
-
-    Returns:
-        `(logits, references, sources)`: the stacked logits and class ids, and each run's fold in words.
-
-    Raises:
-        `Esc50HfError`: a run was validated on the test fold, or has other labels.
-    """
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    from ..data.esc50 import FOLDS, split_folds
-    from ..errors import Esc50HfError
-    from ..inference.classifier import explain_load_failure
-    from ..model.configuration_esc50_cnn import UNCALIBRATED
-    from ..model.labels import model_labels
-    from ..training.model_folder import read_model_folder
-    from .scoring import labelled_logits
-
-    all_logits, all_references, sources = [], [], []
-    for folder in run_folders:
-        recipe = read_model_folder(folder, require=("config.json", "training_config.json")).recipe
-        fold = int(recipe["validation_fold"])
-        if fold == test_fold:
-            raise Esc50HfError(
-                f"{folder} was validated on fold {fold}, the test fold: calibrate on folds the model is not tested on, "
-                "e.g. with a run trained with --train_folds 1 2 3 --validation_fold 4"
-            )
-        with explain_load_failure(folder):
-            model = AutoModelForAudioClassification.from_pretrained(folder, **UNCALIBRATED)
-            extractor = AutoFeatureExtractor.from_pretrained(folder)
-        if model_labels(model.config) != tuple(labels):
-            raise Esc50HfError(f"{folder} has other labels than the model to calibrate: use runs of its labels")
-        logits, references = labelled_logits(model, extractor, split_folds(dataset, fold)["validation"])
-        all_logits.append(logits)
-        all_references.append(references)
-        trained_on = recipe.get("train_folds") or [other for other in FOLDS if other != fold]
-        sources.append(f"fold {fold} (a model trained on folds {', '.join(map(str, trained_on))})")
-    return np.concatenate(all_logits), np.concatenate(all_references), sources
-
-
 def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> None:
     """A reliability diagram: accuracy against confidence per bin, one line per named `(probabilities, references)`
     (e.g. before and after calibration), with the diagonal of perfect calibration and each curve's ECE.
@@ -343,8 +293,6 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..training.reports import save_compact_png
 
     figure, axis = plt.subplots(figsize=(4.6, 4.2))
     axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
@@ -365,7 +313,8 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
     axis.legend(loc="upper left", fontsize=8)
     if title:
         axis.set_title(title, fontsize=9)
-    save_compact_png(figure, Path(path))
+    figure.savefig(Path(path), dpi=100, bbox_inches="tight")
+    plt.close(figure)
 
 
 __all__ = [
@@ -384,7 +333,6 @@ __all__ = [
     "fit_unknown_threshold",
     "measure_calibration",
     "negative_log_likelihood",
-    "out_of_fold_logits",
     "plot_reliability",
     "probabilities",
     "rejection_score",
