@@ -22,6 +22,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
+from ..model.windows import softmax
+
 NUM_BINS = 15  # bins of the expected calibration error and of the reliability diagram
 DEFAULT_ACCEPT = 0.95  # share of known sounds the fitted unknown threshold accepts
 # Where the fitted temperature is searched: a held-out set the model gets all right pulls the temperature towards 0
@@ -33,8 +35,8 @@ RELIABILITY_PLOT = "reliability.png"  # in a model folder
 
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax of `logits / temperature`, `(clips, num_labels)`."""
-    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1))
+    """Softmax of `logits / temperature`, `(clips, num_labels)`: the model path's own softmax."""
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 def negative_log_likelihood(logits: np.ndarray, references: np.ndarray, temperature: float = 1.0) -> float:
@@ -170,12 +172,17 @@ def fit_calibration(
         accept (`float`, *optional*, defaults to `DEFAULT_ACCEPT` (0.95)): Share of known clips the threshold accepts.
         seed (`int`, *optional*, defaults to 0): Seed of the halves' shuffle.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    references = np.asarray(references)
+    return _fitted(np.asarray(logits, dtype=np.float64), np.asarray(references), fitted_on, accept, seed)[0]
+
+
+def _fitted(
+    logits: np.ndarray, references: np.ndarray, fitted_on: str, accept: float, seed: int
+) -> tuple["Calibration", np.ndarray]:
+    """`fit_calibration`, and the cross-fitted probabilities its `after` figures come from."""
     temperature = fit_temperature(logits, references)
     held_out_probs = cross_fitted_probabilities(logits, references, seed)
     after_nll = float(-np.log(np.maximum(held_out_probs[np.arange(len(references)), references], 1e-300)).mean())
-    return Calibration(
+    calibration = Calibration(
         temperature=round(temperature, 6),
         unknown_threshold=round(fit_unknown_threshold(rejection_score(logits, temperature), accept), 6),
         accept=accept,
@@ -187,6 +194,7 @@ def fit_calibration(
         },
         after={"ece": round(expected_calibration_error(held_out_probs, references), 6), "nll": round(after_nll, 6)},
     )
+    return calibration, held_out_probs
 
 
 def measure_calibration(logits: np.ndarray, references: np.ndarray, calibration: Calibration) -> dict[str, Any]:
@@ -266,13 +274,14 @@ def calibrate_model_folder(
         accept (`float`, *optional*, defaults to `DEFAULT_ACCEPT` (0.95)): Share of known clips the unknown
             threshold accepts.
     """
-    calibration = fit_calibration(logits, references, fitted_on, accept)
+    logits, references = np.asarray(logits, dtype=np.float64), np.asarray(references)
+    calibration, cross_fitted = _fitted(logits, references, fitted_on, accept, seed=0)
     calibration.apply_to(config)
     config.save_pretrained(folder)
     plot_reliability(
         {
             "as trained": (probabilities(logits), references),
-            "calibrated (cross-fitted)": (cross_fitted_probabilities(logits, references), references),
+            "calibrated (cross-fitted)": (cross_fitted, references),
         },
         Path(folder) / RELIABILITY_PLOT,
         title=f"Reliability on {fitted_on}",

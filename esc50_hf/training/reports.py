@@ -359,12 +359,12 @@ def calibration_section(folder: Path) -> str:
     """The card's section on calibrated scores and the "none of these" answer, from the folder's `config.json`
     (`calibration`, written by training or `esc50-hf calibrate`), `calibration_test.json` (the test fold, measured
     and never fitted on) and `unknown_results.json` (`bench/unknown.py`); empty for an uncalibrated model."""
-    config = json.loads((Path(folder) / "config.json").read_text())
-    fit = config.get("calibration")
+    companions = ModelFolder(folder)
+    fit = companions.config.get("calibration")
     if not fit:
         return ""
-    test = ModelFolder(folder).optional(CALIBRATION_TEST_FILE)
-    unknown = ModelFolder(folder).optional(UNKNOWN_RESULTS_FILE)
+    test = companions.optional(CALIBRATION_TEST_FILE)
+    unknown = companions.optional(UNKNOWN_RESULTS_FILE)
     lines = [
         '### Calibrated scores and "none of these"',
         "",
