@@ -28,12 +28,18 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy, Scheduler
 
 from ..data.augmentation import (
     AugmentationParameterError,
+    BackgroundNoise,
+    CodecRoundTrip,
+    ColouredNoise,
     FrequencyMasking,
     Gain,
     GaussianNoise,
+    LevelAndClipping,
     Mixup,
     PitchShift,
+    Reverberation,
     SpecAugment,
+    TelephoneBand,
     TimeMasking,
     TimeRoll,
     TimeShift,
@@ -312,6 +318,21 @@ class AugmentationArguments:
     time_shift_max_fraction: float = _field("largest time shift, as a fraction of the clip", 0.5)
     gain_p: float = _field("probability of a gain change", 0.5)
     gain_db: float = _field("largest gain change, up or down (dB)", 6.0)
+    background_noise_p: float = _field(
+        "probability of mixing in a recorded background (ambient classes of the training folds; 0 = off)", 0.0
+    )
+    background_noise_min_snr_db: float = _field("lowest SNR of a mixed-in background (dB)", 0.0)
+    background_noise_max_snr_db: float = _field("highest SNR of a mixed-in background (dB)", 20.0)
+    coloured_noise_p: float = _field("probability of adding white-to-brown noise at an SNR (0 = off)", 0.0)
+    coloured_noise_min_snr_db: float = _field("lowest SNR of the coloured noise (dB)", 0.0)
+    coloured_noise_max_snr_db: float = _field("highest SNR of the coloured noise (dB)", 30.0)
+    reverberation_p: float = _field("probability of a synthetic room's reverberation (0 = off)", 0.0)
+    reverberation_max_rt60: float = _field("longest reverberation time of the synthetic rooms (s)", 1.5)
+    codec_p: float = _field("probability of an MP3/AAC/Opus/GSM round trip at a low bit rate (0 = off)", 0.0)
+    telephone_p: float = _field("probability of a 300-3400 Hz telephone band (0 = off)", 0.0)
+    level_p: float = _field("probability of a level change with clipping at full scale (0 = off)", 0.0)
+    level_min_db: float = _field("quietest level change (dB)", -30.0)
+    level_max_db: float = _field("loudest level change, clipped at full scale (dB)", 20.0)
     time_roll_p: float = _field("probability of a random circular time roll of the spectrogram", 0.5)
     freq_masks: int = _field("SpecAugment frequency masks per sample", 2)
     freq_mask_width: int = _field("widest SpecAugment frequency mask (mel bands)", 8)
@@ -338,6 +359,17 @@ class AugmentationArguments:
             _build(TimeStretch, p="time_stretch_p", rate_range="time_stretch_range", arguments=self),
             _build(TimeShift, p="time_shift_p", max_fraction="time_shift_max_fraction", arguments=self),
             _build(Gain, p="gain_p", max_db="gain_db", arguments=self),
+            # Real recording conditions, in the order they happen: the room, the background, the recorder's level,
+            # the line and the codec. Left out of the chain (and of the cache key) at p = 0.
+            _build(Reverberation, p="reverberation_p", max_rt60="reverberation_max_rt60", arguments=self),
+            _build(BackgroundNoise, p="background_noise_p", min_snr_db="background_noise_min_snr_db",
+                   max_snr_db="background_noise_max_snr_db", arguments=self),
+            _build(ColouredNoise, p="coloured_noise_p", min_snr_db="coloured_noise_min_snr_db",
+                   max_snr_db="coloured_noise_max_snr_db", arguments=self),
+            _build(LevelAndClipping, p="level_p", min_gain_db="level_min_db", max_gain_db="level_max_db",
+                   arguments=self),
+            _build(TelephoneBand, p="telephone_p", arguments=self),
+            _build(CodecRoundTrip, p="codec_p", arguments=self),
         )  # fmt: skip
 
     def spec_augment(self) -> SpecAugment:

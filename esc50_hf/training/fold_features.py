@@ -10,8 +10,9 @@ import torch
 from accelerate import PartialState
 from datasets import Dataset
 
-from ..data.augmentation import Mixup, SpecAugment
-from ..data.esc50 import split_folds
+from ..data.augmentation import BackgroundNoise, Mixup, SpecAugment
+from ..data.degradations import AMBIENT_CLASSES
+from ..data.esc50 import decoded_mono, split_folds
 from ..data.feature_file import FeatureFileError, read_feature_file, write_feature_file
 from ..data.features import cached_log_mels, variant_settings
 from ..data.labelled import EVALUATION_FOLD, TRAINING_FOLD, LabelledAudio
@@ -154,7 +155,7 @@ def recipe_log_mels(
     data, augmentation, args = setup.data, setup.augmentation, setup.training
     clips = run_data(setup, feature_extractor.sampling_rate)
     cache_dir = data.feature_cache_dir or str(Path(args.output_dir) / "feature_cache")
-    augmenter = augmentation.waveform() if augmentation.augmented_variants > 0 else None
+    augmenter = _augmenter(setup, clips) if augmentation.augmented_variants > 0 else None
     with args.main_process_first(desc="feature cache"):
         log_mels, labels = cached_log_mels(
             clips.dataset, feature_extractor, cache_dir, augmenter,
@@ -163,10 +164,50 @@ def recipe_log_mels(
     return clips, log_mels, labels
 
 
-def _variants_of(setup: TrainingSetup) -> dict[str, Any]:
+def _give_backgrounds(transform: BackgroundNoise, clips: RunData) -> None:
+    """The recorded backgrounds of `--background_noise_p`: the training folds' clips of the ambient classes."""
+    names = [name for name in AMBIENT_CLASSES if name in clips.labels]
+    if not names:
+        raise ValueError(
+            f"--background_noise_p {transform.p} mixes in clips of the ambient ESC-50 classes "
+            f"({', '.join(AMBIENT_CLASSES)}), and this run's labels have none of them: set --background_noise_p 0 "
+            "(the coloured noise of --coloured_noise_p needs no recordings)"
+        )
+    ids = {clips.labels.index(name) for name in names}
+    train_folds = set(clips.train_folds)
+    chosen = clips.dataset.filter(
+        lambda label, fold: label in ids and fold in train_folds, input_columns=["label", "fold"]
+    )
+    transform.with_backgrounds([decoded_mono(audio) for audio in chosen["audio"]], chosen["filename"])
+
+
+def _augmenter(setup: TrainingSetup, clips: RunData | None, stored_backgrounds: list[str] | None = None) -> Any:
+    """The recipe's waveform transforms, the background clips given: the run's (`clips`), or, for a feature file
+    (no audio here), the file's own list once checked to hold only clips of this run's training folds."""
+    augmenter = setup.augmentation.waveform()
+    background = augmenter.background_noise()
+    if background is not None and clips is not None:
+        _give_backgrounds(background, clips)
+    elif background is not None and stored_backgrounds is not None:
+        folds = set(setup.data.training_folds())
+        foreign = [name for name in stored_backgrounds if int(name.split("-")[0]) not in folds]
+        if foreign:
+            raise FeatureFileError(
+                f"{setup.data.features_file} mixed backgrounds from outside this run's training folds "
+                f"({', '.join(foreign[:3])}...): export it again for --train_folds {' '.join(map(str, sorted(folds)))}"
+            )
+        background.background_clips = list(stored_backgrounds)
+    return augmenter
+
+
+def _variants_of(setup: TrainingSetup, clips: RunData | None = None, stored: Any = None) -> dict[str, Any]:
     """What decides this recipe's augmented variants (`data.features.variant_settings`)."""
-    augmentation = setup.augmentation
-    return variant_settings(augmentation.waveform(), augmentation.augmented_variants, setup.training.seed)
+    backgrounds = None
+    if stored is not None:
+        transforms = stored.metadata.get("augmentation") or []
+        backgrounds = next((t["background_clips"] for t in transforms if "background_clips" in t), [])
+    augmenter = _augmenter(setup, clips, backgrounds)
+    return variant_settings(augmenter, setup.augmentation.augmented_variants, setup.training.seed)
 
 
 def export_features(setup: TrainingSetup) -> Path:
@@ -184,7 +225,13 @@ def export_features(setup: TrainingSetup) -> Path:
     path = Path(setup.export_features)
     if PartialState().is_main_process:
         write_feature_file(
-            path, log_mels, labels, torch.tensor(dataset["fold"]), extractor, _variants_of(setup), dataset["filename"]
+            path,
+            log_mels,
+            labels,
+            torch.tensor(dataset["fold"]),
+            extractor,
+            _variants_of(setup, clips),
+            dataset["filename"],
         )
         megabytes = path.stat().st_size / 1e6
         print_main_process(f"Wrote {path}: {len(labels)} clips x {log_mels.shape[1]} views, {megabytes:.1f} MB")
@@ -207,7 +254,7 @@ def prepare_features(setup: TrainingSetup, feature_extractor: Esc50FeatureExtrac
     if data.features_file:
         train_folds = torch.tensor(data.training_folds())
         stored = read_feature_file(data.features_file)
-        stored.check_recipe(data.features_file, feature_extractor, _variants_of(setup))
+        stored.check_recipe(data.features_file, feature_extractor, _variants_of(setup, stored=stored))
         log_mels, labels, folds, validation_audio = stored.log_mels, stored.labels, stored.folds, None
         validation_fold, names, own = data.validation_fold, ESC50_LABELS, None
         missing = sorted(set([*train_folds.tolist(), validation_fold]) - set(folds.tolist()))
