@@ -82,7 +82,7 @@ def test_names_from_before_the_schema_still_read():
 def test_window_pool_names_columns_with_the_labels_it_is_given():
     probabilities = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
     pool = WindowPool(sampling_rate=10, clip_samples=10, labels=("a", "b", "c"))
-    pool.add([(0, 10), (5, 5)], probabilities)  # the second window is half real samples: half the weight
+    pool.add([(0, 10), (5, 5)], probabilities, [0.01, 0.01])  # the second is half real samples: half the weight
     prediction = pool.prediction(top_k=5)
     mean = (probabilities[0] + 0.5 * probabilities[1]) / 1.5
     assert [item.label for item in prediction.labels] == ["b", "a", "c"]
@@ -90,4 +90,16 @@ def test_window_pool_names_columns_with_the_labels_it_is_given():
     assert prediction.windows == [WindowPrediction(0.0, 1.0, "b", 0.7), WindowPrediction(0.5, 1.0, "a", 0.6)]
     assert prediction.duration_s == 1.0
     with pytest.raises(ValueError, match="returned 50 scores per window but its config names 3 labels"):
-        pool.add([(0, 10)], np.eye(len(ESC50_LABELS))[[3]])  # never a silent answer in the wrong label set
+        pool.add([(0, 10)], np.eye(len(ESC50_LABELS))[[3]], [0.01])  # never a silent answer in the wrong label set
+
+
+def test_the_loudest_windows_carry_a_long_inputs_answer():
+    """A dog bark inside 15 s of quiet ambience: the ambience's three windows lose to the bark's one (fold 4's
+    placement sets, bench/robust_recipe_choice.md), and an all-silent input is a plain mean."""
+    probabilities = np.array([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2], [0.1, 0.9]])
+    pool = WindowPool(sampling_rate=10, clip_samples=10, labels=("dog", "rain"))
+    pool.add([(0, 10), (5, 10), (10, 10), (15, 10)], probabilities, [1e-4, 1e-4, 1e-1, 1e-4])
+    assert pool.prediction(top_k=1).label == "dog"
+    silent = WindowPool(sampling_rate=10, clip_samples=10, labels=("dog", "rain"))
+    silent.add([(0, 10), (5, 10), (10, 10), (15, 10)], probabilities, [0.0] * 4)
+    assert silent.prediction(top_k=2).labels[0].score == pytest.approx(probabilities[:, 1].mean())

@@ -4,9 +4,9 @@ The model sees 5-s clips. Shorter input is padded by the feature extractor (as E
 short clips are). Longer input is cut into 5-s windows every `hop_seconds`, the last one
 aligned to the end of the recording (never padded), each window is classified, and the
 clip-level scores are the mean of the windows' probabilities, each window weighted by its
-share of real, unpadded samples: a sound heard in any part of a recording still shows up, in
-proportion to how much of the recording it fills, and a few extra samples at the end (an
-encoder's priming, a recording stopped a moment late) do not add a window of silence.
+share of real, unpadded samples times its mean power (`model/windows.py`): the loudest stretch
+of a recording carries the answer, not the quiet ambience around it, and a few extra samples at
+the end (an encoder's priming, a recording stopped a moment late) do not add a window of silence.
 
 Files are decoded block by block (`esc50_hf.model.audio_io.stream_audio`) and classified window by
 window, so memory stays flat whatever the length; with `AudioLimits(max_seconds=None)` a
@@ -33,7 +33,7 @@ from ..errors import Esc50HfError
 from ..model.audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, AudioSource, audio_blocks, load_audio
 from ..model.labels import model_labels
 from ..model.prediction import LabelScore, Prediction, WindowPrediction
-from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_starts
+from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_power, window_starts
 from ..paths import DEFAULT_MODEL_DIR
 from ..publish import is_hub_id
 from .backends import LogitsBackend, load_backend
@@ -222,7 +222,7 @@ class SoundClassifier:
             if pending:
                 probabilities = self.window_probabilities([samples for _, _, samples in pending])
                 for (item, start, samples), row in zip(pending, probabilities):
-                    pools[item].add([(start, len(samples))], row[None])
+                    pools[item].add([(start, len(samples))], row[None], [window_power(samples)])
                 pending.clear()
 
         def ready(item: int) -> bool:

@@ -16,7 +16,7 @@ It differs from transformers' generic `AudioClassificationPipeline` where this m
   decoded block by block, with the limits and error messages of the app and the CLI
   (`audio_io.AudioInputError`; `max_seconds=None` lifts the length limit).
 * **Whole recordings.** Input longer than a clip is classified in 5-s windows every
-  `hop_seconds` (the windows of `windows.py`, weighted by real samples, as `SoundClassifier`
+  `hop_seconds` (the windows of `windows.py`, weighted by real samples and power, as `SoundClassifier`
   does), not cropped to its first 5 s. Each window is one item of the pipeline's batches.
 * **The model's own labels.** Scores are named by the model's `config.id2label`, whatever their
   number and order (a model trained on other classes answers with its classes).
@@ -44,7 +44,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 from .audio_io import DEFAULT_LIMITS, AudioInputError, AudioLimits, audio_blocks
 from .labels import model_labels, resolve_unknown_threshold
-from .windows import WindowPool, hop_samples, iter_windows, softmax
+from .windows import WindowPool, hop_samples, iter_windows, softmax, window_power
 
 
 class Esc50AudioClassificationPipeline(ChunkPipeline):
@@ -109,15 +109,17 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
                 "input_values": features["input_values"],
                 "start": torch.tensor([start]),
                 "num_samples": torch.tensor([len(samples)]),
+                "power": torch.tensor([window_power(samples)], dtype=torch.float64),
                 "is_last": following is None,
             }
             current = following
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         is_last = model_inputs.pop("is_last")
-        start, num_samples = model_inputs.pop("start"), model_inputs.pop("num_samples")
+        start, num_samples, power = (model_inputs.pop(key) for key in ("start", "num_samples", "power"))
         logits = self.model(input_values=model_inputs["input_values"].to(self.dtype)).logits
-        return {"logits": logits.float(), "start": start, "num_samples": num_samples, "is_last": is_last}
+        outputs = {"logits": logits.float(), "start": start, "num_samples": num_samples, "power": power}
+        return outputs | {"is_last": is_last}
 
     def postprocess(
         self,
@@ -132,7 +134,8 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         ]
         extractor = self.feature_extractor
         pool = WindowPool(extractor.sampling_rate, extractor.clip_samples, model_labels(self.model.config))
-        pool.add(windows, softmax(logits))  # (start, num_samples) pairs
+        powers = [float(output["power"].reshape(-1)[0]) for output in model_outputs]
+        pool.add(windows, softmax(logits), powers)  # (start, num_samples) pairs
         # The schema's row with exact scores, as transformers' pipelines return them; its "windows" are the
         # "timeline" here, the name this pipeline's output has always had.
         prediction = pool.prediction(top_k)
