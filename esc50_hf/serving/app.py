@@ -50,6 +50,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from ..inference.classifier import SoundClassifier  # noqa: E402
 from ..model.audio_io import AudioInputError  # noqa: E402
 from ..model.prediction import Prediction, WindowPrediction  # noqa: E402
+from .memory import return_freed_memory  # noqa: E402
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
 
 T = TypeVar("T")
@@ -262,7 +263,8 @@ def _attribution_markdown(examples: list[dict]) -> str:
 
 
 def _run(function: Callable[[str], T], path: str | None) -> T:
-    """Calls `function(path)`, turning missing or bad input into a message for the user."""
+    """Calls `function(path)`, turning missing or bad input into a message for the user; then returns the memory
+    the request freed to the system (`return_freed_memory`), or a long upload's decoding would stay in the server."""
     if not path:
         raise gr.Error(NO_AUDIO_MESSAGE, print_exception=False)
     if is_http_url_like(path):  # a FileData marked is_stream reaches the event as the URL itself
@@ -274,6 +276,8 @@ def _run(function: Callable[[str], T], path: str | None) -> T:
     except Exception as error:  # a bug, not the user's input: logged here, not shown (launch shows errors)
         logger.exception("Failed on %s", path)
         raise gr.Error("The server failed on this input; the error is in its log.", print_exception=False) from error
+    finally:
+        return_freed_memory()
 
 
 def _labels_text(labels: tuple[str, ...], shown: int = 12) -> str:
