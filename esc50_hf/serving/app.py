@@ -57,7 +57,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
-TIMELINE_COLUMNS = list(WindowPrediction.row_keys())  # start_s, end_s, label, score
+TIMELINE_COLUMNS = [key for key in WindowPrediction.row_keys() if key != "labels"]  # start_s, end_s, label, score
 TIMELINE_SCORE_DIGITS = 4  # the page's table shows scores to 4 decimals
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
 UNKNOWN_HEADLINE = "Not one of the known sounds — best guess: {label} ({score:.0%})"
