@@ -509,12 +509,35 @@ def test_upload_budget_counts_the_folder_and_the_uploads_in_progress(tmp_path):
     (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
     (tmp_path / "hash1").mkdir()
     (tmp_path / "hash1" / "example.flac").write_bytes(bytes(5000))
-    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: {str(tmp_path / "hash1" / "example.flac")})
+    keep = {str(tmp_path / "hash1" / "example.flac")}
+    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: keep, refresh=0.0)  # listed every time
     assert budget.used() == 400
     assert budget.reserve(500) and budget.in_progress == 1
     assert not budget.reserve(101) and budget.in_progress == 1  # 400 + 500 + 101 > 1000
-    budget.release(500)
+    budget.release(500)  # it stored nothing: the listing says so
     assert budget.reserve(600) and not budget.reserve(1)
+
+
+def test_upload_budget_lists_the_folder_once_per_refresh_and_counts_ended_uploads_meanwhile(tmp_path):
+    """Issue 26: the budget listed the whole upload folder on every upload. Now a listing serves `refresh` seconds;
+    meanwhile an upload that ends counts with its declared size (a file written by it is not missed), and what
+    changes in the folder otherwise shows at the next listing."""
+    from esc50_hf.serving.uploads import UploadBudget
+
+    (tmp_path / "hash0").mkdir()
+    (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
+    budget = UploadBudget(tmp_path, max_bytes=1000, refresh=3600.0)
+    assert budget.used() == 400
+    (tmp_path / "hash0" / "old.wav").unlink()  # the janitor's work: not listed again within the hour
+    (tmp_path / "hash2").mkdir()
+    (tmp_path / "hash2" / "new.wav").write_bytes(bytes(300))
+    assert budget.used() == 400
+    assert budget.reserve(300)
+    budget.release(300)  # it stored hash2/new.wav: counted at once
+    assert budget.used() == 700 and not budget.reserve(301) and budget.reserve(300)
+    budget.release(300)
+    budget.refresh = 0.0  # the next listing: the folder as it is (old.wav gone)
+    assert budget.used() == 300
 
 
 def _upload(url: str, name: str, content: bytes, stall: float = 0.0) -> tuple[int, str]:
