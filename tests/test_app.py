@@ -19,8 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from esc50_hf.inference.classifier import SoundClassifier
-from esc50_hf.model.prediction import WindowPrediction
-from esc50_hf.serving.app import NO_AUDIO_MESSAGE, classify
+from esc50_hf.serving.app import NO_AUDIO_MESSAGE, TIMELINE_COLUMNS, classify
 from esc50_hf.serving.server import main
 from esc50_hf.serving.uploads import URL_INPUT_MESSAGE
 
@@ -133,7 +132,7 @@ def test_the_timeline_table_is_the_schemas_window_rows(local, clips):
     each row a window's `to_row()` with scores to 4 decimals; the label output is `confidences()`."""
     confidences, table = classify(local, str(clips[0]))
     prediction = local.predict(clips[0])
-    assert list(table.columns) == list(WindowPrediction.row_keys()) == ["start_s", "end_s", "label", "score"]
+    assert list(table.columns) == TIMELINE_COLUMNS == ["start_s", "end_s", "label", "score"]  # the best label only
     assert table.to_dict("records") == [window.to_row(digits=4) for window in prediction.windows]
     assert len(table) == 4 and confidences == prediction.confidences()
 
@@ -510,12 +509,35 @@ def test_upload_budget_counts_the_folder_and_the_uploads_in_progress(tmp_path):
     (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
     (tmp_path / "hash1").mkdir()
     (tmp_path / "hash1" / "example.flac").write_bytes(bytes(5000))
-    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: {str(tmp_path / "hash1" / "example.flac")})
+    keep = {str(tmp_path / "hash1" / "example.flac")}
+    budget = UploadBudget(tmp_path, max_bytes=1000, keep=lambda: keep, refresh=0.0)  # listed every time
     assert budget.used() == 400
     assert budget.reserve(500) and budget.in_progress == 1
     assert not budget.reserve(101) and budget.in_progress == 1  # 400 + 500 + 101 > 1000
-    budget.release(500)
+    budget.release(500)  # it stored nothing: the listing says so
     assert budget.reserve(600) and not budget.reserve(1)
+
+
+def test_upload_budget_lists_the_folder_once_per_refresh_and_counts_ended_uploads_meanwhile(tmp_path):
+    """Issue 26: the budget listed the whole upload folder on every upload. Now a listing serves `refresh` seconds;
+    meanwhile an upload that ends counts with its declared size (a file written by it is not missed), and what
+    changes in the folder otherwise shows at the next listing."""
+    from esc50_hf.serving.uploads import UploadBudget
+
+    (tmp_path / "hash0").mkdir()
+    (tmp_path / "hash0" / "old.wav").write_bytes(bytes(400))
+    budget = UploadBudget(tmp_path, max_bytes=1000, refresh=3600.0)
+    assert budget.used() == 400
+    (tmp_path / "hash0" / "old.wav").unlink()  # the janitor's work: not listed again within the hour
+    (tmp_path / "hash2").mkdir()
+    (tmp_path / "hash2" / "new.wav").write_bytes(bytes(300))
+    assert budget.used() == 400
+    assert budget.reserve(300)
+    budget.release(300)  # it stored hash2/new.wav: counted at once
+    assert budget.used() == 700 and not budget.reserve(301) and budget.reserve(300)
+    budget.release(300)
+    budget.refresh = 0.0  # the next listing: the folder as it is (old.wav gone)
+    assert budget.used() == 300
 
 
 def _upload(url: str, name: str, content: bytes, stall: float = 0.0) -> tuple[int, str]:

@@ -72,8 +72,38 @@ def test_windows_and_csv(inputs, saved_model_dir, capsys):
         ("2", "5.0", "10.0"),
         ("3", "7.0", "12.0"),
     ]
-    assert all(row["label_1"] and row["score_1"] for row in rows)
-    assert rows[0]["label_5"] and not rows[1]["label_2"]  # windows carry their best label only
+    assert all(row["label_5"] and row["score_5"] for row in rows)  # the clip and each window: the top-5 (default)
+
+
+def test_top_k_applies_to_each_window_in_every_format(inputs, saved_model_dir, tmp_path, capsys):
+    """Issue 26: `--top-k` was ignored for `--windows` records (each window had its best label only). Each window
+    now carries its top-k in `labels`, the first its `label` and `score`, the same in JSON, CSV, the table and the
+    `--output` files."""
+    path = inputs / "b_long.flac"
+    common = [str(path), "--model", str(saved_model_dir), "--windows", "--top-k", "3"]
+    [record] = [json.loads(line) for line in _run([*common, "--format", "json"], capsys)[1].splitlines()]
+    assert len(record["windows"]) == 4
+    for window in record["windows"]:
+        assert [list(item) for item in window["labels"]] == [["label", "score"]] * 3
+        assert window["labels"][0] == {"label": window["label"], "score": window["score"]}
+        assert window["labels"][0]["score"] >= window["labels"][1]["score"] >= window["labels"][2]["score"]
+    assert Prediction.from_row(record).windows[0].labels[2].label == record["windows"][0]["labels"][2]["label"]
+    rows = list(csv.DictReader(io.StringIO(_run([*common, "--format", "csv"], capsys)[1])))
+    assert [[(row[f"label_{rank}"], float(row[f"score_{rank}"])) for rank in (1, 2, 3)] for row in rows[1:]] == [
+        [(item["label"], round(item["score"], 4)) for item in window["labels"]] for window in record["windows"]
+    ]
+    table = _run([*common, "--format", "table"], capsys)[1].splitlines()
+    assert all(len(line.split("\t")[3].split("  ")) == 3 for line in table)  # the clip's line and each window's
+    for suffix in (".jsonl", ".parquet"):
+        output = tmp_path / f"windows{suffix}"
+        assert _run([*common, "--output", str(output)], capsys)[0] == 0
+        if suffix == ".jsonl":
+            [row] = [json.loads(line) for line in output.read_text().splitlines()]
+        else:
+            from datasets import load_dataset
+
+            [row] = list(load_dataset("parquet", data_files=str(output), split="train"))
+        assert row["windows"] == record["windows"]
 
 
 @pytest.mark.parametrize("options", [[], ["--windows", "--events", "--unknown", "0.5"]])
@@ -90,7 +120,7 @@ def test_json_on_stdout_is_the_jsonl_row(inputs, saved_model_dir, tmp_path, caps
     [row] = [json.loads(line) for line in output.read_text().splitlines()]
     assert row.pop("error") is None
     assert printed == row
-    prediction = SoundClassifier(saved_model_dir).predict(path, top_k=3)
+    [prediction] = SoundClassifier(saved_model_dir).predict_many([path], top_k=3, window_top_k=3 if options else 0)
     if options:
         prediction = prediction.with_events().with_unknown(0.5)
     assert printed == {"input": str(path), **prediction.to_row(windows=bool(options))}

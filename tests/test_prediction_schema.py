@@ -37,7 +37,8 @@ def test_rows_are_json_with_the_field_names_as_keys():
     assert list(row) == list(Prediction.row_keys()) == ["labels", "windows", "duration_s", "events", "unknown"]
     assert row["unknown"] is True  # top score 0.61 < 0.7
     assert [list(item) for item in row["labels"]] == [list(LabelScore.row_keys())] * 2 == [["label", "score"]] * 2
-    assert list(row["windows"][0]) == list(WindowPrediction.row_keys()) == ["start_s", "end_s", "label", "score"]
+    assert list(WindowPrediction.row_keys()) == ["start_s", "end_s", "label", "score", "labels"]
+    assert list(row["windows"][0]) == ["start_s", "end_s", "label", "score"]  # `labels` only when asked for
     assert list(row["events"][0]) == list(Event.row_keys()) == ["start_s", "end_s", "label", "mean_score"]
     assert json.loads(json.dumps(row)) == row  # float32 scores included: plain floats
     assert row["labels"][0]["score"] == round(0.6123456789, SCORE_DIGITS) == 0.612346

@@ -1,4 +1,5 @@
-"""Serving in public: crafted multichannel files in bounded memory, encoder padding, the Space folder, host and auth.
+"""Serving in public: crafted multichannel files in bounded memory, long uploads' memory returned, encoder padding,
+the Space folder, host and auth.
 
 The memory bounds are measured, not timed: each CLI run happens in its own wrapper process that
 reports its one child's peak RSS (`resource.RUSAGE_CHILDREN`), and the bound is relative to the
@@ -11,10 +12,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import requests
 import soundfile as sf
 
+from bench.load import Clips, long_m4a, run_long_uploads, warm_up
 from esc50_hf.inference.classifier import DEFAULT_MODEL_DIR, SoundClassifier
 
 from .app_server import app_subprocess
@@ -88,6 +91,20 @@ def test_a_file_over_the_limit_is_refused_from_its_header_in_idle_memory(idle_rs
     peak, run = _cli_peak_rss(["predict", str(path)])
     assert run.returncode == 1 and "too long: 11 min 0.0 s; the limit is 10 min 0.0 s" in run.stderr
     assert peak - idle_rss < 100 * MB
+
+
+def test_the_server_returns_the_memory_of_long_ffmpeg_uploads(tmp_path):
+    """Issue 26: each burst of concurrent 10-minute M4A uploads (decoded by FFmpeg) left hundreds of MB in the
+    server's malloc arenas (+660 MB after one burst of 8, +910 after three). The bench's long-uploads run, lighter:
+    2 bursts of 8."""
+    m4a = long_m4a(tmp_path / "ten_minutes.m4a", 599.0)
+    (tmp_path / "clips").mkdir()
+    env = {"GRADIO_TEMP_DIR": str(tmp_path / "uploads")}
+    with app_subprocess(["--no-examples"], tmp_path / "server.log", env) as (url, process):
+        warm_up(url, Clips(tmp_path / "clips"), 2)
+        result = run_long_uploads(url, m4a, bursts=2, clients=8, server=psutil.Process(process.pid))
+    assert (result["ok"], result["first_errors"]) == (16, [])
+    assert result["server_rss_mb_after"] - result["server_rss_mb_idle"] < 400, result
 
 
 @pytest.fixture(scope="module")

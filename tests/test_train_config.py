@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from esc50_hf.data.augmentation import Mixup, PitchShift, TimeMasking, TimeRoll
 from esc50_hf.training.arguments import AugmentationArguments, TrainingSetup, parse_args
@@ -267,3 +268,42 @@ def test_every_feature_and_model_option_reaches_the_saved_configs():
         saved = extractor[item.name] if item.name in arguments.FEATURE_FIELDS else config[item.name]
         assert saved == getattr(arguments, item.name), item.name
     assert build_model(arguments).blocks[0].conv1.in_channels == 1  # --stem_channels 0: no stem
+
+
+def test_the_smoke_config_builds_features_only_for_the_clips_it_uses(tmp_path, capsys):
+    """Issue 26: configs/smoke.yaml on the real ESC-50 spent ~8 min building features for all 2000 clips (x variants)
+    to train 2 epochs. With `max_clips_per_class_and_fold: 1` it uses, and featurizes, one clip of each class in each
+    fold: here 250 of a fixture with 2 per class and fold (500), and the full recipe still sees every clip."""
+    from esc50_hf.training.arguments import build_feature_extractor
+    from esc50_hf.training.fold_features import prepare_features
+
+    from .conftest import write_fake_esc50
+
+    data_dir = write_fake_esc50(tmp_path / "ESC-50", clips_per_class_per_fold=2)
+    setup = parse_args(["--config", str(SMOKE), "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "out")])
+    assert setup.data.max_clips_per_class_and_fold == 1
+    features = prepare_features(setup, build_feature_extractor(setup.model))
+    assert (len(features.train[1]), len(features.validation[1])) == (200, 50)
+    assert sorted(features.train[1].tolist()) == sorted(list(range(50)) * 4)  # every class in every training fold
+    [cache] = (tmp_path / "out" / "feature_cache").glob("*.pt")
+    assert len(torch.load(cache)["labels"]) == 250  # built for the clips used, not all 500
+    assert len(features.validation_audio) == 50 and set(features.validation_audio["take"]) == {"A"}
+
+    full = parse_args(["--config", str(SMOKE), "--data_dir", str(data_dir), "--max_clips_per_class_and_fold", "8"])
+    assert len(full.data.load_dataset(22050)) == 500
+    unlimited = parse_args(["--data_dir", str(data_dir)])
+    assert "max_clips_per_class_and_fold" not in unlimited.data.recorded()  # the full recipe's fingerprint as before
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(SMOKE), "--max_clips_per_class_and_fold", "0"])
+    assert "--max_clips_per_class_and_fold must be at least 1" in capsys.readouterr().err
+
+
+def test_a_recording_condition_is_in_the_recipe_only_when_it_is_on():
+    """The recording-condition transforms (off by default) leave the recipe, and so the fingerprint, of runs without
+    them as before; a run with one records its probability and ranges, and `--config` reads them back."""
+    default = parse_args(["--config", str(REPO / "configs" / "esc50.yaml")])
+    assert not {"reverberation_p", "reverberation_max_rt60", "level_min_db", "codec_p"} & set(default.recipe())
+    reverberant = parse_args(["--config", str(REPO / "configs" / "esc50.yaml"), "--reverberation_p", "0.25"])
+    recipe = reverberant.recipe()
+    assert (recipe["reverberation_p"], recipe["reverberation_max_rt60"]) == (0.25, 1.5) and "level_p" not in recipe
+    assert reverberant.fingerprint() != default.fingerprint()

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         prediction_record,
         progress_bar,
         track_names,
+        window_top_k,
     )
     from ..inference.classifier import ModelLoadError, SoundClassifier, resolve_model
     from ..model.audio_io import AudioInputError, AudioLimits
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     bar, on_audio = progress_bar(len(inputs), args.windows)
     sources = (inputs[index].source for index in range(len(inputs)))
     tracks = track_names([inputs[index].name for index in range(len(inputs))])
-    for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio)):
+    for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio, window_top_k(options))):
         name = inputs[index].name
         if on_audio is None:
             bar.update(1)
@@ -186,7 +187,7 @@ def answer_options(config: Any, min_score: str, unknown: str | None) -> dict[str
 class RecordWriter:
     """Writes each input's record (`esc50_hf.inference.batch.prediction_record`) in the chosen format, flushing
     as it goes: `json` prints the record as it is; `table` and `csv` give a line to the clip, then one to each
-    window and each event, with their best label."""
+    window, with its top-k like the clip's, and one to each event, with its label."""
 
     def __init__(self, fmt: str, top_k: int, stream: TextIO) -> None:
         self.format = fmt
@@ -207,7 +208,7 @@ class RecordWriter:
         lines = []
         for window, start, end, labels in _spans(record):
             cells = [(label, f"{score:.4f}") for label, score in labels]
-            if self._csv is not None:  # windows and events fill label_1/score_1 only
+            if self._csv is not None:  # windows fill label_1/score_1 to the top-k, events label_1/score_1 only
                 flat = [value for pair in cells for value in pair]
                 self._csv.writerow([record["input"], "" if window is None else window, start, end, *flat])
                 continue
@@ -232,6 +233,7 @@ def _spans(record: dict[str, Any]) -> Iterator[tuple[int | str | None, float, fl
         labels[0] = (f"unknown (best guess: {labels[0][0]})", labels[0][1])
     yield None, 0.0, record["duration_s"], labels
     for number, window in enumerate(record.get("windows", [])):
-        yield number, window["start_s"], window["end_s"], [(window["label"], window["score"])]
+        ranked = [(item["label"], item["score"]) for item in window.get("labels") or [window]]  # --top-k, or the best
+        yield number, window["start_s"], window["end_s"], ranked
     for number, event in enumerate(record.get("events", [])):
         yield f"event {number}", event["start_s"], event["end_s"], [(event["label"], event["mean_score"])]

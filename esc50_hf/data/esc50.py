@@ -232,6 +232,23 @@ def training_folds(validation_fold: int, train_folds: Sequence[int] | None = Non
     return sorted(set(train_folds))
 
 
+def clips_per_class_and_fold(dataset: Dataset, limit: int) -> Dataset:
+    """The first `limit` rows (in the dataset's order) of each class in each fold: a smaller ESC-50 with every
+    class in every fold, for a quick run of the whole training path (`--max_clips_per_class_and_fold`).
+
+    Args:
+        dataset (`Dataset`): With `label` and `fold` columns (`load_esc50`).
+        limit (`int`): Rows kept per class and fold (the official data has 8).
+    """
+    seen: dict[tuple[int, int], int] = {}
+    kept = []
+    for index, key in enumerate(zip(dataset["fold"], dataset["label"])):
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= limit:
+            kept.append(index)
+    return dataset if len(kept) == len(dataset) else dataset.select(kept)
+
+
 def split_folds(
     dataset: Dataset, validation_fold: int = TEST_FOLD, train_folds: Sequence[int] | None = None
 ) -> DatasetDict:
@@ -402,6 +419,7 @@ __all__ = [
     "ESC50_ARCHIVE_URL",
     "Esc50DataError",
     "check_esc50_features",
+    "clips_per_class_and_fold",
     "decoded_mono",
     "download_esc50",
     "esc50_info",

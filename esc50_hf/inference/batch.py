@@ -131,6 +131,15 @@ def prediction_record(name: str, prediction: Prediction, options: dict[str, Any]
     return {"input": name, **prediction.to_row(windows=bool(options.get("windows")))}
 
 
+def window_top_k(options: dict[str, Any]) -> int:
+    """Labels each window's record carries (`WindowPrediction.labels`): `--top-k` with `--windows`, else none.
+
+    Args:
+        options (`dict`): `top_k` and `windows`, as `esc50-hf predict` sets them.
+    """
+    return options["top_k"] if options.get("windows") else 0
+
+
 SHARD_ONLY_FIELDS = ("key", "index")  # in a shard's rows, not in the merged file
 
 
@@ -201,7 +210,8 @@ def classify_to_file(classifier: Any, inputs: Inputs, output: Path, options: dic
         with shard_path.open("a") as shard:
             if torn:  # a kill mid-line: end it, so the next row starts on its own line
                 shard.write("\n")
-            results = classifier.predict_many((inputs[i].source for i in mine), options["top_k"], on_audio)
+            sources = (inputs[i].source for i in mine)
+            results = classifier.predict_many(sources, options["top_k"], on_audio, window_top_k(options))
             for index, result in zip(mine, results):
                 item = inputs[index]
                 if isinstance(result, AudioInputError):
@@ -307,4 +317,5 @@ __all__ = [
     "progress_bar",
     "read_shards",
     "track_names",
+    "window_top_k",
 ]

@@ -202,6 +202,7 @@ class SoundClassifier:
         sources: Iterable[AudioSource],
         top_k: int = 5,
         on_audio: Callable[[float], None] | None = None,
+        window_top_k: int = 0,
     ) -> Iterator[Prediction | AudioInputError]:
         """Classifies many inputs with shared forward passes: windows of consecutive inputs fill the same
         batches of `batch_size`. Yields, in input order, each input's `Prediction`, or the `AudioInputError`
@@ -212,6 +213,8 @@ class SoundClassifier:
             top_k (`int`, *optional*, defaults to 5): Labels per prediction.
             on_audio (`Callable[[float], None]`, *optional*): Called with the seconds of audio each window adds
                 (a progress bar in audio time).
+            window_top_k (`int`, *optional*, defaults to 0): Labels in each window's `labels` (`WindowPrediction`);
+                0 leaves them out (each window has its best label all the same).
         """
         pending: list[tuple[int, int, np.ndarray]] = []  # (input, start, samples)
         pools: dict[int, WindowPool | AudioInputError] = {}
@@ -246,16 +249,16 @@ class SoundClassifier:
                 pools[item] = error
             done.add(item)
             while next_out <= item and ready(next_out):
-                yield self._result(pools.pop(next_out), top_k)
+                yield self._result(pools.pop(next_out), top_k, window_top_k)
                 next_out += 1
         flush()
         while next_out in pools:
-            yield self._result(pools.pop(next_out), top_k)
+            yield self._result(pools.pop(next_out), top_k, window_top_k)
             next_out += 1
 
     @staticmethod
-    def _result(pool: "WindowPool | AudioInputError", top_k: int) -> Prediction | AudioInputError:
-        return pool if isinstance(pool, AudioInputError) else pool.prediction(top_k)
+    def _result(pool: "WindowPool | AudioInputError", top_k: int, window_top_k: int) -> Prediction | AudioInputError:
+        return pool if isinstance(pool, AudioInputError) else pool.prediction(top_k, window_top_k)
 
     def _blocks(self, source: Any) -> Iterable[np.ndarray]:
         if isinstance(source, _Waveform):

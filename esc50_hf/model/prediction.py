@@ -5,7 +5,8 @@ dataclass's field names (so every key is named once, here) and whose scores are 
 place (`to_row`'s `digits`):
 
 * `LabelScore` (`label`, `score`): a label and its probability;
-* `WindowPrediction` (`start_s`, `end_s`, `label`, `score`): one analysis window and its best label;
+* `WindowPrediction` (`start_s`, `end_s`, `label`, `score`, `labels`): one analysis window, its best label
+  and, when asked for, its top-k (`labels`, as the clip's);
 * `Event` (`start_s`, `end_s`, `label`, `mean_score`): consecutive windows that agree on their best label;
 * `Prediction` (`labels`, `windows`, `duration_s`, `events`, `unknown`): the clip-level top-k, the
   windows, the input's length and, when asked for, the events (`with_events`) and whether the clip
@@ -95,9 +96,11 @@ class _Span(_Row):
 
 @dataclass(frozen=True)
 class WindowPrediction(_Span):
-    """One analysis window: where it is in the input (seconds) and its best label."""
+    """One analysis window: where it is in the input (seconds), its best label and, when asked for
+    (`WindowPool.prediction(window_top_k=k)`, `esc50-hf predict --windows --top-k k`), its top-k in `labels`."""
 
     score: float = field(metadata=_SCORE)
+    labels: list[LabelScore] | None = field(default=None, metadata={"items": LabelScore})
 
     @property
     def start(self) -> float:

@@ -16,7 +16,7 @@ Copied next to the model code when a model is saved: standard library and numpy 
 """
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class WindowPool:
     total_weight: float = 0.0
     duration_samples: int = 0
     windows: list[WindowPrediction] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)  # each window's, for its top-k
 
     def __post_init__(self) -> None:
         self.weighted_sum = np.zeros(len(self.labels))
@@ -66,6 +67,7 @@ class WindowPool:
             self.weighted_sum += weight * row
             self.total_weight += weight
             self.duration_samples = max(self.duration_samples, start + num_samples)
+            self.probabilities.append(np.array(row, dtype=np.float64))  # a copy: not a view of the batch
             self.windows.append(
                 WindowPrediction(
                     start_s=round(start / self.sampling_rate, 3),
@@ -75,14 +77,29 @@ class WindowPool:
                 )
             )
 
-    def prediction(self, top_k: int) -> Prediction:
-        clip = self.weighted_sum / self.total_weight
-        top = np.argsort(-clip, kind="stable")[: max(1, min(top_k, len(self.labels)))]
+    def prediction(self, top_k: int, window_top_k: int = 0) -> Prediction:
+        """The clip's top-k and the windows, each with its own top-k (`WindowPrediction.labels`) if asked for.
+
+        Args:
+            top_k (`int`): Labels in the clip-level answer (at least 1, at most all).
+            window_top_k (`int`, *optional*, defaults to 0): Labels in each window's `labels`; 0 leaves them out.
+        """
+        windows = self.windows
+        if window_top_k > 0:
+            windows = [
+                replace(window, labels=self._top(row, window_top_k))
+                for window, row in zip(self.windows, self.probabilities)
+            ]
         return Prediction(
-            labels=[LabelScore(self.labels[int(index)], float(clip[index])) for index in top],
-            windows=self.windows,
+            labels=self._top(self.weighted_sum / self.total_weight, top_k),
+            windows=windows,
             duration_s=round(self.duration_samples / self.sampling_rate, 3),
         )
+
+    def _top(self, scores: np.ndarray, k: int) -> list[LabelScore]:
+        """The `k` best labels of `scores`, best first (ties in label order)."""
+        top = np.argsort(-scores, kind="stable")[: max(1, min(k, len(self.labels)))]
+        return [LabelScore(self.labels[int(index)], float(scores[index])) for index in top]
 
 
 def window_power(samples: np.ndarray) -> float:

@@ -50,13 +50,14 @@ from matplotlib.figure import Figure  # noqa: E402
 from ..inference.classifier import SoundClassifier  # noqa: E402
 from ..model.audio_io import AudioInputError  # noqa: E402
 from ..model.prediction import Prediction, WindowPrediction  # noqa: E402
+from .memory import return_freed_memory  # noqa: E402
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
-TIMELINE_COLUMNS = list(WindowPrediction.row_keys())  # start_s, end_s, label, score
+TIMELINE_COLUMNS = [key for key in WindowPrediction.row_keys() if key != "labels"]  # start_s, end_s, label, score
 TIMELINE_SCORE_DIGITS = 4  # the page's table shows scores to 4 decimals
 NO_AUDIO_MESSAGE = "No audio given: upload a file or record one with the microphone."
 UNKNOWN_HEADLINE = "Not one of the known sounds — best guess: {label} ({score:.0%})"
@@ -262,7 +263,8 @@ def _attribution_markdown(examples: list[dict]) -> str:
 
 
 def _run(function: Callable[[str], T], path: str | None) -> T:
-    """Calls `function(path)`, turning missing or bad input into a message for the user."""
+    """Calls `function(path)`, turning missing or bad input into a message for the user; then returns the memory
+    the request freed to the system (`return_freed_memory`), or a long upload's decoding would stay in the server."""
     if not path:
         raise gr.Error(NO_AUDIO_MESSAGE, print_exception=False)
     if is_http_url_like(path):  # a FileData marked is_stream reaches the event as the URL itself
@@ -274,6 +276,8 @@ def _run(function: Callable[[str], T], path: str | None) -> T:
     except Exception as error:  # a bug, not the user's input: logged here, not shown (launch shows errors)
         logger.exception("Failed on %s", path)
         raise gr.Error("The server failed on this input; the error is in its log.", print_exception=False) from error
+    finally:
+        return_freed_memory()
 
 
 def _labels_text(labels: tuple[str, ...], shown: int = 12) -> str:

@@ -14,6 +14,7 @@ from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, reso
 from ..model.audio_io import AudioLimits
 from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS, build_demo
+from .memory import cap_malloc_arenas
 from .refusals import refusing_app_kwargs
 from .uploads import UploadBudget, UploadJanitor, private_upload_folder, refuse_url_downloads
 
@@ -144,6 +145,7 @@ def main(
 
 
 def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_dir: Path | None) -> int:
+    cap_malloc_arenas()  # before the model's and Gradio's threads: see `memory`
     model = resolve_model(args.model, default_model)
     limits = AudioLimits(max_seconds=args.max_seconds, max_bytes=int(args.max_mb * 2**20))
     classifier = SoundClassifier.load_or_explain(

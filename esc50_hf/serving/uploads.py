@@ -45,21 +45,40 @@ class UploadBudget:
     """The hard disk cap on uploads: a request is let in only if the bytes it declares (`Content-Length`) fit,
     with those already in the folder and those of the uploads in progress, within `max_bytes`.
 
+    The folder is listed at most once every `refresh` seconds, not on every upload (a burst of uploads into a folder
+    of thousands of files would list it each time). In between, an upload that has ended counts as stored with its
+    declared size, so the count errs on the safe side: a file deleted meanwhile (`UploadJanitor`) or an upload that
+    stored nothing frees its bytes only at the next listing.
+
     Args:
         folder (`Path`): The upload folder (`private_upload_folder()`).
         max_bytes (`int`): Most bytes all uploads together may use (`--max-upload-mb`).
         keep (`Callable[[], set[str]]`, *optional*): Paths that are not uploads (the example clips' copies); they
             do not count.
+        refresh (`float`, *optional*, defaults to 1.0): Seconds a listing of the folder is used for.
     """
 
-    def __init__(self, folder: Path, max_bytes: int, keep: Callable[[], set[str]] | None = None) -> None:
-        self.folder, self.max_bytes, self.keep = Path(folder), max_bytes, keep or set
+    def __init__(
+        self, folder: Path, max_bytes: int, keep: Callable[[], set[str]] | None = None, refresh: float = 1.0
+    ) -> None:
+        self.folder, self.max_bytes, self.keep, self.refresh = Path(folder), max_bytes, keep or set, refresh
         self.reserved = 0  # bytes declared by the uploads in progress
         self.in_progress = 0
+        self._listed = 0  # bytes the folder held at its last listing
+        self._listed_at: float | None = None  # time.monotonic() of that listing
+        self._ended = 0  # bytes declared by the uploads that have ended since
         self._lock = threading.Lock()
 
     def used(self) -> int:
-        """Bytes the folder holds, kept files aside (uploads in progress included, as far as written)."""
+        """Bytes the folder holds, kept files aside (uploads in progress included, as far as written): its last
+        listing, if younger than `refresh` seconds, and the uploads that have ended since."""
+        now = time.monotonic()
+        if self._listed_at is None or now - self._listed_at >= self.refresh:
+            self._ended = 0  # before listing: an upload ending meanwhile is counted twice rather than not at all
+            self._listed, self._listed_at = self._list(), now
+        return self._listed + self._ended
+
+    def _list(self) -> int:
         keep, total = self.keep(), 0
         for path in _files_in(self.folder):
             with contextlib.suppress(OSError):  # deleted meanwhile
@@ -77,10 +96,12 @@ class UploadBudget:
             return True
 
     def release(self, size: int) -> None:
-        """The upload `reserve(size)` let in has ended (stored, refused or broken off)."""
+        """The upload `reserve(size)` let in has ended (stored, refused or broken off): counted as stored until the
+        folder is next listed."""
         with self._lock:
             self.reserved -= size
             self.in_progress -= 1
+            self._ended += size
 
 
 class CapUploads:

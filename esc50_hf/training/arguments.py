@@ -46,7 +46,7 @@ from ..data.augmentation import (
     TimeStretch,
     WaveformAugmentations,
 )
-from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, load_esc50, training_folds
+from ..data.esc50 import DEFAULT_HUB_DATASET_ID, FOLDS, clips_per_class_and_fold, load_esc50, training_folds
 from ..data.labelled import DEFAULT_EVAL_FRACTION, LabelledAudio, load_labelled_audio
 from ..model.configuration_esc50_cnn import DEFAULT_STEM_CHANNELS, Esc50CnnConfig
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
@@ -130,9 +130,15 @@ class DataArguments:
         "E.g. a base model for transfer to the other classes (bench/own_classes.py)",
         None,
     )
+    max_clips_per_class_and_fold: int | None = _field(
+        "use at most this many ESC-50 clips of each class in each fold (the first in meta/esc50.csv; the official "
+        "data has 8), and build features for those only: a quick check of the training path (configs/smoke.yaml), "
+        "not for results; unset: all",
+        None,
+    )
 
-    # Options of the user's own audio and of a class subset: not recorded when unused, so the recipes (and
-    # fingerprints) of ESC-50 runs stay as they were.
+    # Options of the user's own audio, of a class subset and of a clip limit: not recorded when unused, so the
+    # recipes (and fingerprints) of ESC-50 runs stay as they were.
     OWN_DATA_FIELDS = (
         "train_dir", "dataset_name", "dataset_config_name", "audio_column_name", "label_column_name",
         "train_split_name", "eval_split_name", "eval_fraction",
@@ -147,6 +153,11 @@ class DataArguments:
                     + (f" ({unknown} are not ESC-50 classes)" if unknown else "")
                 )
         self._check_sources()
+        if self.max_clips_per_class_and_fold is not None and self.max_clips_per_class_and_fold < 1:
+            raise ValueError(
+                f"--max_clips_per_class_and_fold must be at least 1 (or unset: all clips), "
+                f"got {self.max_clips_per_class_and_fold}"
+            )
         named = (
             ("validation_fold", [self.validation_fold]),
             ("cv_folds", self.cv_folds),
@@ -188,6 +199,10 @@ class DataArguments:
             )
         if own and self.classes is not None:
             raise ValueError(f"--classes chooses among ESC-50's classes; with {own} the classes are your labels")
+        if own and self.max_clips_per_class_and_fold is not None:
+            raise ValueError(
+                f"--max_clips_per_class_and_fold limits ESC-50's clips; with {own} give a smaller folder or dataset"
+            )
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"--eval_fraction must be between 0 and 1 (exclusive), got {self.eval_fraction}")
 
@@ -207,7 +222,9 @@ class DataArguments:
             `Esc50DataError` (ESC-50) or `LabelledDataError` (own audio): the data cannot be read as given.
         """
         if self.is_esc50():
-            return load_esc50(self.data_dir, sampling_rate)
+            dataset = load_esc50(self.data_dir, sampling_rate)
+            limit = self.max_clips_per_class_and_fold
+            return dataset if limit is None else clips_per_class_and_fold(dataset, limit)
         return load_labelled_audio(
             self.train_dir, self.dataset_name, self.dataset_config_name, self.audio_column_name,
             self.label_column_name, self.train_split_name, self.eval_split_name, self.eval_fraction, sampling_rate,
@@ -221,8 +238,9 @@ class DataArguments:
         if self.is_esc50():
             for name in self.OWN_DATA_FIELDS:
                 del values[name]
-        if self.classes is None:
-            del values["classes"]
+        for name in ("classes", "max_clips_per_class_and_fold"):
+            if values[name] is None:
+                del values[name]
         return values
 
     def training_folds(self) -> list[int]:
@@ -341,6 +359,17 @@ class AugmentationArguments:
     mixup_p: float = _field("probability of mixing a sample with a random partner", 0.8)
     mixup_alpha: float = _field("mixup weights are drawn from Beta(alpha, alpha)", 0.4)
 
+    # Real recording conditions, by the probability that switches each off: left out of a run's recipe at p = 0,
+    # so that the recipes (and fingerprints) of runs without them stay those of the runs before they existed.
+    RECORDING_CONDITION_FIELDS = {
+        "background_noise_p": ("background_noise_min_snr_db", "background_noise_max_snr_db"),
+        "coloured_noise_p": ("coloured_noise_min_snr_db", "coloured_noise_max_snr_db"),
+        "reverberation_p": ("reverberation_max_rt60",),
+        "codec_p": (),
+        "telephone_p": (),
+        "level_p": ("level_min_db", "level_max_db"),
+    }
+
     def __post_init__(self) -> None:
         if self.augmented_variants < 0:
             raise ValueError(f"--augmented_variants must be 0 or more, got {self.augmented_variants}")
@@ -348,6 +377,15 @@ class AugmentationArguments:
         self.waveform()
         self.spec_augment()
         self.mixup()
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run's recipe records of these options: all, but a recording condition only when it is on."""
+        values = dataclasses.asdict(self)
+        for probability, ranges in self.RECORDING_CONDITION_FIELDS.items():
+            if values[probability] == 0:
+                for name in (probability, *ranges):
+                    del values[name]
+        return values
 
     def waveform(self) -> WaveformAugmentations:
         """The audiomentations chain applied once per cached variant."""
@@ -509,7 +547,7 @@ class TrainingSetup:
         """What `training_config.json` records: `train.py --config` reads it back into the same setup (reading the
         audio: where this run's features came from, `features_file`, is not part of it)."""
         values = {**self.data.recorded(), **self.model.recorded()}
-        values.update(dataclasses.asdict(self.augmentation))
+        values.update(self.augmentation.recorded())
         values.update(training_recipe(self.training))
         return values
 
