@@ -20,6 +20,7 @@ from esc50_hf.inference.onnx_export import (
     export_waveform_onnx,
     onnx_labels,
     onnx_metadata,
+    quantize_waveform_int8,
     waveform_parity_error,
 )
 from esc50_hf.model.audio_io import load_audio
@@ -27,11 +28,13 @@ from esc50_hf.model.labels import ESC50_LABELS
 
 
 @pytest.fixture(scope="module")
-def waveform_model_dir(saved_model_dir, tmp_path_factory):
-    """A copy of the fixture model with model.waveform.onnx and its int8 twin, written by the command line."""
+def waveform_model_dir(saved_model_dir, esc50_dir, tmp_path_factory):
+    """A copy of the fixture model with model.waveform.onnx and its int8 twin (calibrated on 24 fixture clips),
+    written by the command line."""
     folder = tmp_path_factory.mktemp("waveform-onnx") / "model"
     shutil.copytree(saved_model_dir, folder)
-    assert main(["export-onnx", "--model", str(folder), "--waveform", "--int8"]) == 0
+    argv = ["export-onnx", "--model", str(folder), "--waveform", "--int8", "--data-dir", str(esc50_dir)]
+    assert main([*argv, "--calibration-clips", "24"]) == 0
     return folder
 
 
@@ -102,9 +105,20 @@ def test_int8_twin_is_smaller_and_close(waveform_model_dir, fixture_clips):
     exact = np.concatenate([_probabilities(fp32, clip) for clip in fixture_clips])
     assert np.isfinite(quantized).all() and np.allclose(quantized.sum(-1), 1.0, atol=1e-5)
     assert np.corrcoef(quantized.ravel(), exact.ravel())[0, 1] > 0.9  # quantization noise, not another function
-    # The front end is not quantized: only the network's nodes became integer operators.
-    integer_nodes = [node.name for node in onnx.load(int8).graph.node if "Integer" in node.op_type]
+    # The front end is not quantized: only the network's inputs are quantized and dequantized.
+    graph = onnx.load(int8).graph
+    producers = {output: node.name for node in graph.node for output in node.output}
+    quantized = [producers.get(node.input[0], "") for node in graph.node if node.op_type == "QuantizeLinear"]
+    assert quantized and not any(name.startswith(("/STFT", "/MatMul", "/Log")) for name in quantized)
+    assert "STFT" in {node.op_type for node in graph.node}
+
+
+def test_dynamic_int8_needs_no_data(waveform_model_dir, fixture_clips, tmp_path):
+    path = quantize_waveform_int8(waveform_model_dir / WAVEFORM_FILE, tmp_path / "dynamic.onnx")
+    integer_nodes = [node.name for node in onnx.load(path).graph.node if "Integer" in node.op_type]
     assert integer_nodes and all(name.startswith("/model/") for name in integer_nodes)
+    assert json.loads(onnx_metadata(path)["labels"]) == list(ESC50_LABELS)
+    assert np.isfinite(_probabilities(path, fixture_clips[0])).all()
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also write the int8 twin next to the output (static and calibrated; with --waveform dynamic, no data)",
+        help="also write the int8 twin next to the output (static, calibrated on training clips)",
     )
     parser.add_argument("--data-dir", default=None, help="ESC-50 folder for int8 calibration (default: download)")
     parser.add_argument("--fold", type=int, default=5, help="held-out fold: never used for calibration")
@@ -110,7 +110,14 @@ def _run_waveform(args: argparse.Namespace) -> int:
         print("error: the exported waveform model does not match the Python path")
         return 1
     if args.int8:
-        int8_path = quantize_waveform_int8(output)
+        from ..data.esc50 import load_esc50, split_folds
+        from ..inference.onnx_export import calibration_waveforms
+
+        extractor = Esc50FeatureExtractor.from_pretrained(args.model)
+        train = split_folds(load_esc50(args.data_dir, extractor.sampling_rate), args.fold)["train"]
+        int8_path = quantize_waveform_int8(
+            output, calibration=calibration_waveforms(train, extractor, args.calibration_clips)
+        )
         print(f"wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
         error = waveform_parity_error(args.model, probes, int8_path)
         print(f"max |probability difference| Python vs int8 on noise: {error:.2e} (quantization noise, not checked)")

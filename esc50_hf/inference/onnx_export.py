@@ -287,18 +287,53 @@ def calibration_features(
 
     Pass training folds only, so that int8 accuracy on the held-out fold stays an honest number.
     """
-    sample = train_dataset.shuffle(seed=seed).select(range(min(clips, len(train_dataset))))
-    return np.concatenate(list(feature_batches(sample, feature_extractor, desc="Calibration features")))
+    return np.concatenate(
+        list(feature_batches(_sample(train_dataset, clips, seed), feature_extractor, desc="Calibration features"))
+    )
+
+
+def calibration_waveforms(
+    train_dataset: Dataset, feature_extractor: Esc50FeatureExtractor, clips: int = 200, seed: int = 0
+) -> np.ndarray:
+    """`(clips, clip_samples)` waveforms of the same random sample of training clips: the waveform graph's
+    calibration data (each padded or cut to one clip, as the graph does).
+
+    Args:
+        train_dataset (`Dataset`): Training folds only, decoded at the feature extractor's rate.
+        feature_extractor (`Esc50FeatureExtractor`): Gives the clip length.
+        clips (`int`, *optional*, defaults to 200): Clips drawn.
+        seed (`int`, *optional*, defaults to 0): Shuffle seed.
+    """
+    audio = _sample(train_dataset, clips, seed)["audio"]
+    clip = feature_extractor.fix_length
+    return np.stack([clip(torch.as_tensor(decoded_mono(item))[None])[0].numpy() for item in audio])
+
+
+def _sample(train_dataset: Dataset, clips: int, seed: int) -> Dataset:
+    return train_dataset.shuffle(seed=seed).select(range(min(clips, len(train_dataset))))
 
 
 def quantize_int8(
-    onnx_path: str | Path, calibration: np.ndarray, output: str | Path | None = None, batch_size: int = 16
+    onnx_path: str | Path,
+    calibration: np.ndarray,
+    output: str | Path | None = None,
+    batch_size: int = 16,
+    input_name: str = INPUT_NAME,
+    nodes_to_exclude: list[str] | None = None,
 ) -> Path:
-    """Static int8 quantization (QDQ, per-channel weights) calibrated on `calibration` features.
+    """Static int8 quantization (QDQ, per-channel weights) calibrated on `calibration` inputs.
 
     Static rather than dynamic: ONNX Runtime's dynamic quantization turns convolutions into
     `ConvInteger`, which re-quantizes activations at run time and is slower than float32 on CPU;
     calibrated activation ranges give fused int8 convolutions instead.
+
+    Args:
+        onnx_path (`str` or `Path`): The float32 graph.
+        calibration (`np.ndarray`): Its inputs: features for `export_onnx`'s graph, waveforms for the waveform graph.
+        output (`str` or `Path`, *optional*): Destination (default `model.int8.onnx` beside `onnx_path`).
+        batch_size (`int`, *optional*, defaults to 16): Calibration batch size.
+        input_name (`str`, *optional*, defaults to `"input_values"`): The graph's input.
+        nodes_to_exclude (`list[str]`, *optional*): Nodes left in float32.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -306,7 +341,7 @@ def quantize_int8(
     class _Batches(CalibrationDataReader):
         def __init__(self) -> None:
             starts = range(0, len(calibration), batch_size)
-            self._batches = ({INPUT_NAME: calibration[start : start + batch_size]} for start in starts)
+            self._batches = ({input_name: calibration[start : start + batch_size]} for start in starts)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._batches, None)
@@ -322,22 +357,27 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=nodes_to_exclude,
         )
     _set_metadata(output, onnx_metadata(onnx_path))  # the same labels as the file it was made from
     onnx.checker.check_model(str(output))
     return output
 
 
-def quantize_waveform_int8(onnx_path: str | Path, output: str | Path | None = None) -> Path:
-    """Dynamic int8 quantization of the network in a waveform graph; its front end stays float32.
+def quantize_waveform_int8(
+    onnx_path: str | Path, output: str | Path | None = None, calibration: np.ndarray | None = None
+) -> Path:
+    """int8 quantization of the network in a waveform graph; its front end stays float32.
 
-    Dynamic (weights int8, activation ranges measured per call) needs no calibration data, so a waveform graph
-    can be quantized anywhere. Only the network's nodes (`/model/...`) are quantized: int8 rounding on the
-    spectrum itself would be a different front end.
+    With `calibration` waveforms, static (`quantize_int8`: calibrated activation ranges, fused int8 convolutions);
+    without, dynamic (weights int8, activation ranges measured per call), which needs no data but is slower and
+    further from float32 (bench/RESULTS.md). Only the network's nodes (`/model/...`) are quantized: int8 rounding
+    on the spectrum itself would be a different front end.
 
     Args:
         onnx_path (`str` or `Path`): A file written by `export_waveform_onnx`.
         output (`str` or `Path`, *optional*): Destination (default `model.waveform.int8.onnx` beside `onnx_path`).
+        calibration (`np.ndarray`, *optional*): `(clips, samples)` training waveforms at the model's rate.
 
     Returns:
         `Path`: The int8 file, with the same metadata (labels, sampling rate) as `onnx_path`.
@@ -348,6 +388,8 @@ def quantize_waveform_int8(onnx_path: str | Path, output: str | Path | None = No
     onnx_path = Path(onnx_path)
     output = Path(output) if output is not None else onnx_path.with_name(WAVEFORM_INT8_FILE)
     front_end = [node.name for node in onnx.load(str(onnx_path)).graph.node if not node.name.startswith("/model/")]
+    if calibration is not None:
+        return quantize_int8(onnx_path, calibration, output, input_name=WAVEFORM_INPUT_NAME, nodes_to_exclude=front_end)
     with tempfile.TemporaryDirectory() as scratch:
         prepared = _prepared_for_quantization(onnx_path, Path(scratch))
         quantize_dynamic(str(prepared), str(output), weight_type=QuantType.QInt8, nodes_to_exclude=front_end)
@@ -404,6 +446,7 @@ __all__ = [
     "WAVEFORM_INT8_FILE",
     "WAVEFORM_PARITY_TOLERANCE",
     "calibration_features",
+    "calibration_waveforms",
     "export_onnx",
     "export_waveform_onnx",
     "feature_batches",
