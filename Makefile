@@ -23,9 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
-# Headless Chromium (Debian's) for the browser test of the web demo.
+# Headless Chromium (Debian's) for the browser tests of the web demo, and the pinned ONNX Runtime Web (npm
+# registry, integrity-checked, cached in ~/.cache/esc50-hf) that `esc50-hf web` copies into the static page.
 test-deps: setup
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	$(PY) -c "from esc50_hf.serving.web import fetch_onnxruntime_web; print(fetch_onnxruntime_web())"
 
 test: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

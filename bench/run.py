@@ -1,7 +1,9 @@
-"""Speed, size, memory and parity benchmark: eager PyTorch vs ONNX Runtime vs int8, and AST for scale.
+"""Speed, size, memory and parity benchmark: eager PyTorch vs ONNX Runtime vs int8, and AST for scale; the
+self-contained waveform ONNX graph (`esc50-hf export-onnx --waveform`) against the Python path (`edge`).
 
     python bench/run.py --model models/esc50-mel-cnn --data-dir /tmp/esc50/ESC-50
     python bench/run.py --limit 20 --sections backends size --output-dir /tmp/bench  # a quick check
+    python bench/run.py --sections edge --merge --data-dir /tmp/esc50/ESC-50  # only the waveform graph, rest kept
 
 Writes `results.json` (every number) and `RESULTS.md` (tables, aims) into `--output-dir` (default
 `bench/`). Each backend, AST and the training step are measured in a fresh process of their own, so
@@ -31,7 +33,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
 
-SECTIONS = ("backends", "ast", "training", "size", "pipeline")
+SECTIONS = ("backends", "ast", "training", "size", "pipeline", "edge")
 BACKENDS = ("torch", "onnx", "int8")
 PACKAGES = ("torch", "onnxruntime", "onnx", "transformers", "numpy", "torchaudio", "soundfile")
 # The targets this benchmark reports against (from the "Production preparation and speed" issue).
@@ -39,6 +41,7 @@ AIM_P50_MS = 10.0
 AIM_AST_RATIO = 20.0
 AIM_ONNX_SPEEDUP = 1.5
 AIM_PIPELINE_PATH_RATIO = 1.3  # pipeline(path) p50 at most this times pipeline({"array", "sampling_rate"}) p50
+AIM_WAVEFORM_TOP1 = 0.995  # the waveform graph's top-1 equals the Python path's on at least this share of clips
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle enough for final numbers
 
 
@@ -94,22 +97,36 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
 
 def time_per_clip(paths: list[str], stages: dict[str, Callable[[Any], Any]], warmup: int, desc: str) -> dict[str, Any]:
     """Runs `stages` in order on each clip (first stage gets the path); p50/p95 of the total and of each stage."""
+    return time_interleaved(paths, {desc: stages}, warmup, desc)[desc]
+
+
+def time_interleaved(
+    paths: list[str], pipelines: dict[str, dict[str, Callable[[Any], Any]]], warmup: int, desc: str
+) -> dict[str, dict[str, Any]]:
+    """`time_per_clip` for several pipelines taking turns on each clip, so that a change in machine load
+    weighs on all of them alike."""
     for path in paths[:warmup]:
-        value = path
-        for stage in stages.values():
-            value = stage(value)
-    totals, per_stage = [], {name: [] for name in stages}
+        for stages in pipelines.values():
+            value = path
+            for stage in stages.values():
+                value = stage(value)
+    totals = {kind: [] for kind in pipelines}
+    per_stage = {kind: {name: [] for name in stages} for kind, stages in pipelines.items()}
     for path in tqdm(paths, desc=desc, unit="clip", leave=False):
-        value, start = path, time.perf_counter()
-        for name, stage in stages.items():
-            stage_start = time.perf_counter()
-            value = stage(value)
-            per_stage[name].append(time.perf_counter() - stage_start)
-        totals.append(time.perf_counter() - start)
+        for kind, stages in pipelines.items():
+            value, start = path, time.perf_counter()
+            for name, stage in stages.items():
+                stage_start = time.perf_counter()
+                value = stage(value)
+                per_stage[kind][name].append(time.perf_counter() - stage_start)
+            totals[kind].append(time.perf_counter() - start)
     return {
-        "clips": len(paths),
-        **percentiles_ms(totals),
-        "stages_p50_ms": {name: percentiles_ms(values)["p50_ms"] for name, values in per_stage.items()},
+        kind: {
+            "clips": len(paths),
+            **percentiles_ms(totals[kind]),
+            "stages_p50_ms": {name: percentiles_ms(values)["p50_ms"] for name, values in per_stage[kind].items()},
+        }
+        for kind in pipelines
     }
 
 
@@ -354,9 +371,7 @@ def onnx_files(model_dir: Path, train_split: Any, calibration_clips: int) -> dic
     from esc50_hf.inference.onnx_export import calibration_features, export_onnx, quantize_int8
     from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
 
-    weights = model_dir / "model.safetensors"
-    stamp = f"{weights.resolve()}:{weights.stat().st_mtime_ns}:{weights.stat().st_size}:{calibration_clips}"
-    cache = ROOT / "bench" / ".cache" / hashlib.sha1(stamp.encode()).hexdigest()[:12]
+    cache = cache_dir(model_dir, calibration_clips)
     files = {}
     for kind, name in (("onnx", ONNX_FILE), ("int8", INT8_FILE)):
         files[kind] = str(model_dir / name) if (model_dir / name).is_file() else str(cache / name)
@@ -366,6 +381,113 @@ def onnx_files(model_dir: Path, train_split: Any, calibration_clips: int) -> dic
         extractor = Esc50FeatureExtractor.from_pretrained(model_dir)
         quantize_int8(files["onnx"], calibration_features(train_split, extractor, calibration_clips), files["int8"])
     return files
+
+
+def cache_dir(model_dir: Path, calibration_clips: int | None = None) -> Path:
+    """bench/.cache/<hash of the weights file (and calibration size)>: exports made here are reused while it holds."""
+    weights = model_dir / "model.safetensors"
+    stamp = f"{weights.resolve()}:{weights.stat().st_mtime_ns}:{weights.stat().st_size}:{calibration_clips}"
+    return ROOT / "bench" / ".cache" / hashlib.sha1(stamp.encode()).hexdigest()[:12]
+
+
+def waveform_files(model_dir: Path, train_split: Any, calibration_clips: int) -> dict[str, str]:
+    """The waveform graph and its int8 twins (static, calibrated on training clips; dynamic), exported once into
+    bench/.cache/ (never the model folder)."""
+    from esc50_hf.inference.onnx_export import (
+        WAVEFORM_FILE,
+        WAVEFORM_INT8_FILE,
+        calibration_waveforms,
+        export_waveform_onnx,
+        quantize_waveform_int8,
+    )
+    from esc50_hf.model.feature_extraction_esc50 import Esc50FeatureExtractor
+
+    cache = cache_dir(model_dir, calibration_clips)
+    files = {
+        "waveform": str(cache / WAVEFORM_FILE),
+        "waveform int8 (static)": str(cache / WAVEFORM_INT8_FILE),
+        "waveform int8 (dynamic)": str(cache / "model.waveform.int8-dynamic.onnx"),
+    }
+    if not Path(files["waveform"]).is_file():
+        export_waveform_onnx(model_dir, files["waveform"])
+    if not Path(files["waveform int8 (static)"]).is_file():
+        calibration = calibration_waveforms(
+            train_split, Esc50FeatureExtractor.from_pretrained(model_dir), calibration_clips
+        )
+        quantize_waveform_int8(files["waveform"], files["waveform int8 (static)"], calibration)
+    if not Path(files["waveform int8 (dynamic)"]).is_file():
+        quantize_waveform_int8(files["waveform"], files["waveform int8 (dynamic)"])
+    return files
+
+
+def measure_edge(
+    model_dir: str, feature_onnx: str, files: dict[str, str], paths: list[str], options: dict[str, Any]
+) -> dict[str, Any]:
+    """The waveform graphs against the Python path (`SoundClassifier`, PyTorch) on every clip: top-1 agreement,
+    max |probability difference|, accuracy; then p50 per clip on one thread beside the feature-input graph."""
+    import onnxruntime as ort
+    import torch
+
+    from esc50_hf.inference.classifier import SoundClassifier
+    from esc50_hf.inference.onnx_backend import OnnxBackend
+    from esc50_hf.inference.onnx_export import PROBABILITIES_NAME, WAVEFORM_INPUT_NAME
+    from esc50_hf.model.audio_io import load_audio
+
+    torch.set_num_threads(1)
+    classifier = SoundClassifier(model_dir, "torch", num_threads=1)
+    rate, index = classifier.sampling_rate, {label: column for column, label in enumerate(classifier.labels)}
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = session_options.inter_op_num_threads = 1
+    sessions = {
+        kind: ort.InferenceSession(path, session_options, providers=["CPUExecutionProvider"])
+        for kind, path in files.items()
+    }
+
+    def graph(kind: str) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda waveform: sessions[kind].run([PROBABILITIES_NAME], {WAVEFORM_INPUT_NAME: waveform[None]})[0]
+
+    python_rows, graph_rows = [], {kind: [] for kind in files}
+    for path in tqdm(paths, desc="waveform graph parity", unit="clip", leave=False):
+        row = np.zeros(len(index))
+        for score in classifier.predict(path, top_k=len(index)).labels:
+            row[index[score.label]] = score.score
+        python_rows.append(row)
+        waveform = load_audio(path, rate)
+        for kind in files:
+            graph_rows[kind].append(graph(kind)(waveform)[0])
+    python_probabilities = np.stack(python_rows)
+    result: dict[str, Any] = {"python_top1": python_probabilities.argmax(-1).tolist(), "graphs": {}}
+    for kind, rows in graph_rows.items():
+        probabilities = np.stack(rows)
+        result["graphs"][kind] = {
+            "top1": probabilities.argmax(-1).tolist(),
+            "top1_agreement_with_python": float((probabilities.argmax(-1) == python_probabilities.argmax(-1)).mean()),
+            "max_abs_probability_diff": float(np.abs(probabilities - python_probabilities).max()),
+            "size_mb": Path(files[kind]).stat().st_size / 1e6,
+        }
+    feature_graph = OnnxBackend(model_dir, num_threads=1, quantized=feature_onnx)
+    extractor = classifier.extractor
+    timed = {
+        **{kind: {"decode": lambda path: load_audio(path, rate), "graph": graph(kind)} for kind in files},
+        "features + feature graph": {
+            "decode": lambda path: load_audio(path, rate),
+            "features": lambda waveform: extractor(waveform, sampling_rate=rate)["input_values"],
+            "graph": feature_graph,
+        },
+    }
+    result["latency_1_thread"] = time_interleaved(paths, timed, options["warmup"], "edge latency")
+    result["load_average_at_end"] = os.getloadavg()
+    return result
+
+
+def edge_report(measured: dict[str, Any], labels: np.ndarray) -> dict[str, Any]:
+    """Adds each graph's accuracy (and the Python path's) and whether top-1 agreement meets the aim."""
+    python_top1 = np.asarray(measured.pop("python_top1"))
+    measured["python_accuracy"] = float((python_top1 == labels).mean())
+    for values in measured["graphs"].values():
+        values["accuracy"] = float((np.asarray(values.pop("top1")) == labels).mean())
+        values["meets_top1_aim"] = values["top1_agreement_with_python"] >= AIM_WAVEFORM_TOP1
+    return measured
 
 
 def file_sizes_mb(model_dir: Path, files: dict[str, str]) -> dict[str, float]:
@@ -448,6 +570,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += _training_table(results["training"])
     if "pipeline" in results:
         lines += _pipeline_table(results["pipeline"])
+    if "edge" in results:
+        lines += _edge_table(results["edge"], results["settings"]["clips"], results["settings"]["calibration_clips"])
     lines += _aims_table(results)
     return "\n".join(lines) + "\n"
 
@@ -567,8 +691,41 @@ def _pipeline_table(pipeline: dict[str, Any]) -> list[str]:
     ]
 
 
+def _edge_table(edge: dict[str, Any], clips: int, calibration_clips: int) -> list[str]:
+    lines = [
+        "## The self-contained waveform graph (`esc50-hf export-onnx --waveform`)",
+        "",
+        f"Waveform in, probabilities out: the log-mel front end inside the ONNX graph. Against the Python path "
+        f"(`SoundClassifier`, PyTorch; accuracy {edge['python_accuracy']:.4f}) on the same {clips} decoded clips; "
+        "latency per clip on one thread (ONNX Runtime CPU), one clip at a time, decode included, beside the "
+        "feature-input graph (`model.onnx`, log-mel in Python), the graphs taking turns on each clip. The int8 "
+        "graphs quantize the network only (the front end stays float32): static is calibrated on "
+        f"{calibration_clips} training clips (`esc50-hf export-onnx --waveform --int8`), dynamic needs no data. "
+        "1-min load average at the end "
+        f"{edge['load_average_at_end'][0]:.2f}.",
+        "",
+        "| graph | MB | accuracy | top-1 identical to Python | max abs probability diff |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for kind, values in edge["graphs"].items():
+        lines.append(
+            f"| {kind} | {values['size_mb']:.2f} | {values['accuracy']:.4f} | "
+            f"{100 * values['top1_agreement_with_python']:.2f} % | {values['max_abs_probability_diff']:.2e} |"
+        )
+    lines += ["", "| one thread | p50 (ms) | p95 (ms) | decode p50 | features p50 | graph p50 |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind, latency in edge["latency_1_thread"].items():
+        stages = latency["stages_p50_ms"]
+        features = f"{stages['features']:.2f}" if "features" in stages else "(in the graph)"
+        lines.append(
+            f"| {kind} | {latency['p50_ms']:.2f} | {latency['p95_ms']:.2f} | {stages['decode']:.2f} | {features} "
+            f"| {stages['graph']:.2f} |"
+        )
+    return lines + [""]
+
+
 def _aims_table(results: dict[str, Any]) -> list[str]:
-    if "backends" not in results and "pipeline" not in results:
+    if "backends" not in results and "pipeline" not in results and "edge" not in results:
         return []
     lines = ["## Against the aims", "", "| aim | threads | measured | met |", "| --- | ---: | --- | --- |"]
 
@@ -583,6 +740,10 @@ def _aims_table(results: dict[str, Any]) -> list[str]:
         ratio = results["pipeline"]["path_over_array"]
         row(f"pipeline(path) p50 <= {AIM_PIPELINE_PATH_RATIO}x pipeline(array)", "1", f"{ratio:.2f}x",
             ratio <= AIM_PIPELINE_PATH_RATIO)  # fmt: skip
+    for kind, values in results.get("edge", {}).get("graphs", {}).items():
+        agreement = values["top1_agreement_with_python"]
+        row(f"{kind} graph: top-1 identical to Python >= {100 * AIM_WAVEFORM_TOP1:.1f} %", "-",
+            f"{100 * agreement:.2f} %", values["meets_top1_aim"])  # fmt: skip
     for threads, entry in results["ratios"].items():
         for kind in BACKENDS:
             if f"ast_over_{kind}" in entry:
@@ -660,17 +821,32 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if "pipeline" in args.sections:
         pipeline_options = {**options, "load_average": os.getloadavg()}
         results["pipeline"] = in_fresh_process(measure_pipeline, str(model_dir), paths, pipeline_options)
+    if "edge" in args.sections:
+        feature_onnx = files.get("onnx") or onnx_files(model_dir, train_split, args.calibration_clips)["onnx"]
+        measured = in_fresh_process(
+            measure_edge,
+            str(model_dir),
+            feature_onnx,
+            waveform_files(model_dir, train_split, args.calibration_clips),
+            paths,
+            options,
+        )
+        results["edge"] = edge_report(measured, labels)
     previous = Path(args.output_dir) / "results.json"
     if args.merge and previous.is_file():  # the sections not run now, as they were measured before
         earlier = json.loads(previous.read_text())
         kept = {"backends": ["backends", "parity", "onnx_files"], "ast": ["ast"], "training": ["training"]}
-        kept |= {"size": ["sizes_mb"], "pipeline": ["pipeline"]}
+        kept |= {"size": ["sizes_mb"], "pipeline": ["pipeline"], "edge": ["edge"]}
         for section in set(SECTIONS) - set(args.sections):
             for key in kept[section]:
                 if key in earlier:
                     results[key] = earlier[key]
         if "backends" not in args.sections:
-            results["merged_from"] = {"date": earlier["date"], "argv": earlier["settings"]["argv"]}
+            # A file that was itself merged keeps naming the run its kept sections came from.
+            results["merged_from"] = earlier.get("merged_from") or {
+                "date": earlier["date"],
+                "argv": earlier["settings"]["argv"],
+            }
     results["ratios"] = ratios(results) if "backends" in results else {}
     results["machine"]["load_average_at_end"] = os.getloadavg()
     return results

@@ -34,6 +34,7 @@ WRONG_PATHS = {
     "dataset": ([*CLI, "dataset", "--data-dir", "{missing}/data", "--output", "{missing}/out"], "{missing}/data"),
     "export-onnx": ([*CLI, "export-onnx", "--model", "{missing}/model"], "{missing}/model"),
     "space": ([*CLI, "space", "--output", "{missing}/space", "--model", "{missing}/model"], "{missing}/model"),
+    "web": ([*CLI, "web", "--output", "{missing}/site", "--model", "{missing}/model"], "{missing}/model"),
     "train-data_dir": (
         [*TRAIN, "--config", str(SMOKE), "--data_dir", "{missing}/data", "--output_dir", "{missing}/out"],
         "{missing}/data",

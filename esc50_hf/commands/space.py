@@ -14,6 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default=None, help="model folder (copied in) or Hub id (default: models/esc50-mel-cnn)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
+    parser.add_argument(
+        "--web", action="store_true", help="also write the static browser page (esc50-hf web) into web/"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if output.exists() and not output.is_dir():
             raise OutputExistsError(f"--output {output} is a file, not a folder; give a new or empty folder.")
-        folder = write_space(output, resolve_model(args.model), overwrite=args.overwrite)
+        folder = write_space(output, resolve_model(args.model), overwrite=args.overwrite, web=args.web)
     except Esc50HfError as error:  # a folder or model to change: a usage error (status 2)
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -120,7 +120,11 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
         return filters
 
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Unnormalised log-mel (dB) of a `(batch, samples)` float tensor -> `(batch, num_mel_bins, frames)`."""
+        """Unnormalised log-mel (dB) of a `(batch, samples)` float tensor -> `(batch, num_mel_bins, frames)`.
+
+        Also traced into the waveform ONNX graph, where the STFT is real (`..., 2`): ONNX's has no complex type.
+        """
+        exporting = torch.onnx.is_in_onnx_export()
         spectrum = torch.stft(
             waveforms.float(),
             n_fft=self.n_fft,
@@ -128,9 +132,10 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
             window=torch.hann_window(self.n_fft, device=waveforms.device),
             center=True,
             pad_mode="constant",
-            return_complex=True,
+            return_complex=not exporting,
         )
-        power = spectrum.real.square() + spectrum.imag.square()
+        real, imaginary = spectrum.unbind(-1) if exporting else (spectrum.real, spectrum.imag)
+        power = real.square() + imaginary.square()
         mel = torch.matmul(power.transpose(1, 2), self.mel_filters().to(power.device)).transpose(1, 2)
         return 10.0 * torch.log10(mel.clamp_min(_POWER_FLOOR))
 
@@ -138,11 +143,9 @@ class Esc50FeatureExtractor(SequenceFeatureExtractor):
         return (log_mel - self.mean) / self.std
 
     def fix_length(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Zero-pads at the end, or cuts, a `(batch, samples)` tensor to exactly one clip."""
-        missing = self.clip_samples - waveforms.shape[-1]
-        if missing > 0:
-            return torch.nn.functional.pad(waveforms, (0, missing), value=self.padding_value)
-        return waveforms[..., : self.clip_samples]
+        """Zero-pads at the end, or cuts, a `(batch, samples)` tensor to exactly one clip (one traceable form)."""
+        padded = torch.nn.functional.pad(waveforms, (0, self.clip_samples), value=self.padding_value)
+        return padded[..., : self.clip_samples]
 
     def __call__(
         self,

@@ -22,7 +22,7 @@ import numpy as np
 
 from .prediction import LabelScore, Prediction, WindowPrediction, events_from_windows
 
-_POWER_FLOOR = 1e-12  # -120 dB: below any real recording's power, so only all-silent windows rest on it
+WINDOW_POWER_FLOOR = 1e-12  # -120 dB: below any real recording's power, so only all-silent windows rest on it
 
 
 @dataclass
@@ -63,7 +63,7 @@ class WindowPool:
         for (start, num_samples), row, power in zip(windows, probabilities, powers):
             # Its share of real samples (< 1 only when padded) times its power; the floor keeps an all-silent
             # input a plain mean.
-            weight = num_samples / self.clip_samples * (power + _POWER_FLOOR)
+            weight = num_samples / self.clip_samples * (power + WINDOW_POWER_FLOOR)
             self.weighted_sum += weight * row
             self.total_weight += weight
             self.duration_samples = max(self.duration_samples, start + num_samples)

@@ -1,1 +1,1 @@
-"""The Gradio web demo and REST API, its hardening for public serving, and the Space writer."""
+"""The Gradio web demo and REST API, its hardening for public serving, the Space writer and the static browser page."""

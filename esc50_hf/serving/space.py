@@ -78,13 +78,24 @@ Written by `esc50-hf space`; publish it with
 """
 
 
-def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Path:
+WEB_README_TEXT = """
+## In the browser, without this server
+
+`web/` is the same model as a static page (`esc50-hf web`): ONNX Runtime Web classifies files or the microphone on
+the visitor's device. Publish it as a static Space of its own (`sdk: static`, `app_file: index.html`), or serve it
+with any static file server: `python -m http.server -d web`.
+"""
+
+
+def write_space(output: Path, model: str | Path, overwrite: bool = False, web: bool = False) -> Path:
     """Writes the Space folder `output` for `model` (a local model folder, copied in, or a Hub id).
 
     Args:
         output (`Path`): The folder to write; must not exist or be empty unless `overwrite`.
         model (`str` or `Path`): A saved model folder (with `config.json`) or a Hub model id.
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing non-empty `output`.
+        web (`bool`, *optional*, defaults to `False`): Also write the static browser page (`esc50-hf web`) into
+            `web/`; needs a local model folder.
 
     Returns:
         `Path`: `output`.
@@ -104,6 +115,8 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
         raise ModelLoadError(f"{model_path} is not a saved model folder (no config.json).")
     if not is_folder and not is_hub_id(str(model)):
         raise ModelLoadError(f"{model} is neither a model folder nor a Hub model id (OWNER/NAME).")
+    if web and not is_folder:
+        raise ModelLoadError(f"--web exports the model to ONNX and needs a local model folder, not the Hub id {model}.")
     output.mkdir(parents=True, exist_ok=True)
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -144,6 +157,12 @@ def write_space(output: Path, model: str | Path, overwrite: bool = False) -> Pat
             max_queue=DEFAULT_MAX_QUEUE,
         )
     )
+    if web:
+        from .web import write_web
+
+        write_web(output / "web", model_path)
+        with (output / "README.md").open("a") as readme:
+            readme.write(WEB_README_TEXT)
     return output
 
 
