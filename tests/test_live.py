@@ -17,7 +17,6 @@ from esc50_hf.serving.live import (
     LIVE_HISTORY_SECONDS,
     LIVE_UPDATE_SECONDS,
     LiveClassifier,
-    LiveStreamGone,
     LiveStreams,
     LiveStreamsFull,
 )
@@ -47,16 +46,15 @@ def test_a_stream_holds_one_clip_and_a_capped_history(classifier, tmp_path):
     deleted once read, and a long chunk (20 s) costs no more than a clip."""
     live = LiveClassifier(classifier, max_streams=2)
     rng = np.random.default_rng(0)
-    key = None
     for _ in range(40):
         path = _chunk(tmp_path, 0.1 * rng.standard_normal(BROWSER_RATE))
-        key, update = live.update(key, path)
+        update = live.update("page", path)
         assert not Path(path).exists()
-    stream = live.streams.get(key)
+    stream = live.streams.get("page")
     assert stream.buffer.shape == (classifier.clip_samples,) and stream.filled == classifier.clip_samples
     assert len(stream.history) == round(LIVE_HISTORY_SECONDS / LIVE_UPDATE_SECONDS)
     assert sum(seconds for _, seconds in update.runs) == pytest.approx(LIVE_HISTORY_SECONDS, abs=0.1)
-    key, update = live.update(key, _chunk(tmp_path, 0.1 * rng.standard_normal(20 * BROWSER_RATE)))
+    update = live.update("page", _chunk(tmp_path, 0.1 * rng.standard_normal(20 * BROWSER_RATE)))
     assert stream.buffer.shape == (classifier.clip_samples,) and len(stream.history) == 30
     assert update.prediction.windows[0].end_s - update.prediction.windows[0].start_s == pytest.approx(5.0, abs=1e-3)
 
@@ -67,55 +65,54 @@ def test_the_window_is_classified_once_per_second_of_new_audio(classifier, tmp_p
     live = LiveClassifier(classifier, max_streams=1)
     chunk = BROWSER_RATE // 10
     rng = np.random.default_rng(1)
-    key, updated = None, []
-    for _ in range(31):
-        key, update = live.update(key, _chunk(tmp_path, 0.1 * rng.standard_normal(chunk)))
-        updated.append(update is not None)
+    updated = [live.update("page", _chunk(tmp_path, 0.1 * rng.standard_normal(chunk))) is not None for _ in range(31)]
     assert updated == [True] + ([False] * 9 + [True]) * 3
-    assert live.streams.get(key).filled == 31 * classifier.clip_samples // 50  # 3.1 s
+    assert live.streams.get("page").filled == 31 * classifier.clip_samples // 50  # 3.1 s
 
 
 def test_silence_empty_and_garbage_chunks(classifier, tmp_path):
     """Silence is classified (no crash); an empty chunk changes nothing; a chunk that is not audio is refused with
     the decoder's message and the stream's state is unchanged."""
     live = LiveClassifier(classifier, max_streams=2, unknown_threshold=0.99)
-    key, update = live.update(None, _chunk(tmp_path, np.zeros(BROWSER_RATE)))
+    update = live.update("page", _chunk(tmp_path, np.zeros(BROWSER_RATE)))
     assert update.prediction.unknown and update.runs[0][0] == "unknown"
     assert history_runs(update.runs)[0][0].startswith("not known 1 s")
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0), BROWSER_RATE)
-    assert live.update(key, str(empty)) == (key, None)
-    assert live.update(key, None) == (key, None)
+    assert live.update("page", str(empty)) is None and live.update("page", None) is None
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(5000))
     with pytest.raises(AudioInputError, match="PNG image"):
-        live.update(key, str(garbage))
-    assert not garbage.exists() and len(live.streams.get(key).history) == 1
+        live.update("page", str(garbage))
+    assert not garbage.exists() and len(live.streams.get("page").history) == 1
 
 
 def test_streams_are_capped_and_idle_ones_dropped():
     """`max_streams` at once, then a refusal that says what to do; a stream idle past `idle_seconds` is dropped (its
-    slot freed, its key refused with a message); Stop frees a slot at once."""
+    slot freed; a chunk after that starts it again); Stop frees a slot at once."""
     now = [0.0]
     streams = LiveStreams(clip_samples=100, history_updates=3, max_streams=2, idle_seconds=10, clock=lambda: now[0])
-    first, second = streams.open(), streams.open()
+    first = streams.get("first")
+    first.push(np.ones(50, np.float32))
+    streams.get("second")
     with pytest.raises(LiveStreamsFull, match="2 live streams are running.*Try again in a minute"):
-        streams.open()
-    streams.close(second)
-    second = streams.open()
+        streams.get("third")
+    streams.close("second")
+    streams.get("third")
     now[0] = 8.0
-    streams.get(second)  # seen at 8 s; the first was last seen at 0 s
+    streams.get("third")  # seen at 8 s; the first was last seen at 0 s
     now[0] = 12.0
-    assert len(streams) == 1
-    with pytest.raises(LiveStreamGone, match="press Record"):
-        streams.get(first)
-    streams.open()
-    assert len(streams) == 2
+    assert len(streams) == 1 and "first" not in streams
+    streams.get("fourth")
+    with pytest.raises(LiveStreamsFull):
+        streams.get("first")
+    streams.close("fourth")
+    assert streams.get("first").filled == 0  # a new stream
 
 
 def test_the_ring_buffer_keeps_the_newest_samples():
     streams = LiveStreams(clip_samples=5, history_updates=2, max_streams=1)
-    stream = streams.get(streams.open())
+    stream = streams.get("page")
     stream.push(np.arange(3, dtype=np.float32))
     assert stream.window().tolist() == [0, 1, 2]
     stream.push(np.arange(3, 7, dtype=np.float32))

@@ -59,7 +59,6 @@ from .live import (  # noqa: E402
     MICROPHONE_HELP,
     UNKNOWN_RUN,
     LiveClassifier,
-    LiveStreamGone,
     LiveStreamsFull,
 )
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
@@ -208,12 +207,12 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
         f"{LIVE_SMOOTHING_UPDATES * LIVE_UPDATE_SECONDS:g} s)",
         show_inline_category=False,
     )
-    stream_key = gr.State(None)  # the key of this page's stream in `live.streams`; the state itself is there
+    # A page's stream is its session's (no gr.State: that would hold a heartbeat connection open on every page).
 
-    def listen(chunk: str | None, key: str | None) -> tuple:
+    def listen(chunk: str | None, request: gr.Request) -> tuple:
         try:
-            key, update = live.update(key, chunk)
-        except (LiveStreamsFull, LiveStreamGone, AudioInputError) as error:
+            update = live.update(request.session_hash, chunk)
+        except (LiveStreamsFull, AudioInputError) as error:
             raise gr.Error(str(error), print_exception=False) from error
         except Exception as error:  # a bug: logged, the server goes on
             logger.exception("Failed on a live chunk")
@@ -221,16 +220,16 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
                 "The server failed on this stream; the error is in its log.", print_exception=False
             ) from error
         if update is None:  # an empty chunk: nothing changed
-            return gr.skip(), gr.skip(), key
-        return answer(update.prediction), history_runs(update.runs), key
+            return gr.skip(), gr.skip()
+        return answer(update.prediction), history_runs(update.runs)
 
-    def end(key: str | None) -> None:  # Record or Stop: the previous stream's slot is freed now, not when idle
-        live.streams.close(key)
+    def end(request: gr.Request) -> None:  # Record or Stop: the previous stream's slot is freed now, not when idle
+        live.streams.close(request.session_hash)
 
     microphone.stream(
         listen,
-        inputs=[microphone, stream_key],
-        outputs=[now, history, stream_key],
+        inputs=[microphone],
+        outputs=[now, history],
         stream_every=LIVE_UPDATE_SECONDS,
         time_limit=LIVE_TIME_LIMIT_SECONDS,
         concurrency_limit=None,  # not Gradio's queue: `LiveStreams` caps the streams, and says so when full
@@ -238,7 +237,7 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
         api_visibility="private",
     )
     for trigger in (microphone.start_recording, microphone.stop_recording):
-        trigger(end, inputs=[stream_key], outputs=[stream_key], queue=False, api_visibility="private")
+        trigger(end, inputs=None, outputs=None, queue=False, api_visibility="private")
 
 
 def history_runs(runs: list[tuple[str, float]]) -> list[tuple[str, str]]:

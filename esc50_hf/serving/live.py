@@ -22,7 +22,6 @@ import contextlib
 import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ LIVE_FULL_MESSAGE = (
     "The live mode is full: {count} live streams are running, the most this server takes (--max-live-streams). "
     "Try again in a minute, or record a clip or upload a file on the Clip tab."
 )
-LIVE_GONE_MESSAGE = "This live stream was stopped after {seconds:g} s without audio: press Record to start again."
 MICROPHONE_HELP = (
     "Allow the microphone when the browser asks. If it was denied, allow it in the site settings (the icon left of "
     "the address) and reload the page. Browsers give the microphone only to pages on https:// or on localhost: "
@@ -58,10 +56,6 @@ MICROPHONE_HELP = (
 
 class LiveStreamsFull(Exception):
     """No slot for one more live stream; the message says what to do."""
-
-
-class LiveStreamGone(Exception):
-    """The stream's state was dropped (idle too long): the client must start again."""
 
 
 @dataclass
@@ -134,23 +128,21 @@ class LiveStreams:
             self._drop_idle()
             return len(self._streams)
 
-    def open(self) -> str:
-        """A new stream's key. Raises `LiveStreamsFull` when `max_streams` are running."""
+    def __contains__(self, key: str) -> bool:
         with self._lock:
             self._drop_idle()
-            if len(self._streams) >= self.max_streams:
-                raise LiveStreamsFull(LIVE_FULL_MESSAGE.format(count=len(self._streams)))
-            key = uuid.uuid4().hex
-            self._streams[key] = LiveStream(self.clip_samples, self.history_updates, last_seen=self.clock())
-            return key
+            return key in self._streams
 
     def get(self, key: str) -> LiveStream:
-        """The stream `key`, marked as seen now. Raises `LiveStreamGone` if it was dropped or never opened."""
+        """The stream `key` (a page's session), marked as seen now; a new one if there is none (never opened, or
+        dropped as idle). Raises `LiveStreamsFull` when a new one is needed and `max_streams` are running."""
         with self._lock:
             self._drop_idle()
             stream = self._streams.get(key)
             if stream is None:
-                raise LiveStreamGone(LIVE_GONE_MESSAGE.format(seconds=self.idle_seconds))
+                if len(self._streams) >= self.max_streams:
+                    raise LiveStreamsFull(LIVE_FULL_MESSAGE.format(count=len(self._streams)))
+                stream = self._streams[key] = LiveStream(self.clip_samples, self.history_updates)
             stream.last_seen = self.clock()
             return stream
 
@@ -199,24 +191,23 @@ class LiveClassifier:
         self.update_samples = round(LIVE_UPDATE_SECONDS * classifier.sampling_rate)
         self.streams = LiveStreams(classifier.clip_samples, history_updates, max_streams, idle_seconds)
 
-    def update(self, key: str | None, chunk: str | None) -> tuple[str, LiveUpdate | None]:
-        """Takes one chunk (a file path, deleted once read) of the stream `key` (`None`: a new stream).
+    def update(self, key: str, chunk: str | None) -> LiveUpdate | None:
+        """Takes one chunk (a file path, deleted once read) of the stream `key` (the page's session).
 
         Returns:
-            `(key, update)`: the stream's key (new when `key` was `None`) and its update; `None` when nothing
+            `LiveUpdate` or `None`: the stream's update; `None` when nothing
             changed: the chunk held no audio, or less than `LIVE_UPDATE_SECONDS` of audio arrived since the last
             update (the samples are kept in the window all the same).
 
         Raises:
-            `LiveStreamsFull`: a new stream and no slot. `LiveStreamGone`: the stream was dropped as idle.
+            `LiveStreamsFull`: a new stream (or one dropped as idle) and no slot.
             `AudioInputError`: the chunk is not audio, or is outside the limits.
         """
-        key = key or self.streams.open()
         stream = self.streams.get(key)
         samples = self._read(chunk) if chunk else np.zeros(0, np.float32)
         stream.push(samples)
         if not stream.unclassified or (stream.history and stream.unclassified < self.update_samples):
-            return key, None  # nothing new, or less than an update's worth since the last one
+            return None  # nothing new, or less than an update's worth since the last one
         window = stream.window()
         probabilities = self.classifier.window_probabilities([window])[0]
         stream.history.append((stream.unclassified, probabilities))
@@ -227,7 +218,7 @@ class LiveClassifier:
         prediction = pool.prediction(self.top_k)
         if self.unknown_threshold is not None:
             prediction = prediction.with_unknown(self.unknown_threshold)
-        return key, LiveUpdate(prediction, self._runs(stream))
+        return LiveUpdate(prediction, self._runs(stream))
 
     def _read(self, chunk: str) -> np.ndarray:
         """The chunk's samples at the model's rate (at most the last clip of them); the file is deleted."""
@@ -277,7 +268,6 @@ __all__ = [
     "LIVE_UPDATE_SECONDS",
     "LiveClassifier",
     "LiveStream",
-    "LiveStreamGone",
     "LiveStreams",
     "LiveStreamsFull",
     "LiveUpdate",
