@@ -219,9 +219,11 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
             raise gr.Error(
                 "The server failed on this stream; the error is in its log.", print_exception=False
             ) from error
-        if update is None:  # an empty chunk: nothing changed
+        if update is None:  # nothing new to show
             return gr.skip(), gr.skip()
-        return answer(update.prediction), history_runs(update.runs)
+        # Postprocessed here (the event has postprocess=False): after a gr.skip() Gradio answers with a fresh copy of
+        # each output component, which would not have answer_label's headline.
+        return _json(now.postprocess(answer(update.prediction))), _json(history.postprocess(history_runs(update.runs)))
 
     def end(request: gr.Request) -> None:  # Record or Stop: the previous stream's slot is freed now, not when idle
         live.streams.close(request.session_hash)
@@ -235,9 +237,14 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
         concurrency_limit=None,  # not Gradio's queue: `LiveStreams` caps the streams, and says so when full
         show_progress="hidden",
         api_visibility="private",
+        postprocess=False,
     )
     for trigger in (microphone.start_recording, microphone.stop_recording):
         trigger(end, inputs=None, outputs=None, queue=False, api_visibility="private")
+
+
+def _json(value):
+    return value.model_dump() if hasattr(value, "model_dump") else value
 
 
 def history_runs(runs: list[tuple[str, float]]) -> list[tuple[str, str]]:
