@@ -225,7 +225,8 @@ def markdown(report: dict) -> str:
 `python bench/live_load.py`
 
 {report["date"]}, commit `{report["commit"]}`, {report["cpus"]} CPUs, {report["platform"]}; load average at the end
-{report["load_average_at_end"]} (other jobs shared the machine: see below).
+{report["load_average_at_end"]} (1-min, 5-min, 15-min: whether other jobs shared
+the machine).
 
 Model `{report["model"]}`, backend `torch`, app.py's defaults but `--max-live-streams` above the level. Each stream
 records in real time and, as Gradio's page does, sends what it recorded (48 kHz mono WAV) whenever its previous chunk
@@ -236,7 +237,9 @@ classifies the last 5 s once per second of new audio. "Updates per audio second"
 {HEADER}
 {rows}
 
-The client threads run on the same machine and take part of its cores. Raw numbers: `bench/live_load.json`.
+Server CPU: 100 % is one core. The client threads run on the same machine and take the rest of its cores. RSS grows
+with the number of streams at once (Gradio's per-session state and worker threads); whether it stays flat over
+time is the `--rss-only` run (`bench/live_rss.json`). Raw numbers: `bench/live_load.json`.
 """
 
 
