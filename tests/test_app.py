@@ -356,7 +356,7 @@ def test_browser_upload_shows_a_label(server, local, clips):
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         try:
-            page.goto(server[0], wait_until="networkidle")
+            page.goto(server[0])  # not "networkidle": the live stream keeps a heartbeat open
             page.locator("input[type=file]").first.set_input_files(str(clips[0]))  # the upload event runs /predict
             expect(page.get_by_test_id("label-output-value")).to_have_text(top_label, timeout=60_000)
             expect(page.get_by_test_id("matplotlib")).to_be_visible(timeout=30_000)
@@ -407,7 +407,7 @@ def test_example_clips_outlive_keep_uploads_and_classify_on_click(saved_model_di
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             try:
-                page.goto(url, wait_until="networkidle")
+                page.goto(url)  # not "networkidle": the live stream keeps a heartbeat open
                 for index, row in enumerate(examples):
                     page.locator("button.gallery-item").nth(index).click()  # loads the clip, then classifies it
                     expect(page.get_by_test_id("label-output-value")).to_have_text(
@@ -462,7 +462,7 @@ def test_browser_microphone_recording(server):
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS + fake_microphone)
         page = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 1000}).new_page()
         try:
-            page.goto(server[0], wait_until="networkidle")
+            page.goto(server[0])  # not "networkidle": the live stream keeps a heartbeat open
             page.get_by_role("button", name="Record audio").click()  # the microphone source
             page.get_by_role("button", name="Record", exact=True).click()
             page.wait_for_timeout(2500)

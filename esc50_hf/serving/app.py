@@ -50,6 +50,17 @@ from matplotlib.figure import Figure  # noqa: E402
 from ..inference.classifier import SoundClassifier  # noqa: E402
 from ..model.audio_io import AudioInputError  # noqa: E402
 from ..model.prediction import Prediction, WindowPrediction  # noqa: E402
+from .live import (  # noqa: E402
+    DEFAULT_MAX_LIVE_STREAMS,
+    LIVE_HISTORY_SECONDS,
+    LIVE_SMOOTHING_UPDATES,
+    LIVE_TIME_LIMIT_SECONDS,
+    LIVE_UPDATE_SECONDS,
+    MICROPHONE_HELP,
+    UNKNOWN_RUN,
+    LiveClassifier,
+    LiveStreamsFull,
+)
 from .memory import return_freed_memory  # noqa: E402
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
 
@@ -91,6 +102,7 @@ def build_demo(
     examples_dir: Path | None = None,
     keep_uploads: float = DEFAULT_KEEP_UPLOADS,
     unknown_answer: bool = True,
+    max_live_streams: int = DEFAULT_MAX_LIVE_STREAMS,
 ) -> gr.Blocks:
     """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`).
 
@@ -101,6 +113,8 @@ def build_demo(
             it then; Gradio deletes all that is left when the server stops).
         unknown_answer (`bool`, *optional*, defaults to `True`): Say "not one of the known sounds" when the top
             score is below the model's fitted `unknown_threshold` (a model without one never says it).
+        max_live_streams (`int`, *optional*, defaults to `DEFAULT_MAX_LIVE_STREAMS`): Live microphone streams at
+            once (the Live tab, `esc50_hf.serving.live`); 0: no Live tab.
     """
     threshold = getattr(classifier.config, "unknown_threshold", None) if unknown_answer else None
     # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
@@ -115,58 +129,131 @@ def build_demo(
             f"{classifier.extractor.clip_seconds:g} s are classified in overlapping windows; "
             f"the scores are their average. {_labels_text(labels)}"
         )
-        with gr.Row():
-            with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
-                button = gr.Button("Classify", variant="primary")
-                # Only clips of classes this model knows: a model of other classes gets none.
-                examples = (
-                    [row for row in read_examples(examples_dir) if row["category"] in labels] if examples_dir else []
-                )
-                example_clips = None
-                if examples:
-                    example_clips = gr.Examples(
-                        examples=[[str(example["path"])] for example in examples],
-                        inputs=[audio],
-                        example_labels=[example["category"] for example in examples],
-                        label="Example clips",
-                        api_visibility="private",
+        with gr.Tab("Clip"):
+            with gr.Row():
+                with gr.Column():
+                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sound")
+                    button = gr.Button("Classify", variant="primary")
+                    # Only clips of classes this model knows: a model of other classes gets none.
+                    examples = (
+                        [row for row in read_examples(examples_dir) if row["category"] in labels]
+                        if examples_dir
+                        else []
                     )
-                    _keep_example_copies(audio, examples)
-                    gr.Markdown(_attribution_markdown(examples))
-                _show_a_working_api_example(audio, examples)
-            with gr.Column():
-                label = answer_label(num_top_classes=TOP_K, label="Top classes")
-        spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
-        timeline = gr.Dataframe(
-            headers=TIMELINE_COLUMNS,
-            label=f"Timeline: best class per {classifier.extractor.clip_seconds:g}-s window",
-            interactive=False,
-        )
-
-        def predict(audio_file: str | None) -> tuple[dict[str, float] | tuple[str, dict[str, float]], pd.DataFrame]:
-            return classify(classifier, audio_file, threshold)
-
-        def draw(audio_file: str | None) -> Figure:
-            return spectrogram_figure(classifier, audio_file)
-
-        event = gr.on(
-            triggers=[button.click, audio.upload, audio.stop_recording],
-            fn=predict,
-            inputs=[audio],
-            outputs=[label, timeline],
-            api_name="predict",
-            api_description=f"Top-{TOP_K} classes of an audio file (among the model's {len(labels)}), and the best "
-            f"class of each {classifier.extractor.clip_seconds:g}-s window.",
-        )
-        event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
-        if example_clips is not None:  # a click on an example classifies it, as an upload or a recording is
-            example_event = example_clips.load_input_event.then(
-                fn=predict, inputs=[audio], outputs=[label, timeline], api_visibility="private"
+                    example_clips = None
+                    if examples:
+                        example_clips = gr.Examples(
+                            examples=[[str(example["path"])] for example in examples],
+                            inputs=[audio],
+                            example_labels=[example["category"] for example in examples],
+                            label="Example clips",
+                            api_visibility="private",
+                        )
+                        _keep_example_copies(audio, examples)
+                        gr.Markdown(_attribution_markdown(examples))
+                    _show_a_working_api_example(audio, examples)
+                with gr.Column():
+                    label = answer_label(num_top_classes=TOP_K, label="Top classes")
+            spectrogram = gr.Plot(label="Log-mel spectrogram (the model's features, in dB)")
+            timeline = gr.Dataframe(
+                headers=TIMELINE_COLUMNS,
+                label=f"Timeline: best class per {classifier.extractor.clip_seconds:g}-s window",
+                interactive=False,
             )
-            example_event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+
+            def predict(audio_file: str | None) -> tuple[dict[str, float] | tuple[str, dict[str, float]], pd.DataFrame]:
+                return classify(classifier, audio_file, threshold)
+
+            def draw(audio_file: str | None) -> Figure:
+                return spectrogram_figure(classifier, audio_file)
+
+            event = gr.on(
+                triggers=[button.click, audio.upload, audio.stop_recording],
+                fn=predict,
+                inputs=[audio],
+                outputs=[label, timeline],
+                api_name="predict",
+                api_description=f"Top-{TOP_K} classes of an audio file (among the model's {len(labels)}), and the best "
+                f"class of each {classifier.extractor.clip_seconds:g}-s window.",
+            )
+            event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+            if example_clips is not None:  # a click on an example classifies it, as an upload or a recording is
+                example_event = example_clips.load_input_event.then(
+                    fn=predict, inputs=[audio], outputs=[label, timeline], api_visibility="private"
+                )
+                example_event.success(fn=draw, inputs=[audio], outputs=[spectrogram], api_visibility="private")
+        if max_live_streams > 0:
+            with gr.Tab("Live microphone", elem_id="live-mode"):
+                _live_mode(classifier, threshold, max_live_streams)
     _only_predict_in_the_api(demo)
     return demo
+
+
+def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams: int) -> None:
+    """The Live tab: the microphone streamed (`gr.Audio(streaming=True)`), the last clip classified about every
+    `LIVE_UPDATE_SECONDS` (`LiveClassifier`), the current answer and the smoothed history of the last
+    `LIVE_HISTORY_SECONDS`. Its events are page-only, like the spectrogram's."""
+    live = LiveClassifier(classifier, max_streams, threshold, top_k=3)
+    clip = classifier.extractor.clip_seconds
+    gr.Markdown(
+        f"Press **Record**: the last {clip:g} s of sound are classified about every {LIVE_UPDATE_SECONDS:g} s as "
+        f"you go. Listening stops after {LIVE_TIME_LIMIT_SECONDS / 60:g} min (press Record again to go on). "
+        f"{MICROPHONE_HELP}"
+    )
+    with gr.Row():
+        microphone = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone (live)")
+        now = answer_label(num_top_classes=3, label=f"Now: the last {clip:g} s")
+    history = gr.HighlightedText(
+        label=f"The last {LIVE_HISTORY_SECONDS:g} s, oldest first (each label smoothed over "
+        f"{LIVE_SMOOTHING_UPDATES * LIVE_UPDATE_SECONDS:g} s)",
+        show_inline_category=False,
+    )
+    # A page's stream is its session's (no gr.State: that would hold a heartbeat connection open on every page).
+
+    def listen(chunk: str | None, request: gr.Request) -> tuple:
+        try:
+            update = live.update(request.session_hash, chunk)
+        except (LiveStreamsFull, AudioInputError) as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        except Exception as error:  # a bug: logged, the server goes on
+            logger.exception("Failed on a live chunk")
+            raise gr.Error(
+                "The server failed on this stream; the error is in its log.", print_exception=False
+            ) from error
+        if update is None:  # nothing new to show
+            return gr.skip(), gr.skip()
+        # Postprocessed here (the event has postprocess=False): after a gr.skip() Gradio answers with a fresh copy of
+        # each output component, which would not have answer_label's headline.
+        return _json(now.postprocess(answer(update.prediction))), _json(history.postprocess(history_runs(update.runs)))
+
+    def end(request: gr.Request) -> None:  # Record or Stop: the previous stream's slot is freed now, not when idle
+        live.streams.close(request.session_hash)
+
+    microphone.stream(
+        listen,
+        inputs=[microphone],
+        outputs=[now, history],
+        stream_every=LIVE_UPDATE_SECONDS,
+        time_limit=LIVE_TIME_LIMIT_SECONDS,
+        concurrency_limit=None,  # not Gradio's queue: `LiveStreams` caps the streams, and says so when full
+        show_progress="hidden",
+        api_visibility="private",
+        postprocess=False,
+    )
+    for trigger in (microphone.start_recording, microphone.stop_recording):
+        trigger(end, inputs=None, outputs=None, queue=False, api_visibility="private")
+
+
+def _json(value):
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def history_runs(runs: list[tuple[str, float]]) -> list[tuple[str, str]]:
+    """The live history as `gr.HighlightedText` takes it: one `("dog 12 s", "dog")` piece per run of one label."""
+    return [
+        (f"{'not known' if label == UNKNOWN_RUN else label.replace('_', ' ')} {seconds:.0f} s ", label)
+        for label, seconds in runs
+    ]
 
 
 def _keep_example_copies(audio: gr.Audio, examples: list[dict]) -> None:
@@ -210,11 +297,17 @@ def classify(
     prediction = _run(classifier.predict, path)
     if unknown_threshold is not None:
         prediction = prediction.with_unknown(unknown_threshold)
+    return answer(prediction), timeline_table(prediction)
+
+
+def answer(prediction: Prediction) -> dict[str, float] | tuple[str, dict[str, float]]:
+    """What `answer_label` shows: `{label: score}`, or `(headline, {label: score})` when the prediction is `unknown`
+    (the headline says it is none of the known sounds, with the best guess)."""
     if prediction.unknown:
         guess = prediction.best_guess
         headline = UNKNOWN_HEADLINE.format(label=guess.label.replace("_", " "), score=guess.score)
-        return (headline, prediction.confidences()), timeline_table(prediction)
-    return prediction.confidences(), timeline_table(prediction)
+        return headline, prediction.confidences()
+    return prediction.confidences()
 
 
 def timeline_table(prediction: Prediction) -> pd.DataFrame:
@@ -291,4 +384,4 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-__all__ = ["build_demo", "classify", "read_examples", "spectrogram_figure", "timeline_table"]
+__all__ = ["answer", "build_demo", "classify", "history_runs", "read_examples", "spectrogram_figure", "timeline_table"]

@@ -14,6 +14,7 @@ from ..inference.classifier import DEFAULT_MAX_BATCH_SIZE, SoundClassifier, reso
 from ..model.audio_io import AudioLimits
 from ..paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
 from .app import DEFAULT_KEEP_UPLOADS, build_demo
+from .live import DEFAULT_MAX_LIVE_STREAMS
 from .memory import cap_malloc_arenas
 from .refusals import refusing_app_kwargs
 from .uploads import UploadBudget, UploadJanitor, private_upload_folder, refuse_url_downloads
@@ -85,6 +86,13 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
     )
     parser.add_argument("--max-seconds", type=float, default=AudioLimits.max_seconds, help="longest input, seconds")
     parser.add_argument("--max-mb", type=float, default=AudioLimits.max_bytes / 2**20, help="largest upload, MiB")
+    parser.add_argument(
+        "--max-live-streams",
+        type=int,
+        default=DEFAULT_MAX_LIVE_STREAMS,
+        help=f"live microphone streams at once; one more is refused with a message; 0: no Live tab "
+        f"(default: {DEFAULT_MAX_LIVE_STREAMS})",
+    )
     parser.add_argument("--no-examples", action="store_true", help="do not show the example clips")
     parser.add_argument(
         "--no-unknown",
@@ -170,6 +178,7 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
         None if args.no_examples else examples_dir,
         keep_uploads=args.keep_uploads,
         unknown_answer=not args.no_unknown,
+        max_live_streams=args.max_live_streams,
     )
 
     def kept() -> set[str]:  # the example clips' copies: not uploads
