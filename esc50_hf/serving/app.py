@@ -222,6 +222,7 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
             ) from error
         if update is None:  # nothing new to show
             return gr.skip(), gr.skip()
+        return_freed_memory()  # the chunk's decoding and the window's features, as after an upload
         # Postprocessed here (the event has postprocess=False): after a gr.skip() Gradio answers with a fresh copy of
         # each output component, which would not have answer_label's headline.
         return _json(now.postprocess(answer(update.prediction))), _json(history.postprocess(history_runs(update.runs)))
