@@ -18,11 +18,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 from bench import robustness  # noqa: E402
-from esc50_hf.model.windows import iter_windows  # noqa: E402
+from esc50_hf.model.windows import WINDOW_POWER_FLOOR, iter_windows  # noqa: E402
 
 
 def pooled(probabilities: np.ndarray, shares: np.ndarray, powers: np.ndarray) -> dict[str, int]:
-    level = shares * (powers + 1e-12)
+    level = shares * (powers + WINDOW_POWER_FLOOR)  # windows.py's own weighting
     return {
         "mean": int(np.argmax(shares @ probabilities)),
         "level": int(np.argmax(level @ probabilities)),
