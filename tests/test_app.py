@@ -493,8 +493,12 @@ def test_upload_janitor_bounds_the_folder_in_age_and_spares_uploads_in_progress(
     os.utime(partial, (now - 60, now - 60))
     kept = str(tmp_path / "hash0" / "clip.wav")  # e.g. an example clip Gradio keeps in its cache
     uploading = True
-    janitor = UploadJanitor(tmp_path, max_age=2.5, interval=3600, keep=lambda: {kept}, uploading=lambda: uploading)
+    remembered = {str(path) for path in tmp_path.rglob("*.wav")} | {str(tmp_path / "read-and-deleted" / "chunk.wav")}
+    janitor = UploadJanitor(
+        tmp_path, max_age=2.5, interval=3600, keep=lambda: {kept}, uploading=lambda: uploading, remembered=remembered
+    )
     assert janitor.sweep() == 2  # hash1 (4 s) and hash2 (3 s) are too old; hash3 (2 s) stays
+    assert remembered == {kept, str(tmp_path / "hash3" / "clip.wav")}  # Gradio's set of uploads forgets the gone
     assert sorted(path.parent.name for path in tmp_path.rglob("*.wav")) == ["hash0", "hash3"]
     assert not (tmp_path / "hash1").exists() and partial.is_file()  # the upload's own folder goes with it
     uploading = False

@@ -15,10 +15,12 @@ from esc50_hf.paths import EXAMPLES_DIR
 from esc50_hf.serving.app import history_runs
 from esc50_hf.serving.live import (
     LIVE_HISTORY_SECONDS,
+    LIVE_TIME_LIMIT_SECONDS,
     LIVE_UPDATE_SECONDS,
     LiveClassifier,
     LiveStreams,
     LiveStreamsFull,
+    leave_no_timer_per_chunk,
 )
 
 from .app_server import app_subprocess
@@ -197,3 +199,29 @@ def test_browser_live_microphone_shows_dog_then_rain(dog_then_rain, tmp_path):
     assert first_dog is not None and first_rain is not None, changes
     assert first_dog <= 3.0, changes
     assert first_rain - 10.0 <= RAIN_DELAY_S, changes
+
+
+def test_a_streams_chunks_leave_no_timers_in_gradios_queue():
+    """Gradio's queue waits between two chunks of a stream for the next chunk or the stream's time limit; as shipped it
+    leaves a task asleep until that limit for every chunk (the server's memory grew all through a 10-min stream).
+    Patched: no task is left, and both outcomes are as before."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from gradio.queueing import Queue
+
+    async def chunks(count: int) -> tuple[list[str], int, bool]:
+        event = SimpleNamespace(signal=asyncio.Event())
+        outcomes = []
+        for _ in range(count):
+            event.signal.set()  # the next chunk is already there
+            outcomes.append(await Queue.wait_for_event_or_timeout(event, LIVE_TIME_LIMIT_SECONDS))
+        outcomes.append(await Queue.wait_for_event_or_timeout(event, 0.01))  # no chunk within the time left
+        await asyncio.sleep(0)
+        left = len([task for task in asyncio.all_tasks() if task is not asyncio.current_task()])
+        return outcomes, left, event.signal.is_set()
+
+    leave_no_timer_per_chunk()
+    leave_no_timer_per_chunk()  # idempotent
+    outcomes, left, signal_set = asyncio.run(chunks(50))
+    assert outcomes == ["signal"] * 50 + ["timeout"] and left == 0 and not signal_set

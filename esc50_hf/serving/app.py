@@ -60,6 +60,7 @@ from .live import (  # noqa: E402
     UNKNOWN_RUN,
     LiveClassifier,
     LiveStreamsFull,
+    leave_no_timer_per_chunk,
 )
 from .memory import return_freed_memory  # noqa: E402
 from .uploads import URL_INPUT_MESSAGE  # noqa: E402
@@ -193,6 +194,7 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
     """The Live tab: the microphone streamed (`gr.Audio(streaming=True)`), the last clip classified about every
     `LIVE_UPDATE_SECONDS` (`LiveClassifier`), the current answer and the smoothed history of the last
     `LIVE_HISTORY_SECONDS`. Its events are page-only, like the spectrogram's."""
+    leave_no_timer_per_chunk()
     live = LiveClassifier(classifier, max_streams, threshold, top_k=3)
     clip = classifier.extractor.clip_seconds
     gr.Markdown(

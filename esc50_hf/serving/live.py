@@ -18,6 +18,7 @@ What one stream may cost is bounded, whatever the client sends (`LiveStreams`):
   changes nothing; a chunk that is not audio ends that stream with the decoder's message, and the server goes on.
 """
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -253,6 +254,29 @@ class LiveClassifier:
         return runs
 
 
+def leave_no_timer_per_chunk() -> None:
+    """Makes this process's Gradio queue leave nothing behind for each chunk of a streaming event. Idempotent.
+
+    Between two chunks of a stream, Gradio's queue (`Queue.wait_for_event_or_timeout`, gradio 6.31) waits for the
+    next chunk or for the rest of the event's time limit as two tasks, and never cancels the one that lost: every
+    chunk left a task asleep until the stream's `LIVE_TIME_LIMIT_SECONDS` were up. Browsers send a chunk about every
+    0.1 s, so a server's memory grew all through each 10-min stream (bench/live_rss.json). The same wait as one
+    `asyncio.wait_for`, which cancels its timer when the chunk comes, or its wait when the time is up.
+    """
+    import gradio.queueing  # here: the serving modules set Gradio's environment before it is first imported
+
+    async def wait_for_event_or_timeout(event, timeout: float) -> str:
+        try:
+            await asyncio.wait_for(event.signal.wait(), timeout)
+            outcome = "signal"
+        except TimeoutError:
+            outcome = "timeout"
+        event.signal.clear()
+        return outcome
+
+    gradio.queueing.Queue.wait_for_event_or_timeout = staticmethod(wait_for_event_or_timeout)
+
+
 def _no_frames(path: Path) -> bool:
     """Whether `path` is a sound file that holds no samples (a chunk sent before the microphone gave any)."""
     try:
@@ -272,4 +296,5 @@ __all__ = [
     "LiveStreamsFull",
     "LiveUpdate",
     "MICROPHONE_HELP",
+    "leave_no_timer_per_chunk",
 ]

@@ -191,6 +191,7 @@ def _serve(args: argparse.Namespace, default_model: str | Path | None, examples_
         interval=min(60.0, max(1.0, args.keep_uploads / 4)),
         keep=kept,
         uploading=lambda: budget.in_progress > 0,
+        remembered=demo.upload_file_set,
     )
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(

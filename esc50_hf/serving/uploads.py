@@ -152,6 +152,9 @@ class UploadJanitor:
         interval (`float`, *optional*, defaults to 2.0): Seconds between sweeps.
         keep (`Callable[[], set[str]]`, *optional*): The paths not to delete.
         uploading (`Callable[[], bool]`, *optional*): Whether an upload is in progress (`UploadBudget.in_progress`).
+        remembered (`set[str]`, *optional*): Where Gradio remembers every upload's path (`Blocks.upload_file_set`),
+            which it never empties: each sweep forgets the paths no longer on disk (swept here, or deleted by whoever
+            read them, as the live mode does with its chunks), so the set does not grow with every request.
     """
 
     def __init__(
@@ -161,8 +164,10 @@ class UploadJanitor:
         interval: float = 2.0,
         keep: Callable[[], set[str]] | None = None,
         uploading: Callable[[], bool] | None = None,
+        remembered: set[str] | None = None,
     ) -> None:
         self.folder, self.max_age, self.interval = Path(folder), max_age, interval
+        self.remembered = remembered if remembered is not None else set()
         self.keep = keep or set
         self.uploading = uploading or (lambda: False)
         self._stop = threading.Event()
@@ -184,6 +189,8 @@ class UploadJanitor:
             with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
                 path.parent.rmdir()
             deleted += 1
+        for path in [path for path in list(self.remembered) if not os.path.exists(path)]:  # a copy: uploads add to it
+            self.remembered.discard(path)
         return deleted
 
     def _loop(self) -> None:
