@@ -187,7 +187,7 @@ def test_browser_live_microphone_shows_dog_then_rain(dog_then_rain, tmp_path):
             page.goto(url)
             page.get_by_role("tab", name="Live microphone").click(timeout=60_000)
             page.locator("#live-mode").get_by_role("button", name="Record", exact=True).click()
-            page.wait_for_function("window.__events.some(([, text]) => text && text.includes('rain'))", timeout=30_000)
+            page.wait_for_function("window.__events.some(([, text]) => text === 'rain')", timeout=30_000)
             events = page.evaluate("window.__events")
         finally:
             page.screenshot(path=str(REPO / "test-artifacts" / "live.png"), full_page=True)
