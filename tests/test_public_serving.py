@@ -95,15 +95,15 @@ def test_a_file_over_the_limit_is_refused_from_its_header_in_idle_memory(idle_rs
 
 def test_the_server_returns_the_memory_of_long_ffmpeg_uploads(tmp_path):
     """Issue 26: each burst of concurrent 10-minute M4A uploads (decoded by FFmpeg) left hundreds of MB in the
-    server's malloc arenas (+660 MB after one burst of 8, +910 after three). The bench's long-uploads run, lighter:
-    2 bursts of 8."""
+    server's malloc arenas (+660 MB after one burst of 8, +910 after three). One burst of 8 shows it; the repeated
+    bursts are bench/load.py's long-uploads run (bench/LOAD.md)."""
     m4a = long_m4a(tmp_path / "ten_minutes.m4a", 599.0)
     (tmp_path / "clips").mkdir()
     env = {"GRADIO_TEMP_DIR": str(tmp_path / "uploads")}
     with app_subprocess(["--no-examples"], tmp_path / "server.log", env) as (url, process):
         warm_up(url, Clips(tmp_path / "clips"), 2)
-        result = run_long_uploads(url, m4a, bursts=2, clients=8, server=psutil.Process(process.pid))
-    assert (result["ok"], result["first_errors"]) == (16, [])
+        result = run_long_uploads(url, m4a, bursts=1, clients=8, server=psutil.Process(process.pid))
+    assert (result["ok"], result["first_errors"]) == (8, [])
     assert result["server_rss_mb_after"] - result["server_rss_mb_idle"] < 400, result
 
 
