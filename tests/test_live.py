@@ -72,9 +72,10 @@ def test_the_window_is_classified_once_per_second_of_new_audio(classifier, tmp_p
     assert live.streams.get("page").filled == 31 * classifier.clip_samples // 50  # 3.1 s
 
 
-def test_silence_empty_and_garbage_chunks(classifier, tmp_path):
-    """Silence is classified (no crash); an empty chunk changes nothing; a chunk that is not audio is refused with
-    the decoder's message and the stream's state is unchanged."""
+def test_silence_empty_short_and_garbage_chunks(classifier, tmp_path):
+    """Silence is classified (no crash); an empty chunk changes nothing; a chunk shorter than the shortest clip
+    (the last one before Stop) is taken into the window; a chunk that is not audio is refused with the decoder's
+    message and the stream's state is unchanged."""
     live = LiveClassifier(classifier, max_streams=2, unknown_threshold=0.99)
     update = live.update("page", _chunk(tmp_path, np.zeros(BROWSER_RATE)))
     assert update.prediction.unknown and update.runs[0][0] == "unknown"
@@ -82,6 +83,9 @@ def test_silence_empty_and_garbage_chunks(classifier, tmp_path):
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0), BROWSER_RATE)
     assert live.update("page", str(empty)) is None and live.update("page", None) is None
+    filled = live.streams.get("page").filled
+    assert live.update("page", _chunk(tmp_path, np.zeros(BROWSER_RATE // 50))) is None  # 20 ms
+    assert live.streams.get("page").filled == filled + classifier.sampling_rate // 50
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(5000))
     with pytest.raises(AudioInputError, match="PNG image"):
@@ -225,3 +229,14 @@ def test_a_streams_chunks_leave_no_timers_in_gradios_queue():
     leave_no_timer_per_chunk()  # idempotent
     outcomes, left, signal_set = asyncio.run(chunks(50))
     assert outcomes == ["signal"] * 50 + ["timeout"] and left == 0 and not signal_set
+
+
+def test_the_latency_bench_times_a_change_when_the_answer_holds_to_the_end():
+    """bench/live_latency.py: the second sound counts once it is shown at every update after the change; a stray
+    answer before the change is counted, not timed."""
+    from bench.live_latency import timings
+
+    shown = [(0.1, "dog"), (1.1, "dog"), (2.1, "cat"), (3.1, "dog"), (10.1, "dog"), (11.1, "rain"), (12.1, "dog"),
+             (13.1, "rain"), (19.1, "rain")]  # fmt: skip
+    assert timings(shown, "dog", "rain") == {"first_shown_s": 0.1, "change_s": 3.1, "other_before_change": 0.25}
+    assert timings(shown[:-1] + [(19.1, "wind")], "dog", "rain")["change_s"] is None

@@ -15,7 +15,8 @@ What one stream may cost is bounded, whatever the client sends (`LiveStreams`):
 - a stream that sends nothing for `LIVE_IDLE_SECONDS` (a closed tab, a lost network) is dropped and its slot freed;
   Gradio ends every stream after `LIVE_TIME_LIMIT_SECONDS`;
 - silence is classified like any sound (the unknown answer, with a model that has a threshold); an empty chunk
-  changes nothing; a chunk that is not audio ends that stream with the decoder's message, and the server goes on.
+  changes nothing; a chunk of a few ms is taken like any other (the shortest-input limit is for clips); a chunk
+  that is not audio ends that stream with the decoder's message, and the server goes on.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,8 @@ class LiveClassifier:
         # Browsers send what they recorded every ~0.1 s (Gradio's audio recorder), whatever `stream_every` says:
         # the window is classified once `LIVE_UPDATE_SECONDS` of new audio have arrived, the first chunk at once.
         self.update_samples = round(LIVE_UPDATE_SECONDS * classifier.sampling_rate)
+        # A chunk is a piece of a stream, not a clip: the shortest-input limit is for clips; every other one holds.
+        self.chunk_limits = replace(classifier.limits, min_seconds=0.0)
         self.streams = LiveStreams(classifier.clip_samples, history_updates, max_streams, idle_seconds)
 
     def update(self, key: str, chunk: str | None) -> LiveUpdate | None:
@@ -226,7 +229,7 @@ class LiveClassifier:
         path = Path(chunk)
         try:
             tail = np.zeros(0, np.float32)
-            for block in stream_audio(path, self.classifier.sampling_rate, self.classifier.limits):
+            for block in stream_audio(path, self.classifier.sampling_rate, self.chunk_limits):
                 tail = np.concatenate([tail, block])[-self.classifier.clip_samples :]  # a long chunk: its end only
             return tail
         except AudioInputError:
