@@ -2,18 +2,17 @@
 
     python bench/live_latency.py --data-dir /tmp/esc50/ESC-50 --fold 5 --pairs 100
 
-Each pair is two clips of `--fold` from different classes, each answered right on its own by the model: 10 s of
-the first (played twice), then 10 s of the second, as the app's live test plays dog then rain. The signal goes
-through the app's own `LiveClassifier` (with the model's unknown threshold, as the app runs it) in 0.1-s chunks,
-as the browser sends them; the window is classified once per second of new audio. Per pair: when the answer first
-shows the first clip's label, and how long after the change (the first sound plays 9-10 s, drawn per pair,
-so the change falls anywhere between two updates) it shows the second's and keeps it to the end (in
-audio time; the page adds the server's and its own delay, ~0.3 s in tests/test_live.py). Writes `LIVE_LATENCY.md`
-and `live_latency.json` into `--output-dir`. The numbers depend on the model and the clips, not on the machine.
+Each pair is two clips of `--fold` from different classes, each answered right on its own by the model: 9-10 s of
+the first (its clip twice, less a lead drawn per pair, so the change falls anywhere between two updates), then 10 s
+of the second, as the app's live test plays dog then rain. The signal goes through the app's own `LiveClassifier`
+(with the model's unknown threshold, as the app runs it) in 0.1-s chunks, as the browser sends them; the window is
+classified once per second of new audio. Per pair: when the answer first shows the first clip's label, and how long
+after the change it shows the second's and keeps it to the end (in audio time; the page adds the server's and its
+own delay, ~0.3 s in tests/test_live.py). Writes `LIVE_LATENCY.md` and `live_latency.json` into `--output-dir`.
+The numbers depend on the model and the clips, not on the machine.
 """
 
 import argparse
-import csv
 import json
 import platform
 import random
@@ -36,7 +35,7 @@ AIM_SECONDS = 3.0  # the live issue's aim: the new answer within 3 s of the chan
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
+    parser.add_argument("--data-dir", required=True, help="ESC-50 folder (official or esc50-hf dataset) or Hub id")
     parser.add_argument("--fold", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -73,6 +72,7 @@ def timings(shown: list[tuple[float, str]], first: str, second: str, change: flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from esc50_hf.data.esc50 import decoded_mono, load_esc50, split_folds
     from esc50_hf.inference.classifier import SoundClassifier
     from esc50_hf.serving.live import LiveClassifier
 
@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     classifier = SoundClassifier(args.model)
     rate = classifier.sampling_rate
     threshold = getattr(classifier.config, "unknown_threshold", None)
-    meta = Path(args.data_dir) / "meta" / "esc50.csv"
-    rows = [row for row in csv.DictReader(meta.open()) if int(row["fold"]) == args.fold]
-    audio = Path(args.data_dir) / "audio"
-    clips = {row["filename"]: sf.read(audio / row["filename"], dtype="float32")[0] for row in rows}
+    fold = split_folds(load_esc50(args.data_dir, rate), args.fold)["validation"]  # decoded at the model's rate
+    names = fold.features["label"].names
+    rows = [{"filename": name, "category": names[label]} for name, label in zip(fold["filename"], fold["label"])]
+    clips = {row["filename"]: decoded_mono(audio) for row, audio in zip(rows, fold["audio"])}
     alone = classifier.window_probabilities(list(clips.values())).argmax(axis=1)
     right = [row for row, best in zip(rows, alone) if classifier.labels[best] == row["category"]]
     chooser = random.Random(args.seed)

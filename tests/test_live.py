@@ -74,7 +74,7 @@ def test_the_window_is_classified_once_per_second_of_new_audio(classifier, tmp_p
 
 def test_silence_empty_short_and_garbage_chunks(classifier, tmp_path):
     """Silence is classified (no crash); an empty chunk changes nothing; a chunk shorter than the shortest clip
-    (the last one before Stop) is taken into the window; a chunk that is not audio is refused with the decoder's
+    is taken into the window; a chunk that is not audio is refused with the decoder's
     message and the stream's state is unchanged."""
     live = LiveClassifier(classifier, max_streams=2, unknown_threshold=0.99)
     update = live.update("page", _chunk(tmp_path, np.zeros(BROWSER_RATE)))
