@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOG = EXAMPLES_DIR / "dog_5-203128-A-0.flac"
 RAIN = EXAMPLES_DIR / "rain_5-181766-A-10.flac"
 BROWSER_RATE = 48000  # what a browser's microphone records at
-RAIN_DELAY_S = 5.5  # see test_browser_live_microphone_shows_dog_then_rain
+RAIN_DELAY_S = 6.5  # see test_browser_live_microphone_shows_dog_then_rain
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +127,35 @@ def test_the_ring_buffer_keeps_the_newest_samples():
     assert stream.window().tolist() == [15, 16, 17, 18, 19] and stream.heard == 17
 
 
+def test_the_recent_window_is_shown_only_when_surer_of_another_label(classifier, tmp_path, monkeypatch):
+    """With `recent_seconds`, the newest seconds are classified beside the whole window (one call); their answer
+    is shown (and spans only them) when it names another label with a higher top score, else the whole window's."""
+    calls = []
+    recent_rows = iter([[0.2, 0.8], [0.45, 0.55], [0.9, 0.1]])  # surer of another label; less sure; the same label
+
+    def probabilities(windows):
+        calls.append([len(window) for window in windows])
+        rows = [[0.6, 0.4]] + [next(recent_rows) for _ in windows[1:]]
+        return np.array([row + [0.0] * (len(classifier.labels) - 2) for row in rows])
+
+    monkeypatch.setattr(classifier, "window_probabilities", probabilities)
+    live = LiveClassifier(classifier, max_streams=1, recent_seconds=2.0)
+    rate, clip = classifier.sampling_rate, classifier.clip_samples
+    first = live.update("page", _chunk(tmp_path, np.zeros(rate), rate))  # 1 s heard: one window, no recent one
+    assert calls == [[rate]] and first.prediction.label == classifier.labels[0]
+    shown = []
+    for seconds in (5, 1, 1):  # then 6, 7, 8 s heard: the whole window (one clip) and its last 2 s
+        update = live.update("page", _chunk(tmp_path, np.zeros(seconds * rate), rate))
+        window = update.prediction.windows[0]
+        shown.append((update.prediction.label, window.end_s - window.start_s))
+    assert calls[1:] == [[clip, 2 * rate]] * 3
+    assert shown[0] == (classifier.labels[1], pytest.approx(2.0))
+    assert shown[1][0] == shown[2][0] == classifier.labels[0] and shown[2][1] == pytest.approx(clip / rate)
+    for wrong in (0.0, clip / rate):
+        with pytest.raises(ValueError, match="recent_seconds"):
+            LiveClassifier(classifier, recent_seconds=wrong)
+
+
 @pytest.fixture(scope="module")
 def dog_then_rain(tmp_path_factory) -> Path:
     """10 s of the example dog clip (played twice), then 10 s of the rain clip, at 48 kHz: the fake microphone."""
@@ -170,9 +199,12 @@ def test_browser_live_microphone_shows_dog_then_rain(dog_then_rain, tmp_path):
     """The real app with the shipped model; Chromium's fake microphone plays 10 s of dog, then 10 s of rain. The
     live answer says `dog` within 3 s of the microphone opening, and `rain` within `RAIN_DELAY_S` of the change.
 
-    Not 3 s for rain: the dog clip barks until 4.75 s, so its last bark ends 9.75 s into the microphone's audio and
-    stays in the 5-s window until 14.75 s; the model hears the rain over it from 13.5 s (3.5 s after the change, the
-    same offline); an update comes once per second of audio, and it takes a few tenths of a second to show."""
+    Not 3 s for rain (the live issue's aim; over 100 fold-5 pairs 68 % of changes show within 3 s,
+    bench/LIVE_LATENCY.md): the dog clip barks until 4.75 s, so its last bark ends 9.75 s into the microphone's audio
+    and stays in the 5-s window until 14.75 s. The last 3 s (`LIVE_RECENT_SECONDS`) are free of it from 12.75 s, but
+    the first seconds of this rain clip alone read as `clapping` at some update phases, so `rain` shows 3.9-5.7 s after
+    the change (five runs of 2026-12-06); an update comes once per second of audio and takes a few tenths of a second to
+    show."""
     from playwright.sync_api import sync_playwright
 
     from .test_app import BROWSER_ARGS

@@ -196,15 +196,21 @@ def _live_mode(classifier: SoundClassifier, threshold: float | None, max_streams
     `LIVE_HISTORY_SECONDS`. Its events are page-only, like the spectrogram's."""
     leave_no_timer_per_chunk()
     live = LiveClassifier(classifier, max_streams, threshold, top_k=3)
-    clip = classifier.extractor.clip_seconds
+    clip, recent = classifier.extractor.clip_seconds, live.recent_samples
+    newest = (
+        ""
+        if recent is None
+        else f" (and the last {recent / classifier.sampling_rate:g} s on their own, when surer of another sound)"
+    )
     gr.Markdown(
-        f"Press **Record**: the last {clip:g} s of sound are classified about every {LIVE_UPDATE_SECONDS:g} s as "
-        f"you go. Listening stops after {LIVE_TIME_LIMIT_SECONDS / 60:g} min (press Record again to go on). "
+        f"Press **Record**: the last {clip:g} s of sound{newest} are classified about every "
+        f"{LIVE_UPDATE_SECONDS:g} s as you go. Listening stops after {LIVE_TIME_LIMIT_SECONDS / 60:g} min "
+        "(press Record again to go on). "
         f"{MICROPHONE_HELP}"
     )
     with gr.Row():
         microphone = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone (live)")
-        now = answer_label(num_top_classes=3, label=f"Now: the last {clip:g} s")
+        now = answer_label(num_top_classes=3, label="Now")
     history = gr.HighlightedText(
         label=f"The last {LIVE_HISTORY_SECONDS:g} s, oldest first (each label smoothed over "
         f"{LIVE_SMOOTHING_UPDATES * LIVE_UPDATE_SECONDS:g} s)",

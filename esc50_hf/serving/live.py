@@ -43,6 +43,7 @@ LIVE_SMOOTHING_UPDATES = 3  # the history's label: the mean of this many updates
 LIVE_IDLE_SECONDS = 10.0  # a stream silent (no chunk) this long is dropped
 LIVE_TIME_LIMIT_SECONDS = 600  # Gradio ends a stream after this long; press Record again to go on
 DEFAULT_MAX_LIVE_STREAMS = 8  # streams at once (--max-live-streams); see bench/LOAD.md for what this machine holds
+LIVE_RECENT_SECONDS = 3.0  # LiveClassifier's recent_seconds in the app (bench/live_window_choice.md)
 UNKNOWN_RUN = "unknown"  # the history's name for a stretch that is none of the known sounds
 
 LIVE_FULL_MESSAGE = (
@@ -176,6 +177,9 @@ class LiveClassifier:
         unknown_threshold (`float`, *optional*): Below it, the answer is "not one of the known sounds".
         idle_seconds (`float`, *optional*): See `LiveStreams`.
         top_k (`int`, *optional*, defaults to 5): Labels in each prediction.
+        recent_seconds (`float`, *optional*): Also classify the newest `recent_seconds` of the window (same forward
+            pass); its answer is shown instead of the whole window's when it names another label with a higher top
+            score, so a new sound shows before the old one has left the window. `None`: the whole window only.
     """
 
     def __init__(
@@ -185,8 +189,12 @@ class LiveClassifier:
         unknown_threshold: float | None = None,
         idle_seconds: float = LIVE_IDLE_SECONDS,
         top_k: int = 5,
+        recent_seconds: float | None = LIVE_RECENT_SECONDS,
     ) -> None:
         self.classifier, self.unknown_threshold, self.top_k = classifier, unknown_threshold, top_k
+        if recent_seconds is not None and not 0 < recent_seconds * classifier.sampling_rate < classifier.clip_samples:
+            raise ValueError(f"recent_seconds must be shorter than a clip and positive, got {recent_seconds}")
+        self.recent_samples = None if recent_seconds is None else round(recent_seconds * classifier.sampling_rate)
         history_updates = round(LIVE_HISTORY_SECONDS / LIVE_UPDATE_SECONDS)
         # Browsers send what they recorded every ~0.1 s (Gradio's audio recorder), whatever `stream_every` says:
         # the window is classified once `LIVE_UPDATE_SECONDS` of new audio have arrived, the first chunk at once.
@@ -213,7 +221,12 @@ class LiveClassifier:
         if not stream.unclassified or (stream.history and stream.unclassified < self.update_samples):
             return None  # nothing new, or less than an update's worth since the last one
         window = stream.window()
-        probabilities = self.classifier.window_probabilities([window])[0]
+        if self.recent_samples is None or len(window) <= self.recent_samples:
+            probabilities = self.classifier.window_probabilities([window])[0]
+        else:
+            probabilities, recent = self.classifier.window_probabilities([window, window[-self.recent_samples :]])
+            if recent.argmax() != probabilities.argmax() and recent.max() > probabilities.max():
+                probabilities, window = recent, window[-self.recent_samples :]
         stream.history.append((stream.unclassified, probabilities))
         stream.unclassified = 0
         pool = WindowPool(self.classifier.sampling_rate, self.classifier.clip_samples, self.classifier.labels)
