@@ -64,14 +64,20 @@ def answers(live, signal: np.ndarray, rate: int, scratch: Path, key: str) -> lis
 def timings(shown: list[tuple[float, str]], first: str, second: str, change: float = PART_SECONDS) -> dict:
     """When `first` is first shown; how long after the change (at `change` s) `second` is shown for good; the share
     of updates between the two that showed something else than the sound playing."""
-    start = next((seconds for seconds, label in shown if label == first), None)
+    start = next((seconds for seconds, label in shown if label == first and seconds <= change), None)
     settled = None
     for index, (seconds, _) in enumerate(shown):
         if seconds > change and all(label == second for _, label in shown[index:]):
             settled = round(seconds - change, 2)
             break
-    steady = [label != first for seconds, label in shown if start is not None and start <= seconds <= change]
-    return {"first_shown_s": start, "change_s": settled, "other_before_change": float(np.mean(steady or [0.0]))}
+    # Never shown before the change: every update before it showed something else.
+    steady = [label != first for seconds, label in shown if (start is None or start <= seconds) and seconds <= change]
+    return {"first_shown_s": start, "change_s": settled, "other_before_change": float(np.mean(steady or [1.0]))}
+
+
+def finite(seconds: float) -> float | None:
+    """`seconds`, or `None` for a change that never showed."""
+    return float(seconds) if np.isfinite(seconds) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": len(results),
         "clips_right_alone": len(right),
         "fold_clips": len(rows),
-        "change_median_s": float(np.median(changes)),
-        "change_p90_s": float(np.percentile(changes, 90)),
+        # None where more than half (a tenth) of the changes never showed: JSON has no infinity.
+        "change_median_s": finite(np.percentile(changes, 50, method="higher")),
+        "change_p90_s": finite(np.percentile(changes, 90, method="higher")),
         "change_within_aim": float(np.mean(changes <= AIM_SECONDS)),
         "change_never": float(np.mean(np.isinf(changes))),
         "first_within_aim": float(np.mean(starts <= AIM_SECONDS)),
@@ -153,8 +160,14 @@ def markdown(report: dict) -> str:
         f"{'never' if row['change_s'] is None else format(row['change_s'], 'g') + ' s'} |"
         for row in slowest
     )
+
+    def shown(seconds: float | None) -> str:
+        return "never" if seconds is None else f"{seconds:.2f} s"
+
     recent = report.get("recent_seconds")
-    recent_flag = f" --recent-seconds {recent:g}" if recent else ""
+    recent_flag = f" --recent-seconds {recent or 0:g}"
+    if report["model"] != str(DEFAULT_MODEL_DIR.relative_to(ROOT)):
+        recent_flag = f" --model {report['model']}{recent_flag}"
     recent_text = f" (and its last {recent:g} s, shown when surer of another label)" if recent else ""
     return f"""# How soon the live answer follows a change (`bench/live_latency.py`)
 
@@ -172,7 +185,7 @@ the window classified once per second of new audio{recent_text}, the unknown ans
 | --- | --- |
 | first sound shown within {AIM_SECONDS:g} s of the start | {s["first_within_aim"]:.0%} |
 | second sound shown for good within {AIM_SECONDS:g} s of the change | **{s["change_within_aim"]:.0%}** |
-| ... median / 90th percentile | {s["change_median_s"]:g} s / {s["change_p90_s"]:g} s |
+| ... median / 90th percentile | {shown(s["change_median_s"])} / {shown(s["change_p90_s"])} |
 | ... never (not shown to the end of its 10 s) | {s["change_never"]:.0%} |
 | updates before the change showing another answer than the first sound | {s["other_before_change"]:.1%} |
 

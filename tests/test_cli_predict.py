@@ -188,6 +188,13 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
     assert status == 2 and "No model folder at" in err
 
 
+@pytest.mark.parametrize("value", ["5", "-0.1", "nan"])
+def test_a_min_score_that_is_not_a_probability_is_a_usage_error(tmp_path, saved_model_dir, capsys, value):
+    sf.write(tmp_path / "x.wav", np.zeros(22050, np.int16), 22050)
+    status, out, err = _run([str(tmp_path / "x.wav"), "--model", str(saved_model_dir), "--min-score", value], capsys)
+    assert status == 2 and not out and "--min-score is a probability: give a number from 0 to 1" in err
+
+
 def _write(path, content: bytes):
     path.write_bytes(content)
     return path

@@ -58,6 +58,7 @@ def test_a_stream_holds_one_clip_and_a_capped_history(classifier, tmp_path):
     assert sum(seconds for _, seconds in update.runs) == pytest.approx(LIVE_HISTORY_SECONDS, abs=0.1)
     update = live.update("page", _chunk(tmp_path, 0.1 * rng.standard_normal(20 * BROWSER_RATE)))
     assert stream.buffer.shape == (classifier.clip_samples,) and len(stream.history) == 30
+    assert sum(seconds for _, seconds in update.runs) == pytest.approx(LIVE_HISTORY_SECONDS, abs=0.1)  # not 34 s
     assert update.prediction.windows[0].end_s - update.prediction.windows[0].start_s == pytest.approx(5.0, abs=1e-3)
 
 
@@ -91,6 +92,16 @@ def test_silence_empty_short_and_garbage_chunks(classifier, tmp_path):
     with pytest.raises(AudioInputError, match="PNG image"):
         live.update("page", str(garbage))
     assert not garbage.exists() and len(live.streams.get("page").history) == 1
+
+
+def test_a_refused_chunk_is_deleted(classifier, tmp_path):
+    """A chunk of a stream refused for want of a slot is deleted at once, not left to the upload janitor."""
+    live = LiveClassifier(classifier, max_streams=1)
+    live.update("first", _chunk(tmp_path, np.zeros(BROWSER_RATE // 10)))
+    refused = _chunk(tmp_path, np.zeros(BROWSER_RATE // 10))
+    with pytest.raises(LiveStreamsFull):
+        live.update("second", refused)
+    assert not Path(refused).exists()
 
 
 def test_streams_are_capped_and_idle_ones_dropped():
@@ -151,7 +162,7 @@ def test_the_recent_window_is_shown_only_when_surer_of_another_label(classifier,
     assert calls[1:] == [[clip, 2 * rate]] * 3
     assert shown[0] == (classifier.labels[1], pytest.approx(2.0))
     assert shown[1][0] == shown[2][0] == classifier.labels[0] and shown[2][1] == pytest.approx(clip / rate)
-    for wrong in (0.0, clip / rate):
+    for wrong in (0.0, 1e-6, clip / rate):  # 1e-6 s rounds to no sample
         with pytest.raises(ValueError, match="recent_seconds"):
             LiveClassifier(classifier, recent_seconds=wrong)
 
@@ -265,10 +276,13 @@ def test_a_streams_chunks_leave_no_timers_in_gradios_queue():
 
 def test_the_latency_bench_times_a_change_when_the_answer_holds_to_the_end():
     """bench/live_latency.py: the second sound counts once it is shown at every update after the change; a stray
-    answer before the change is counted, not timed."""
+    answer before the change is counted, not timed; a first sound never shown before the change counts every update
+    before it as another answer."""
     from bench.live_latency import timings
 
     shown = [(0.1, "dog"), (1.1, "dog"), (2.1, "cat"), (3.1, "dog"), (10.1, "dog"), (11.1, "rain"), (12.1, "dog"),
              (13.1, "rain"), (19.1, "rain")]  # fmt: skip
     assert timings(shown, "dog", "rain") == {"first_shown_s": 0.1, "change_s": 3.1, "other_before_change": 0.25}
     assert timings(shown[:-1] + [(19.1, "wind")], "dog", "rain")["change_s"] is None
+    never = [(0.1, "cat"), (5.1, "cat"), (11.1, "dog"), (12.1, "rain")]  # dog only after the change: never shown
+    assert timings(never, "dog", "rain") == {"first_shown_s": None, "change_s": 2.1, "other_before_change": 1.0}

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     failures = len(inputs.missing)
     bar, on_audio = progress_bar(len(inputs), args.windows)
     sources = (inputs[index].source for index in range(len(inputs)))
-    tracks = track_names([inputs[index].name for index in range(len(inputs))])
+    tracks = track_names([inputs[index].name for index in range(len(inputs))]) if writer is None else []
     for index, result in enumerate(classifier.predict_many(sources, args.top_k, on_audio, window_top_k(options))):
         name = inputs[index].name
         if on_audio is None:
@@ -179,6 +179,8 @@ def answer_options(config: Any, min_score: str, unknown: str | None) -> dict[str
             options["min_score"] = float(min_score)
         except ValueError:
             raise ValueError(f"--min-score must be a number or 'model', got {min_score!r}") from None
+        if not 0.0 <= options["min_score"] <= 1.0:  # a score above 1 finds no event; NaN would find them all
+            raise ValueError(f"--min-score is a probability: give a number from 0 to 1 (or 'model'), got {min_score}")
     if unknown is not None:
         options["unknown_threshold"] = resolve_unknown_threshold(config, unknown)
     return options

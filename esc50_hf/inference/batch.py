@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,11 +298,13 @@ def track_names(names: list[str]) -> list[str]:
         names (`list[str]`): The inputs' names, as the records give them.
     """
     stems = [Path(name).stem for name in names]
+    stem_counts = Counter(stems)
     tracks = [
-        f"{stem}.txt" if stems.count(stem) == 1 else "__".join(Path(name).parts).lstrip("/_") + ".txt"
+        f"{stem}.txt" if stem_counts[stem] == 1 else "__".join(Path(name).parts).lstrip("/_") + ".txt"
         for name, stem in zip(names, stems)
     ]
-    clashing = {track for track in tracks if tracks.count(track) > 1}  # paths that flatten onto each other: numbered
+    track_counts = Counter(tracks)
+    clashing = {track for track in tracks if track_counts[track] > 1}  # paths that flatten onto each other: numbered
     return [f"{Path(track).stem}-{index + 1}.txt" if track in clashing else track for index, track in enumerate(tracks)]
 
 

@@ -177,9 +177,11 @@ class LiveClassifier:
         unknown_threshold (`float`, *optional*): Below it, the answer is "not one of the known sounds".
         idle_seconds (`float`, *optional*): See `LiveStreams`.
         top_k (`int`, *optional*, defaults to 5): Labels in each prediction.
-        recent_seconds (`float`, *optional*): Also classify the newest `recent_seconds` of the window (same forward
-            pass); its answer is shown instead of the whole window's when it names another label with a higher top
-            score, so a new sound shows before the old one has left the window. `None`: the whole window only.
+        recent_seconds (`float` or `"auto"`, *optional*, defaults to `"auto"`): Also classify the newest
+            `recent_seconds` of the window (same forward pass); its answer is shown instead of the whole window's
+            when it names another label with a higher top score, so a new sound shows before the old one has left
+            the window. `"auto"`: `LIVE_RECENT_SECONDS` for a model whose clip is longer, else none; `None`: the
+            whole window only.
     """
 
     def __init__(
@@ -189,12 +191,18 @@ class LiveClassifier:
         unknown_threshold: float | None = None,
         idle_seconds: float = LIVE_IDLE_SECONDS,
         top_k: int = 5,
-        recent_seconds: float | None = LIVE_RECENT_SECONDS,
+        recent_seconds: float | str | None = "auto",
     ) -> None:
         self.classifier, self.unknown_threshold, self.top_k = classifier, unknown_threshold, top_k
-        if recent_seconds is not None and not 0 < recent_seconds * classifier.sampling_rate < classifier.clip_samples:
-            raise ValueError(f"recent_seconds must be shorter than a clip and positive, got {recent_seconds}")
-        self.recent_samples = None if recent_seconds is None else round(recent_seconds * classifier.sampling_rate)
+        rate, clip = classifier.sampling_rate, classifier.clip_samples
+        if recent_seconds == "auto":
+            recent_seconds = LIVE_RECENT_SECONDS if round(LIVE_RECENT_SECONDS * rate) < clip else None
+        self.recent_samples = None if recent_seconds is None else round(recent_seconds * rate)
+        if self.recent_samples is not None and not 0 < self.recent_samples < clip:
+            raise ValueError(
+                f"recent_seconds must be positive and shorter than the model's clip ({clip / rate:g} s), "
+                f"got {recent_seconds}"
+            )
         history_updates = round(LIVE_HISTORY_SECONDS / LIVE_UPDATE_SECONDS)
         # Browsers send what they recorded every ~0.1 s (Gradio's audio recorder), whatever `stream_every` says:
         # the window is classified once `LIVE_UPDATE_SECONDS` of new audio have arrived, the first chunk at once.
@@ -215,7 +223,13 @@ class LiveClassifier:
             `LiveStreamsFull`: a new stream (or one dropped as idle) and no slot.
             `AudioInputError`: the chunk is not audio, or is outside the limits.
         """
-        stream = self.streams.get(key)
+        try:
+            stream = self.streams.get(key)
+        except LiveStreamsFull:
+            if chunk:  # refused: its upload must not wait for the janitor, counted against the upload budget
+                with contextlib.suppress(OSError):
+                    os.unlink(chunk)
+            raise
         samples = self._read(chunk) if chunk else np.zeros(0, np.float32)
         stream.push(samples)
         if not stream.unclassified or (stream.history and stream.unclassified < self.update_samples):
@@ -254,15 +268,21 @@ class LiveClassifier:
                 os.unlink(path)
 
     def _runs(self, stream: LiveStream) -> list[tuple[str, float]]:
-        """The history smoothed (mean of the last `LIVE_SMOOTHING_UPDATES` rows) as `(label, seconds)` runs."""
+        """The history smoothed (mean of the last `LIVE_SMOOTHING_UPDATES` rows) as `(label, seconds)` runs, the
+        last `LIVE_HISTORY_SECONDS` only (updates of more than a second each, from a lagging client, are cut)."""
         rows = list(stream.history)
+        budget, spans = LIVE_HISTORY_SECONDS, []
+        for added, _ in reversed(rows):
+            spans.append(min(added / self.classifier.sampling_rate, budget))
+            budget -= spans[-1]
         runs: list[tuple[str, float]] = []
-        for index, (added, _) in enumerate(rows):
+        for index, seconds in enumerate(reversed(spans)):
+            if not seconds:
+                continue
             mean = np.mean([row for _, row in rows[max(0, index - LIVE_SMOOTHING_UPDATES + 1) : index + 1]], axis=0)
             best = int(mean.argmax())
             unknown = self.unknown_threshold is not None and mean[best] < self.unknown_threshold
             label = UNKNOWN_RUN if unknown else self.classifier.labels[best]
-            seconds = added / self.classifier.sampling_rate
             if runs and runs[-1][0] == label:
                 runs[-1] = (label, runs[-1][1] + seconds)
             else:
