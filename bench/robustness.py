@@ -284,8 +284,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         axis.set_title(["mild", "medium", "severe"][severity_index] + " (dashed: clean)")
         axis.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(f"fold-{report['fold']} accuracy")
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
+    rows = -(-len(names) // 4)  # the legend below the panels, four models a row: it covers no bar
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(4, len(names)), fontsize=8)
+    figure.tight_layout(rect=(0, 0.04 * rows, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
