@@ -849,6 +849,34 @@ def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir,
 
 
 @pytest.mark.slow
+def test_a_starting_model_that_trained_on_the_validation_fold_is_refused(esc50_dir, smoke_run, tmp_path):
+    """`--model_name_or_path` on ESC-50: a model trained on folds 1-4 may start a run validated on fold 5, not one
+    validated on fold 4 (its score would count clips the model learned); under `--cv`, `{validation_fold}` names one
+    per fold and every fold's is checked before the first trains. Own sounds have no ESC-50 folds: not checked."""
+    from esc50_hf.training.cross_validation import cross_validate
+    from esc50_hf.training.transfer import StartingModelError, with_starting_model
+
+    for fold in (5, 1):  # both trained on folds 1-4: right for fold 5, wrong for fold 1
+        shutil.copytree(smoke_run, tmp_path / f"start-{fold}", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    pattern = str(tmp_path / "start-{validation_fold}")
+    fine = with_starting_model(smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "a", model_name_or_path=pattern))
+    assert fine.model.model_name_or_path == str(tmp_path / "start-5")
+    leaky = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "b", model_name_or_path=smoke_run, validation_fold=4)
+    with pytest.raises(StartingModelError, match=r"folds \[1, 2, 3, 4\], which include fold\(s\) \[4\]"):
+        with_starting_model(leaky)
+    setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "cv", model_name_or_path=pattern).replace(
+        cv_folds=[5, 1]
+    )
+    with pytest.raises(StartingModelError, match=r"start-1 trained on ESC-50 folds .* include fold\(s\) \[1\]"):
+        cross_validate(setup)
+    assert not (tmp_path / "cv" / "fold-5").exists()  # nothing trained before fold 1's starting model was refused
+    own = parse_args(
+        ["--train_dir", str(esc50_dir), "--output_dir", str(tmp_path / "c"), "--model_name_or_path", str(smoke_run)]
+    )
+    assert with_starting_model(own).model.model_name_or_path == str(smoke_run)
+
+
+@pytest.mark.slow
 def test_cross_validation_does_not_keep_a_fold_taught_by_a_retrained_teacher(esc50_dir, smoke_run, tmp_path):
     """A finished fold whose teacher was retrained since is not kept as if nothing changed: the run stops before
     training, naming the fold; with --overwrite_output_dir that fold trains again with the teacher as it is now."""

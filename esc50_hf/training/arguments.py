@@ -276,7 +276,9 @@ class ModelArguments:
 
     model_name_or_path: str | None = _field(
         "start from this trained model (a folder or Hub id, e.g. models/esc50-mel-cnn): its features and network, "
-        "with a new classifier head unless this run's labels are the model's own; unset: train from scratch",
+        "with a new classifier head unless this run's labels are the model's own; unset: train from scratch. On "
+        "ESC-50 it must not have trained on this run's validation fold; under --cv, {validation_fold} in it names "
+        "one per fold (runs/cv/fold-{validation_fold})",
         None,
     )
     freeze_batch_norm: bool = _field(

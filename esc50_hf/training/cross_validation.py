@@ -16,6 +16,7 @@ from .model_folder import CROSS_VALIDATION_FILE, METRICS_FILE, ModelFolder, fini
 from .recipe import fingerprint
 from .run_folder import OutputFolderError, describe_difference, newest_checkpoint_of, stored_recipe_state
 from .trainer import train
+from .transfer import with_starting_model
 
 
 def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
@@ -32,9 +33,9 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
         raise ValueError("--cv trains each fold on all the other folds: leave --train_folds unset")
     root = Path(setup.training.output_dir)
     redo = _folds_taught_by_other_teachers(setup, root)  # checked before the first fold trains
-    for fold in setup.data.cv_folds:
+    fold_setups = {fold: _fold_setup(setup, root, fold) for fold in setup.data.cv_folds}  # so are starting models
+    for fold, fold_setup in fold_setups.items():
         fold_dir = root / f"fold-{fold}"
-        fold_setup = _fold_setup(setup, root, fold)
         recipe = fold_setup.recipe()
         finished = finished_model_recipe(fold_dir)
         if finished is not None and fingerprint(finished) == fingerprint(recipe) and fold not in redo:
@@ -55,12 +56,16 @@ def cross_validate(setup: TrainingSetup) -> dict[str, Any]:
 
 
 def _fold_setup(setup: TrainingSetup, root: Path, fold: int) -> TrainingSetup:
-    """One fold's run of a cross-validation: validates on `fold`, writes `root/fold-<fold>`, shares a feature cache."""
-    return setup.replace(
-        validation_fold=fold,
-        output_dir=str(root / f"fold-{fold}"),
-        feature_cache_dir=setup.data.feature_cache_dir or str(root / "feature_cache"),
-        push_to_hub=False,
+    """One fold's run of a cross-validation: validates on `fold`, writes `root/fold-<fold>`, shares a feature cache;
+    its starting model (`{validation_fold}` in `--model_name_or_path` names one per fold) read and checked, its
+    options in the recipe that decides whether a finished fold is kept."""
+    return with_starting_model(
+        setup.replace(
+            validation_fold=fold,
+            output_dir=str(root / f"fold-{fold}"),
+            feature_cache_dir=setup.data.feature_cache_dir or str(root / "feature_cache"),
+            push_to_hub=False,
+        )
     )
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from ..data.esc50 import training_folds
 from ..errors import Esc50HfError
 from ..model.configuration_esc50_cnn import UNCALIBRATED
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
@@ -110,13 +109,12 @@ def load_teachers(
                 "so what it is and the folds it trained on are unknown"
             )
         recipe = finished.recipe
-        taught_on = training_folds(recipe["validation_fold"], recipe.get("train_folds"))
-        unseen = sorted(set(taught_on) - set(train_folds))
+        unseen = finished.folds_beyond(train_folds)
         if unseen:
             raise TeacherError(
-                f"--teacher_models: {folder} trained on folds {taught_on}, which include fold(s) {unseen} that this "
-                f"run does not train on (it trains on {train_folds} and validates on {validation_fold}): what the "
-                "teacher learned there would reach the student's score. Use teachers trained on this run's "
+                f"--teacher_models: {folder} trained on folds {finished.esc50_folds}, which include fold(s) {unseen} "
+                f"that this run does not train on (it trains on {train_folds} and validates on {validation_fold}): "
+                "what the teacher learned there would reach the student's score. Use teachers trained on this run's "
                 "training folds only."
             )
         extractor = Esc50FeatureExtractor.from_pretrained(folder)

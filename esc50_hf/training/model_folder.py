@@ -13,11 +13,13 @@ cross-validation's finished folds and teacher checks, the teachers themselves (`
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..data.esc50 import training_folds
 from ..errors import Esc50HfError
 from .recipe import translate_legacy_recipe
 
@@ -87,6 +89,20 @@ class ModelFolder:
     def recipe(self) -> dict[str, Any]:
         """The training recipe (`training_config.json`), keys of older versions translated to today's names."""
         return translate_legacy_recipe(self._read(RECIPE_FILE))
+
+    @property
+    def esc50_folds(self) -> list[int] | None:
+        """The ESC-50 folds the model trained on (its recipe's `validation_fold` and `train_folds`); `None` for a
+        model of the user's own sounds (`train_dir` or `dataset_name`), whose folds are not ESC-50's."""
+        recipe = self.recipe
+        if recipe.get("train_dir") or recipe.get("dataset_name"):
+            return None
+        return training_folds(recipe["validation_fold"], recipe.get("train_folds"))
+
+    def folds_beyond(self, train_folds: Sequence[int]) -> list[int]:
+        """The ESC-50 folds the model trained on that are not in `train_folds` (sorted; none for own sounds): what it
+        learned there would reach the score of a run that validates on one of them."""
+        return sorted(set(self.esc50_folds or ()) - set(train_folds))
 
     @cached_property
     def metrics(self) -> dict[str, Any]:

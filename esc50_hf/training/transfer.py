@@ -7,25 +7,34 @@ model's values for those options, so `training_config.json` tells the truth what
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import Esc50HfError
 from ..model.configuration_esc50_cnn import UNCALIBRATED
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .arguments import ModelArguments, TrainingSetup
+from .model_folder import RECIPE_FILE, ModelFolder
+
+
+class StartingModelError(Esc50HfError, ValueError):
+    """A `--model_name_or_path` that learned from clips this run validates on."""
 
 
 def with_starting_model(setup: TrainingSetup) -> TrainingSetup:
-    """`setup` with the feature and architecture options of its `--model_name_or_path` (unchanged without one).
+    """`setup` with the feature and architecture options of its `--model_name_or_path` (unchanged without one), and
+    `{validation_fold}` in that name replaced by the run's validation fold (one starting model per fold under `--cv`).
 
     Args:
         setup (`TrainingSetup`): The parsed command line.
 
     Raises:
         `ModelLoadError`: the starting model cannot be read.
+        `StartingModelError`: an ESC-50 run whose starting model trained on its validation fold.
     """
     path = setup.model.model_name_or_path
     if path is None:
@@ -33,12 +42,44 @@ def with_starting_model(setup: TrainingSetup) -> TrainingSetup:
     from ..inference.classifier import explain_load_failure
     from ..model.configuration_esc50_cnn import Esc50CnnConfig
 
+    path = path.replace("{validation_fold}", str(setup.data.validation_fold))
     with explain_load_failure(path):
         config = Esc50CnnConfig.from_pretrained(path)
         extractor = Esc50FeatureExtractor.from_pretrained(path)
-    changes: dict[str, Any] = {name: getattr(extractor, name) for name in ModelArguments.FEATURE_FIELDS}
+    _check_starting_folds(setup, path)
+    changes: dict[str, Any] = {"model_name_or_path": path}
+    changes.update({name: getattr(extractor, name) for name in ModelArguments.FEATURE_FIELDS})
     changes.update({name: getattr(config, name) for name in ModelArguments.ARCHITECTURE_FIELDS})
     return setup.replace(**changes)
+
+
+def _check_starting_folds(setup: TrainingSetup, path: str) -> None:
+    """Refuses an ESC-50 run whose starting model (a folder written by `train.py`) trained on a fold this run does not
+    train on: its validation score would count clips the model already learned. A Hub model is checked from its
+    `training_config.json` when it is in the local cache; a model without one is taken as it is."""
+    if setup.data.train_dir or setup.data.dataset_name:
+        return  # the user's own sounds: ESC-50's folds are not this run's
+    folder = Path(path) if Path(path).is_dir() else _cached_hub_folder(path)
+    if folder is None or not ModelFolder(folder).complete:
+        return
+    starting = ModelFolder(folder)
+    beyond = starting.folds_beyond(setup.data.training_folds())
+    if beyond:
+        raise StartingModelError(
+            f"--model_name_or_path: {path} trained on ESC-50 folds {starting.esc50_folds}, which include fold(s) "
+            f"{beyond} that this run does not train on (it trains on {setup.data.training_folds()} and validates on "
+            f"{setup.data.validation_fold}): its validation score would count clips the model already learned. Start "
+            "from a model trained on this run's training folds only (under --cv, name one per fold with "
+            "{validation_fold} in the path, e.g. runs/cv/fold-{validation_fold})."
+        )
+
+
+def _cached_hub_folder(name: str) -> Path | None:
+    """The local snapshot folder of the Hub model `name` (what `from_pretrained` just downloaded); `None` if none."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(name, RECIPE_FILE)
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def starting_model(
@@ -113,4 +154,10 @@ def transfer_optimizer(
     )
 
 
-__all__ = ["keep_batch_norm_statistics", "starting_model", "transfer_optimizer", "with_starting_model"]
+__all__ = [
+    "StartingModelError",
+    "keep_batch_norm_statistics",
+    "starting_model",
+    "transfer_optimizer",
+    "with_starting_model",
+]
