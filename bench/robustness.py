@@ -11,7 +11,9 @@ the mean over all of them (mean corrupted accuracy) and its drop from clean.
 
 `--model NAME=PATH[,PATH...]` may repeat; several paths (trainings of one recipe) are reported as mean ± std.
 Results merge into `--output-dir`'s robustness.json by model name (same fold only), so "before" and "after"
-stay side by side; ROBUSTNESS.md and robustness.png are rendered from the whole file.
+stay side by side; ROBUSTNESS.md and robustness.png are rendered from the whole file. `--merge-from JSON` takes the
+models of another report too; `--add-trainings` adds the given paths' scores to a same-named model instead of
+replacing it (trainings of one recipe scored in separate sessions, their models gone since).
 """
 
 import argparse
@@ -108,6 +110,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None, help="keep the corrupted clips here (float16) for later models")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the models")
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
+    parser.add_argument("--add-trainings", action="store_true",
+                        help="add these paths' scores to the same-named model already in the report (trainings of "
+                             "one recipe scored in separate sessions) instead of replacing it")  # fmt: skip
+    parser.add_argument(
+        "--merge-from",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="also take the models of this robustness.json (same fold and corruptions); repeatable",
+    )
     return parser.parse_args(argv)
 
 
@@ -206,16 +218,36 @@ def _shown_path(model: str) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else model
 
 
-def merged(report: dict[str, Any], path: Path) -> dict[str, Any]:
-    """`report` with the models of an earlier report of the same fold and corruptions that it does not re-score."""
-    if not path.is_file():
-        return report
-    earlier = json.loads(path.read_text())
-    if earlier.get("fold") != report["fold"] or earlier.get("corruptions") != report["corruptions"]:
-        return report
-    models = {**{name: m | {"date": m.get("date", earlier["date"])} for name, m in earlier["models"].items()}}
-    models.update({name: m | {"date": report["date"]} for name, m in report["models"].items()})
+def merged(report: dict[str, Any], earlier_files: list[Path], add_trainings: bool = False) -> dict[str, Any]:
+    """`report` with the models of earlier reports of the same fold and corruptions (later files win a name) that it
+    does not re-score; with `add_trainings`, a re-scored name keeps its earlier trainings and gains the new ones."""
+    models: dict[str, dict[str, Any]] = {}
+    for path in earlier_files:
+        if not path.is_file():
+            continue
+        earlier = json.loads(path.read_text())
+        if earlier.get("fold") == report["fold"] and earlier.get("corruptions") == report["corruptions"]:
+            models.update({name: m | {"date": m.get("date", earlier["date"])} for name, m in earlier["models"].items()})
+    for name, model in report["models"].items():
+        model = model | {"date": report["date"]}
+        if add_trainings and name in models:
+            model = _with_trainings(models[name], model, name)
+        models[name] = model
     return report | {"models": models}
+
+
+def _with_trainings(earlier: dict[str, Any], new: dict[str, Any], name: str) -> dict[str, Any]:
+    """The model `earlier` with the trainings of `new` added (paths, clean and every corrupted score)."""
+    again = sorted(set(earlier["paths"]) & set(new["paths"]))
+    if again:
+        raise SystemExit(f"--add-trainings: {name!r} already holds {', '.join(again)}")
+    results = {
+        corruption: {severity: earlier["results"][corruption][severity] + scores for severity, scores in by.items()}
+        for corruption, by in new["results"].items()
+    }
+    dates = sorted({*earlier.get("date", "").split(" and "), new["date"]} - {""})
+    return {"paths": earlier["paths"] + new["paths"], "clean": earlier["clean"] + new["clean"], "results": results,
+            "date": " and ".join(dates)}  # fmt: skip
 
 
 def summary(model: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    report = merged(run(args), output / "robustness.json")
+    earlier = [Path(path) for path in args.merge_from] + [output / "robustness.json"]
+    report = merged(run(args), earlier, args.add_trainings)
     (output / "robustness.json").write_text(json.dumps(report, indent=2))
     (output / "ROBUSTNESS.md").write_text(render_markdown(report))
     plot(report, output / "robustness.png")

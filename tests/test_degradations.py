@@ -2,6 +2,7 @@
 them, the recipe's background pool (training folds only) and the corruption benchmark (bench/robustness.py)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -173,3 +174,17 @@ def test_the_benchmark_scores_every_corruption_and_merges_models(esc50_dir, save
     assert "| placement | 10 dB SNR of 20 s of ambience |" in markdown and "mean corrupted" in markdown
     assert (tmp_path / "robustness.png").stat().st_size > 10_000
     assert len(list((tmp_path / "cache" / "fold5").glob("*.npy"))) == 30  # placement is rebuilt, not cached
+
+    # a third training of "after", scored in another session into another report that takes the first one's models
+    shutil.copytree(saved_model_dir, tmp_path / "third")
+    later = [*common[:2], "--output-dir", str(tmp_path / "later"), *common[4:], "--add-trainings"]
+    robustness.main(
+        ["--model", f"after={tmp_path / 'third'}", "--merge-from", str(tmp_path / "robustness.json"), *later]
+    )
+    report = json.loads((tmp_path / "later" / "robustness.json").read_text())
+    assert list(report["models"]) == ["before", "after"] and len(report["models"]["after"]["paths"]) == 3
+    assert all(
+        len(scores) == 3 for family in report["models"]["after"]["results"].values() for scores in family.values()
+    )
+    with pytest.raises(SystemExit, match="already holds"):
+        robustness.main(["--model", f"after={tmp_path / 'third'}", *later])
