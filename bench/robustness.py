@@ -219,7 +219,7 @@ def _shown_path(model: str) -> str:
 
 
 def merged(report: dict[str, Any], earlier_files: list[Path], add_trainings: bool = False) -> dict[str, Any]:
-    """`report` with the models of earlier reports of the same fold and corruptions (later files win a name) that it
+    """`report` with the models of earlier reports of the same fold and corruptions (a later file wins a name) that it
     does not re-score; with `add_trainings`, a re-scored name keeps its earlier trainings and gains the new ones."""
     models: dict[str, dict[str, Any]] = {}
     for path in earlier_files:
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    earlier = [Path(path) for path in args.merge_from] + [output / "robustness.json"]
+    earlier = [output / "robustness.json"] + [Path(path) for path in args.merge_from]
     report = merged(run(args), earlier, args.add_trainings)
     (output / "robustness.json").write_text(json.dumps(report, indent=2))
     (output / "ROBUSTNESS.md").write_text(render_markdown(report))
