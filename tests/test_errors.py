@@ -211,6 +211,7 @@ def test_user_errors_are_one_family_and_keep_their_builtin_bases():
     from esc50_hf.training.recipe import ConfigFileError
     from esc50_hf.training.reports import CompanionResultsError
     from esc50_hf.training.run_folder import OutputFolderError
+    from esc50_hf.training.transfer import StartingModelError
 
     builtin_bases = {
         AugmentationParameterError: ValueError, Esc50DataError: ValueError, FeatureFileError: ValueError,
@@ -218,6 +219,7 @@ def test_user_errors_are_one_family_and_keep_their_builtin_bases():
         OnnxFileMissingError: FileNotFoundError, HubPublishError: RuntimeError, ServerOptionError: ValueError,
         TeacherError: ValueError, ModelFolderError: ValueError, ConfigFileError: ValueError,
         CompanionResultsError: ValueError, OutputFolderError: RuntimeError, FeatureWriteError: OSError,
+        StartingModelError: ValueError,
     }  # fmt: skip
     for error, builtin in builtin_bases.items():
         assert issubclass(error, Esc50HfError) and issubclass(error, builtin), error
