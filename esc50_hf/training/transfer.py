@@ -60,14 +60,15 @@ def _check_starting_folds(setup: TrainingSetup, path: str) -> None:
     if setup.data.train_dir or setup.data.dataset_name:
         return  # the user's own sounds: ESC-50's folds are not this run's
     folder = Path(path) if Path(path).is_dir() else _cached_hub_folder(path)
-    if folder is None or not ModelFolder(folder).complete:
+    starting = None if folder is None else ModelFolder(folder)
+    if starting is None or not starting.complete:
         return
-    starting = ModelFolder(folder)
-    beyond = starting.folds_beyond(setup.data.training_folds())
+    train_folds = setup.data.training_folds()
+    beyond = starting.folds_beyond(train_folds)
     if beyond:
         raise StartingModelError(
             f"--model_name_or_path: {path} trained on ESC-50 folds {starting.esc50_folds}, which include fold(s) "
-            f"{beyond} that this run does not train on (it trains on {setup.data.training_folds()} and validates on "
+            f"{beyond} that this run does not train on (it trains on {train_folds} and validates on "
             f"{setup.data.validation_fold}): its validation score would count clips the model already learned. Start "
             "from a model trained on this run's training folds only (under --cv, name one per fold with "
             "{validation_fold} in the path, e.g. runs/cv/fold-{validation_fold})."
