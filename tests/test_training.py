@@ -849,10 +849,11 @@ def test_cross_validation_checks_every_folds_teachers_before_training(esc50_dir,
 
 
 @pytest.mark.slow
-def test_a_starting_model_that_trained_on_the_validation_fold_is_refused(esc50_dir, smoke_run, tmp_path):
+def test_a_starting_model_that_trained_on_the_validation_fold_is_refused(esc50_dir, smoke_run, tmp_path, monkeypatch):
     """`--model_name_or_path` on ESC-50: a model trained on folds 1-4 may start a run validated on fold 5, not one
-    validated on fold 4 (its score would count clips the model learned); under `--cv`, `{validation_fold}` names one
-    per fold and every fold's is checked before the first trains. Own sounds have no ESC-50 folds: not checked."""
+    validated on fold 4 (its score would count clips the model learned), whether a folder or a Hub id (checked from the
+    downloaded repository's record); under `--cv`, `{validation_fold}` names one per fold and every fold's is checked
+    before the first trains. Own sounds have no ESC-50 folds: not checked."""
     from esc50_hf.training.cross_validation import cross_validate
     from esc50_hf.training.transfer import StartingModelError, with_starting_model
 
@@ -864,6 +865,17 @@ def test_a_starting_model_that_trained_on_the_validation_fold_is_refused(esc50_d
     leaky = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "b", model_name_or_path=smoke_run, validation_fold=4)
     with pytest.raises(StartingModelError, match=r"folds \[1, 2, 3, 4\], which include fold\(s\) \[4\]"):
         with_starting_model(leaky)
+    downloaded = []  # the Hub (offline in the tests): the repository "downloaded" is the smoke run's folder
+
+    def snapshot_download(name: str, **_) -> str:
+        downloaded.append(name)
+        return str(smoke_run)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    from_hub = leaky.replace(model_name_or_path="someone/esc50-folds-1-4")
+    with pytest.raises(StartingModelError, match=r"someone/esc50-folds-1-4 trained on ESC-50 folds \[1, 2, 3, 4\]"):
+        with_starting_model(from_hub)
+    assert downloaded == ["someone/esc50-folds-1-4"]
     setup = smoke_setup(data_dir=esc50_dir, output_dir=tmp_path / "cv", model_name_or_path=pattern).replace(
         cv_folds=[5, 1]
     )

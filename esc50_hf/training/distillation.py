@@ -22,7 +22,7 @@ from ..model.configuration_esc50_cnn import UNCALIBRATED
 from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .arguments import ModelArguments
-from .model_folder import MODEL_FILES, ModelFolder
+from .model_folder import MODEL_FILES, ModelFolder, ModelFolderError, local_model_folder
 from .recipe import fingerprint
 from .run_folder import stored_recipe_state
 
@@ -66,21 +66,10 @@ def teacher_folder(name: str) -> Path:
     Raises:
         `TeacherError`: neither a folder nor a Hub model that could be downloaded.
     """
-    from huggingface_hub import snapshot_download
-
-    from ..publish import is_hub_id
-
-    if Path(name).is_dir():
-        return Path(name)
-    if is_hub_id(name):
-        try:
-            return Path(snapshot_download(name))
-        except Exception as error:  # offline, not found, no access: one message for all
-            raise TeacherError(
-                f"--teacher_models: no model folder at {name!r}, and no Hub model of that id could be downloaded "
-                f"({type(error).__name__}: {error})"
-            ) from None
-    raise TeacherError(f"--teacher_models: no model folder at {name!r} (a finished train.py output or a Hub id)")
+    try:
+        return local_model_folder(name)
+    except ModelFolderError as error:
+        raise TeacherError(f"--teacher_models: {error}") from None
 
 
 def load_teachers(

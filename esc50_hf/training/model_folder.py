@@ -7,8 +7,8 @@ measured elsewhere (`baseline_metrics.json`, `cv_results.json`, ...: `optional`)
 so a folder being written, or only partly there, can still be asked what it holds.
 
 Every part of the project that reads such a folder reads it here: resuming and publishing (`run_folder`),
-cross-validation's finished folds and teacher checks, the teachers themselves (`distillation`), the model card
-(`reports`) and `bench/recipes.py`.
+cross-validation's finished folds and teacher checks, the teachers and starting models (`distillation`, `transfer`:
+a Hub model is fetched whole by `local_model_folder`), the model card (`reports`) and `bench/recipes.py`.
 """
 
 import hashlib
@@ -163,6 +163,34 @@ def read_model_folder(path: str | Path, require: tuple[str, ...] = MODEL_FILES) 
     return ModelFolder(Path(path)).require(*require)
 
 
+def local_model_folder(name: str) -> Path:
+    """The local folder of the model `name`: the folder itself, or the whole Hub repository `name` downloaded into the
+    Hugging Face cache (a snapshot: the record of its run, `training_config.json`, comes with the weights, which
+    `from_pretrained` alone would not fetch).
+
+    Args:
+        name (`str`): A folder written by `train.py`, or a Hub id (`OWNER/NAME`).
+
+    Raises:
+        `ModelFolderError`: `name` is neither a folder nor a Hub model that could be downloaded.
+    """
+    from huggingface_hub import snapshot_download
+
+    from ..publish import is_hub_id
+
+    if Path(name).is_dir():
+        return Path(name)
+    if is_hub_id(name):
+        try:
+            return Path(snapshot_download(name))
+        except Exception as error:  # offline, not found, no access: one message for all
+            raise ModelFolderError(
+                f"no model folder at {name!r}, and no Hub model of that id could be downloaded "
+                f"({type(error).__name__}: {error})"
+            ) from None
+    raise ModelFolderError(f"no model folder at {name!r} (a finished train.py output or a Hub id)")
+
+
 def finished_model_recipe(path: str | Path) -> dict[str, Any] | None:
     """The recipe of the finished model at `path`, or None if it holds none (or only part of one, or a recipe that
     cannot be read).
@@ -178,6 +206,7 @@ __all__ = [
     "MODEL_FILES",
     "ModelFolder",
     "ModelFolderError",
+    "local_model_folder",
     "finished_model_recipe",
     "read_model_folder",
 ]

@@ -18,7 +18,7 @@ from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from .arguments import ModelArguments, TrainingSetup
-from .model_folder import RECIPE_FILE, ModelFolder
+from .model_folder import ModelFolder, ModelFolderError, local_model_folder
 
 
 class StartingModelError(Esc50HfError, ValueError):
@@ -43,26 +43,26 @@ def with_starting_model(setup: TrainingSetup) -> TrainingSetup:
     from ..model.configuration_esc50_cnn import Esc50CnnConfig
 
     path = path.replace("{validation_fold}", str(setup.data.validation_fold))
+    try:
+        source: str | Path = local_model_folder(path)  # a Hub model whole, with the record of its run
+    except ModelFolderError:
+        source = path  # neither: `from_pretrained` says what is wrong in the words it has for it
     with explain_load_failure(path):
-        config = Esc50CnnConfig.from_pretrained(path)
-        extractor = Esc50FeatureExtractor.from_pretrained(path)
-    _check_starting_folds(setup, path)
+        config = Esc50CnnConfig.from_pretrained(source)
+        extractor = Esc50FeatureExtractor.from_pretrained(source)
+    _check_starting_folds(setup, path, ModelFolder(Path(source)))
     changes: dict[str, Any] = {"model_name_or_path": path}
     changes.update({name: getattr(extractor, name) for name in ModelArguments.FEATURE_FIELDS})
     changes.update({name: getattr(config, name) for name in ModelArguments.ARCHITECTURE_FIELDS})
     return setup.replace(**changes)
 
 
-def _check_starting_folds(setup: TrainingSetup, path: str) -> None:
-    """Refuses an ESC-50 run whose starting model (a folder written by `train.py`) trained on a fold this run does not
-    train on: its validation score would count clips the model already learned. A Hub model is checked from its
-    `training_config.json` when it is in the local cache; a model without one is taken as it is."""
-    if setup.data.train_dir or setup.data.dataset_name:
-        return  # the user's own sounds: ESC-50's folds are not this run's
-    folder = Path(path) if Path(path).is_dir() else _cached_hub_folder(path)
-    starting = None if folder is None else ModelFolder(folder)
-    if starting is None or not starting.complete:
-        return
+def _check_starting_folds(setup: TrainingSetup, path: str, starting: ModelFolder) -> None:
+    """Refuses an ESC-50 run whose starting model `path` (its local folder `starting`: a folder written by `train.py`,
+    or a Hub model's snapshot) trained on a fold this run does not train on: its validation score would count clips the
+    model already learned. A model without the record of its run (`training_config.json`) is taken as it is."""
+    if setup.data.train_dir or setup.data.dataset_name or not starting.complete:
+        return  # the user's own sounds (ESC-50's folds are not this run's), or no record of the folds
     train_folds = setup.data.training_folds()
     beyond = starting.folds_beyond(train_folds)
     if beyond:
@@ -73,14 +73,6 @@ def _check_starting_folds(setup: TrainingSetup, path: str) -> None:
             "from a model trained on this run's training folds only (under --cv, name one per fold with "
             "{validation_fold} in the path, e.g. runs/cv/fold-{validation_fold})."
         )
-
-
-def _cached_hub_folder(name: str) -> Path | None:
-    """The local snapshot folder of the Hub model `name` (what `from_pretrained` just downloaded); `None` if none."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(name, RECIPE_FILE)
-    return Path(found).parent if isinstance(found, str) else None
 
 
 def starting_model(
