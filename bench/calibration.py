@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_esc50(args.data_dir, AutoFeatureExtractor.from_pretrained(args.model).sampling_rate)
     per_fold = []
     for run in args.held_out:
-        logits, references, _ = out_of_fold_logits([run], dataset, labels, TEST_FOLD)
+        logits, references, _, _ = out_of_fold_logits([run], dataset, labels, TEST_FOLD)
         per_fold.append((logits, references))
     choice = choose_method(per_fold)
     print(json.dumps(choice, indent=2))
@@ -202,8 +202,9 @@ def render(report: dict[str, Any]) -> str:
         f"{test['ece_of_a_calibrated_model']:.4f} on {test['num_clips']} clips (each clip's class drawn from its "
         "calibrated scores, 200 draws): counting on a few hundred clips adds that much by itself.",
         "",
-        f"The unknown threshold (top score {report['unknown_threshold']:.4f}, fitted to accept {fit['accept']:.0%} of "
-        f"the out-of-fold clips) accepts {test['known_accepted']:.1%} of fold {test['fold']}'s clips; see UNKNOWN.md.",
+        f"The unknown threshold (unknown score {report['unknown_threshold']:.4f}, fitted to accept "
+        f"{fit['accept']:.0%} of the out-of-fold clips) accepts {test['known_accepted']:.1%} of fold "
+        f"{test['fold']}'s clips; see UNKNOWN.md.",
         "",
         "![reliability on fold 5](calibration.png)",
         "",

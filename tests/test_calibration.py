@@ -12,6 +12,7 @@ from transformers import pipeline
 from esc50_hf import Esc50CnnForAudioClassification, audio_pipeline
 from esc50_hf.cli import main
 from esc50_hf.evaluation.calibration import (
+    UNKNOWN_QUANTILES,
     auroc,
     calibrate_model_folder,
     expected_calibration_error,
@@ -21,9 +22,10 @@ from esc50_hf.evaluation.calibration import (
     negative_log_likelihood,
     probabilities,
     rejection_score,
+    unknown_scores,
 )
-from esc50_hf.inference.classifier import SoundClassifier
-from esc50_hf.model.prediction import Prediction
+from esc50_hf.inference.classifier import ModelLoadError, SoundClassifier
+from esc50_hf.model.prediction import Prediction, unknown_score
 
 from .conftest import synthetic_clip
 
@@ -155,6 +157,78 @@ def test_the_cli_says_unknown_with_the_best_guess(calibrated_dir, clip_file, cap
     assert json.loads(capsys.readouterr().out)["unknown"] is False
     assert main(["predict", str(clip_file), "--model", str(calibrated_dir), "--format", "json"]) == 0
     assert "unknown" not in json.loads(capsys.readouterr().out)  # not asked for: the row as before
+
+
+def test_the_unknown_score_reads_the_top_score_and_the_atypicality_against_held_out_clips():
+    """The share of held-out known clips with a top score at most this one's, times the share at least as atypical
+    (ties count half); without quantiles or an atypicality, the top score itself."""
+    quantiles = {"top_score": [0.2, 0.4, 0.6, 0.8, 1.0], "atypicality": [-3.0, -2.0, -1.0, 0.0, 1.0]}
+    assert unknown_score(0.9, None, quantiles) == 0.9 and unknown_score(0.9, -1.0, None) == 0.9
+    assert unknown_score(0.7, -2.5, quantiles) == pytest.approx(0.6 * 0.8)
+    assert unknown_score(0.7, 0.5, quantiles) == pytest.approx(0.6 * 0.2)  # as sure, far less typical: lower
+    assert unknown_score(0.6, -1.0, quantiles) == pytest.approx(0.5 * 0.5)  # on a quantile: half of it each way
+    assert unknown_score(0.1, -3.5, quantiles) == 0.0 == unknown_score(1.0, 1.5, quantiles)  # beyond either tail
+
+
+def test_with_the_atypicality_the_calibration_fits_quantiles_and_a_threshold_on_the_unknown_score():
+    logits, references = _sampled(400, 0.5)
+    atypicality = np.random.default_rng(1).normal(-2.0, 0.5, 400)
+    calibration = fit_calibration(logits, references, "made-up held-out clips", atypicality=atypicality)
+    quantiles = calibration.unknown_quantiles
+    assert len(quantiles["top_score"]) == len(quantiles["atypicality"]) == UNKNOWN_QUANTILES
+    assert quantiles["atypicality"][0] == pytest.approx(atypicality.min(), abs=1e-5)
+    known = unknown_scores(logits, calibration.temperature, atypicality, quantiles)
+    assert 0.95 <= (known >= calibration.unknown_threshold).mean() < 0.96
+    assert "unknown_quantiles" not in calibration.to_dict()  # the config holds them once
+    assert calibration.to_dict()["unknown_score"] == "top score x atypicality"
+    without = fit_calibration(logits, references, "made-up held-out clips")
+    assert without.unknown_quantiles is None and without.temperature == calibration.temperature
+
+
+def test_every_path_reads_the_atypicality_for_the_unknown_answer(
+    calibrated_dir, clip_file, tmp_path, monkeypatch, capsys
+):
+    """A model with `unknown_quantiles`: the pipeline, `SoundClassifier` (PyTorch and ONNX) and the CLI say unknown
+    when the clip is more atypical than every held-out clip, and known when it is less, at the same top score; an
+    ONNX file exported without the atypicality is refused with what to do."""
+    from esc50_hf.inference.onnx_export import export_onnx
+
+    folder = tmp_path / "model"
+    shutil.copytree(calibrated_dir, folder)
+    clip_atypicality = _clip_atypicality(folder, clip_file)
+    config = json.loads((folder / "config.json").read_text())
+    answers = {}
+    for case, offsets in (("beyond", (-2.0, -1.0)), ("within", (1.0, 2.0))):
+        config["unknown_quantiles"] = {
+            "top_score": [0.0, 1.0],  # every top score is halfway: the atypicality decides
+            "atypicality": [clip_atypicality + offset for offset in offsets],
+        }
+        config["unknown_threshold"] = 0.1
+        (folder / "config.json").write_text(json.dumps(config))
+        export_onnx(folder)
+        piped = pipeline("audio-classification", model=str(folder), trust_remote_code=True)
+        assert main(["predict", str(clip_file), "--model", str(folder), "--unknown", "--format", "json"]) == 0
+        answers[case] = {
+            "pipeline": piped(str(clip_file), unknown_threshold=True)["unknown"],
+            "torch": SoundClassifier(folder).predict(clip_file).with_unknown(0.1).unknown,
+            "onnx": SoundClassifier(folder, backend="onnx").predict(clip_file).with_unknown(0.1).unknown,
+            "cli": json.loads(capsys.readouterr().out)["unknown"],
+        }
+    assert answers["beyond"] == dict.fromkeys(answers["beyond"], True), answers
+    assert answers["within"] == dict.fromkeys(answers["within"], False), answers
+    monkeypatch.setattr("esc50_hf.inference.onnx_backend.ATYPICALITY_NAME", "not-an-output")
+    with pytest.raises(ModelLoadError, match="export-onnx"):
+        SoundClassifier(folder, backend="onnx")
+
+
+def _clip_atypicality(folder, clip_file) -> float:
+    """The atypicality of `clip_file` as `SoundClassifier` computes it (decoded, resampled, one window)."""
+    from esc50_hf.model.audio_io import load_audio
+
+    classifier = SoundClassifier(folder)
+    waveform = load_audio(clip_file, classifier.sampling_rate)
+    features = classifier.extractor([waveform], sampling_rate=classifier.sampling_rate)["input_values"]
+    return float(classifier.backend.with_atypicality(features)[1][0])
 
 
 def test_events_take_one_threshold_per_label():

@@ -144,12 +144,12 @@ def test_the_recent_window_is_shown_only_when_surer_of_another_label(classifier,
     calls = []
     recent_rows = iter([[0.2, 0.8], [0.45, 0.55], [0.9, 0.1]])  # surer of another label; less sure; the same label
 
-    def probabilities(windows):
+    def scores(windows):
         calls.append([len(window) for window in windows])
         rows = [[0.6, 0.4]] + [next(recent_rows) for _ in windows[1:]]
-        return np.array([row + [0.0] * (len(classifier.labels) - 2) for row in rows])
+        return np.array([row + [0.0] * (len(classifier.labels) - 2) for row in rows]), None
 
-    monkeypatch.setattr(classifier, "window_probabilities", probabilities)
+    monkeypatch.setattr(classifier, "window_scores", scores)
     live = LiveClassifier(classifier, max_streams=1, recent_seconds=2.0)
     rate, clip = classifier.sampling_rate, classifier.clip_samples
     first = live.update("page", _chunk(tmp_path, np.zeros(rate), rate))  # 1 s heard: one window, no recent one

@@ -32,6 +32,40 @@ def test_forward_returns_logits_and_loss(model):
     assert model(input_values=inputs).loss is None
 
 
+def test_the_atypicality_reads_every_batch_norm_layer_against_its_running_statistics(model):
+    """`output_atypicality=True`: per input, the mean over the batch-norm layers of log(mean over channels of z^2),
+    z the input's channel means standardised by the layer's running statistics; the logits are the same with or
+    without it, and nothing else changes when it is not asked for."""
+    for norm in (module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)):
+        norm.running_mean.uniform_(-0.5, 0.5)  # statistics of "training clips" that are not the identity
+        norm.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    deviations = {}
+
+    def record(norm, inputs, _):
+        means = inputs[0].mean(dim=tuple(range(2, inputs[0].ndim)))
+        z = (means - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+        deviations[norm] = torch.log(z.pow(2).mean(dim=1))
+
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    hooks = [norm.register_forward_hook(record) for norm in norms]
+    inputs = torch.randn(3, 32, 216) * torch.tensor([1.0, 3.0, 10.0])[:, None, None]
+    with torch.no_grad():
+        output = model(input_values=inputs, output_atypicality=True)
+    for hook in hooks:
+        hook.remove()
+    assert len(deviations) == len(norms) == 2 + 2 * len(model.blocks)  # input_norm, the stem, two per block
+    expected = torch.stack([deviations[norm] for norm in norms], dim=1).mean(dim=1)
+    torch.testing.assert_close(output.atypicality, expected)
+    assert output.atypicality[2] > output.atypicality[0]  # ten times the scale of what it saw: less typical
+    with torch.no_grad():
+        plain = model(input_values=inputs)
+        as_tuple = model(input_values=inputs, return_dict=False, output_atypicality=True)
+    assert plain.atypicality is None
+    torch.testing.assert_close(plain.logits, output.logits)
+    torch.testing.assert_close(as_tuple[1], output.atypicality)
+
+
 def test_soft_targets_match_hard_targets_when_one_hot(model):
     model.eval()
     inputs, labels = torch.randn(4, 32, 100), torch.tensor([1, 2, 3, 4])

@@ -55,8 +55,9 @@ def test_other_clip_lengths_work(onnx_model_dir, clip_features):
 
 
 def test_int8_model_is_smaller_and_close(onnx_model_dir, clip_features):
-    # Only about half the size for this tiny network (scales and zero points weigh); ~4x for the real one.
-    assert (onnx_model_dir / INT8_FILE).stat().st_size < 0.6 * (onnx_model_dir / ONNX_FILE).stat().st_size
+    # Only about two thirds of the size for this tiny network (scales and zero points weigh, and the atypicality keeps
+    # the batch-norm constants in float32); about a quarter for the real one (bench/RESULTS.md).
+    assert (onnx_model_dir / INT8_FILE).stat().st_size < 0.7 * (onnx_model_dir / ONNX_FILE).stat().st_size
     int8_logits = OnnxBackend(onnx_model_dir, quantized=True)(clip_features)
     float_logits = OnnxBackend(onnx_model_dir)(clip_features)
     assert int8_logits.shape == (6, 50) and np.isfinite(int8_logits).all()

@@ -55,7 +55,7 @@ def test_graph_takes_waveforms_and_gives_probabilities_and_logits(waveform_model
     onnx.checker.check_model(model, full_check=True)
     dims = [dim.dim_param or dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim]
     assert model.graph.input[0].name == WAVEFORM_INPUT_NAME and dims == ["batch", "samples"]
-    assert [output.name for output in model.graph.output] == [PROBABILITIES_NAME, "logits"]
+    assert [output.name for output in model.graph.output] == [PROBABILITIES_NAME, "logits", "atypicality"]
     assert "STFT" in {node.op_type for node in model.graph.node}  # the front end is in the graph
 
 
@@ -100,7 +100,7 @@ def test_calibration_temperature_applies_as_in_pytorch(saved_model_dir, fixture_
 
 def test_int8_twin_is_smaller_and_close(waveform_model_dir, fixture_clips):
     fp32, int8 = waveform_model_dir / WAVEFORM_FILE, waveform_model_dir / WAVEFORM_INT8_FILE
-    assert int8.stat().st_size < 0.6 * fp32.stat().st_size
+    assert int8.stat().st_size < 0.7 * fp32.stat().st_size  # tiny network: the atypicality's constants stay float32
     quantized = np.concatenate([_probabilities(int8, clip) for clip in fixture_clips])
     exact = np.concatenate([_probabilities(fp32, clip) for clip in fixture_clips])
     assert np.isfinite(quantized).all() and np.allclose(quantized.sum(-1), 1.0, atol=1e-5)

@@ -54,20 +54,27 @@ def run(args: argparse.Namespace) -> int:
         model = AutoModelForAudioClassification.from_pretrained(args.model, **UNCALIBRATED)  # raw logits
         extractor = AutoFeatureExtractor.from_pretrained(args.model)
     dataset = load_esc50(args.data_dir, extractor.sampling_rate)
-    logits, references, sources = out_of_fold_logits(args.held_out, dataset, model_labels(model.config), args.test_fold)
+    logits, references, atypicality, sources = out_of_fold_logits(
+        args.held_out, dataset, model_labels(model.config), args.test_fold
+    )
     fitted_on = "out-of-fold predictions of the same recipe: " + "; ".join(sources)
     accept = DEFAULT_ACCEPT if args.accept is None else args.accept
-    test_logits, test_references = labelled_logits(  # raw: scored before the calibration goes into model.config
-        model, extractor, split_folds(dataset, args.test_fold)["validation"]
+    test_logits, test_references, test_atypicality = labelled_logits(  # raw: before the calibration is in the config
+        model, extractor, split_folds(dataset, args.test_fold)["validation"], atypicality=True
     )
-    calibration = calibrate_model_folder(args.model, model.config, logits, references, fitted_on, accept)
+    calibration = calibrate_model_folder(
+        args.model, model.config, logits, references, fitted_on, accept, atypicality=atypicality
+    )
     print(f"Calibrated {args.model} on {calibration.num_clips} held-out clips ({fitted_on})")
     print(f"  temperature {calibration.temperature:.4f}; unknown threshold {calibration.unknown_threshold:.4f}")
     print(
         f"  held-out (cross-fitted): ECE {calibration.before['ece']:.4f} -> {calibration.after['ece']:.4f}, "
         f"NLL {calibration.before['nll']:.4f} -> {calibration.after['nll']:.4f}"
     )
-    measured = {"fold": args.test_fold, **measure_calibration(test_logits, test_references, calibration)}
+    measured = {
+        "fold": args.test_fold,
+        **measure_calibration(test_logits, test_references, calibration, test_atypicality),
+    }
     (Path(args.model) / CALIBRATION_TEST_FILE).write_text(json.dumps(measured, indent=2))
     print(
         f"  fold {args.test_fold} (never fitted on): ECE {measured['before']['ece']:.4f} -> "
@@ -81,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 def out_of_fold_logits(
     run_folders: list[str | Path], dataset: Any, labels: tuple[str, ...], test_fold: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Held-out predictions of ESC-50 runs: each run's raw logits (temperature 1) on its own validation fold, which
-    it never trained on, and the clips' class ids in `labels` order.
+    it never trained on, the clips' class ids in `labels` order, and each clip's atypicality by that run.
 
     Args:
         run_folders (`list`): Model folders trained by `train.py` (their `training_config.json` names the fold).
@@ -92,7 +99,8 @@ def out_of_fold_logits(
         test_fold (`int`): The fold nothing may be fitted on: a run validated on it is refused.
 
     Returns:
-        `(logits, references, sources)`: the stacked logits and class ids, and each run's fold in words.
+        `(logits, references, atypicality, sources)`: the stacked logits, class ids and atypicality, and each run's
+        fold in words.
 
     Raises:
         `Esc50HfError`: a run was validated on the test fold, or has other labels.
@@ -107,7 +115,7 @@ def out_of_fold_logits(
     from ..model.labels import model_labels
     from ..training.model_folder import read_model_folder
 
-    all_logits, all_references, sources = [], [], []
+    all_logits, all_references, all_atypicality, sources = [], [], [], []
     for folder in run_folders:
         recipe = read_model_folder(folder, require=("config.json", "training_config.json")).recipe
         fold = int(recipe["validation_fold"])
@@ -121,9 +129,12 @@ def out_of_fold_logits(
             extractor = AutoFeatureExtractor.from_pretrained(folder)
         if model_labels(model.config) != tuple(labels):
             raise Esc50HfError(f"{folder} has other labels than the model to calibrate: use runs of its labels")
-        logits, references = labelled_logits(model, extractor, split_folds(dataset, fold)["validation"])
+        logits, references, atypicality = labelled_logits(
+            model, extractor, split_folds(dataset, fold)["validation"], atypicality=True
+        )
         all_logits.append(logits)
         all_references.append(references)
+        all_atypicality.append(atypicality)
         trained_on = recipe.get("train_folds") or [other for other in FOLDS if other != fold]
         sources.append(f"fold {fold} (a model trained on folds {', '.join(map(str, trained_on))})")
-    return np.concatenate(all_logits), np.concatenate(all_references), sources
+    return np.concatenate(all_logits), np.concatenate(all_references), np.concatenate(all_atypicality), sources

@@ -5,13 +5,16 @@ right. One number fixes most of that: a temperature `T` that divides the logits 
 scaling), fitted by minimising the negative log-likelihood of predictions the model did not train on. It never
 changes which label wins, only how sure the scores say the model is.
 
-The "none of these" answer is a threshold on the calibrated top score (the maximum probability): a clip whose best
-label scores below it is not one of the known sounds. It is fitted for a stated share of known sounds accepted
-(`DEFAULT_ACCEPT`) on the same held-out predictions.
+The "none of these" answer is a threshold on the unknown score (`prediction.unknown_score`): the calibrated top score
+read against its distribution over held-out known clips, times the network's atypicality (`Esc50CnnOutput`) read
+against its own (bench/unknown_choice.md); both distributions are stored as quantiles (`UNKNOWN_QUANTILES` of each).
+A clip scoring below the threshold is not one of the known sounds. The threshold is fitted for a stated share of
+known sounds accepted (`DEFAULT_ACCEPT`) on the same held-out predictions. Without the atypicality (predictions
+made without it), the unknown score is the top score itself.
 
-Both are stored in the model's config (`calibration_temperature`, `unknown_threshold`, and the provenance in
-`calibration`), so every path that runs the model (pipeline, `SoundClassifier`, CLI, app, ONNX) reports calibrated
-scores, and `unknown_threshold` is there for whoever asks for the unknown answer.
+All of it is stored in the model's config (`calibration_temperature`, `unknown_threshold`, `unknown_quantiles`,
+and the provenance in `calibration`), so every path that runs the model (pipeline, `SoundClassifier`, CLI, app,
+ONNX) reports calibrated scores, and the unknown answer is there for whoever asks for it.
 """
 
 from dataclasses import asdict, dataclass
@@ -22,6 +25,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
+from ..model.prediction import unknown_score
 from ..model.windows import softmax
 
 NUM_BINS = 15  # bins of the expected calibration error and of the reliability diagram
@@ -29,6 +33,7 @@ DEFAULT_ACCEPT = 0.95  # share of known sounds the fitted unknown threshold acce
 # Where the fitted temperature is searched: a held-out set the model gets all right pulls the temperature towards 0
 # (every score towards 1); the bounds keep a few lucky clips from making the model certain of everything.
 TEMPERATURE_RANGE = (0.2, 5.0)
+UNKNOWN_QUANTILES = 51  # quantiles of each held-out distribution the unknown score reads (0 %, 2 %, ..., 100 %)
 MIN_CALIBRATION_CLIPS = 20  # fewer held-out clips than this: training leaves the model uncalibrated
 REJECTION_SCORES = ("max_probability", "energy")
 RELIABILITY_PLOT = "reliability.png"  # in a model folder
@@ -107,6 +112,35 @@ def rejection_score(logits: np.ndarray, temperature: float = 1.0, kind: str = "m
     raise ValueError(f"Unknown rejection score {kind!r}: choose one of {', '.join(REJECTION_SCORES)}")
 
 
+def fit_unknown_quantiles(
+    top_scores: np.ndarray, atypicality: np.ndarray, count: int = UNKNOWN_QUANTILES
+) -> dict[str, list[float]]:
+    """The quantiles (`count` of each, 0 to 100 %) of held-out known clips' calibrated top scores and atypicality:
+    the model's `config.unknown_quantiles`.
+
+    Args:
+        top_scores (`np.ndarray`): `(clips,)` calibrated top scores of held-out clips of the known sounds.
+        atypicality (`np.ndarray`): `(clips,)` the model's atypicality of the same clips.
+        count (`int`, *optional*, defaults to `UNKNOWN_QUANTILES` (51)): Quantiles of each.
+    """
+    levels = np.linspace(0.0, 1.0, count)
+    return {
+        "top_score": [round(float(value), 6) for value in np.quantile(np.asarray(top_scores, np.float64), levels)],
+        "atypicality": [round(float(value), 5) for value in np.quantile(np.asarray(atypicality, np.float64), levels)],
+    }
+
+
+def unknown_scores(
+    logits: np.ndarray, temperature: float, atypicality: np.ndarray | None, quantiles: dict | None
+) -> np.ndarray:
+    """`(clips,)` unknown scores (`prediction.unknown_score`) of raw logits at `temperature`; the top scores when
+    `atypicality` or `quantiles` is `None`."""
+    top = rejection_score(logits, temperature)
+    if atypicality is None or quantiles is None:
+        return top
+    return np.array([unknown_score(score, value, quantiles) for score, value in zip(top, atypicality)])
+
+
 def fit_unknown_threshold(known_scores: np.ndarray, accept: float = DEFAULT_ACCEPT) -> float:
     """The highest threshold that still accepts at least `accept` of `known_scores` (a clip is accepted when its
     score is at least the threshold)."""
@@ -131,13 +165,15 @@ class Calibration:
 
     Args:
         temperature (`float`): Divides the logits before the softmax.
-        unknown_threshold (`float`): Calibrated top scores below this are "none of these".
+        unknown_threshold (`float`): Unknown scores below this are "none of these".
         accept (`float`): The share of the held-out known clips the threshold was fitted to accept.
         fitted_on (`str`): What the held-out predictions were, in words (never the clips the model is tested on).
         num_clips (`int`): How many held-out clips.
         before (`dict`): `ece` and `nll` of the held-out clips at temperature 1.
         after (`dict`): `ece` and `nll` after calibration, cross-fitted (each half of the clips scored with the
             temperature fitted on the other half), so the figure is not scored on what it was fitted on.
+        unknown_quantiles (`dict`, *optional*): `fit_unknown_quantiles` of the held-out clips, when their
+            atypicality was given; the unknown score is then read against them (`None`: the top score).
     """
 
     temperature: float
@@ -147,20 +183,31 @@ class Calibration:
     num_clips: int
     before: dict[str, float]
     after: dict[str, float]
+    unknown_quantiles: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The provenance (`config.calibration`): everything but the quantiles, which the config holds once."""
+        record = asdict(self)
+        del record["unknown_quantiles"]
+        record["unknown_score"] = "top score" if self.unknown_quantiles is None else "top score x atypicality"
+        return record
 
     def apply_to(self, config: Any) -> None:
         """Writes the calibration into a model's config (`calibration_temperature`, `unknown_threshold`,
-        `calibration`)."""
+        `unknown_quantiles`, `calibration`)."""
         config.calibration_temperature = self.temperature
         config.unknown_threshold = self.unknown_threshold
+        config.unknown_quantiles = self.unknown_quantiles
         config.calibration = self.to_dict()
 
 
 def fit_calibration(
-    logits: np.ndarray, references: np.ndarray, fitted_on: str, accept: float = DEFAULT_ACCEPT, seed: int = 0
+    logits: np.ndarray,
+    references: np.ndarray,
+    fitted_on: str,
+    accept: float = DEFAULT_ACCEPT,
+    seed: int = 0,
+    atypicality: np.ndarray | None = None,
 ) -> Calibration:
     """Fits the temperature and the unknown threshold on held-out predictions, and measures what calibration does
     to them by cross-fitting (two halves, each scored with the other's temperature).
@@ -171,20 +218,33 @@ def fit_calibration(
         fitted_on (`str`): What those clips are, in words (goes into the config and the card).
         accept (`float`, *optional*, defaults to `DEFAULT_ACCEPT` (0.95)): Share of known clips the threshold accepts.
         seed (`int`, *optional*, defaults to 0): Seed of the halves' shuffle.
+        atypicality (`np.ndarray`, *optional*): The model's atypicality of the same clips: the unknown score then
+            reads it too (`fit_unknown_quantiles`); without it, the unknown score is the top score.
     """
-    return _fitted(np.asarray(logits, dtype=np.float64), np.asarray(references), fitted_on, accept, seed)[0]
+    logits = np.asarray(logits, dtype=np.float64)
+    return _fitted(logits, np.asarray(references), fitted_on, accept, seed, atypicality)[0]
 
 
 def _fitted(
-    logits: np.ndarray, references: np.ndarray, fitted_on: str, accept: float, seed: int
+    logits: np.ndarray,
+    references: np.ndarray,
+    fitted_on: str,
+    accept: float,
+    seed: int,
+    atypicality: np.ndarray | None = None,
 ) -> tuple["Calibration", np.ndarray]:
     """`fit_calibration`, and the cross-fitted probabilities its `after` figures come from."""
     temperature = fit_temperature(logits, references)
     held_out_probs = cross_fitted_probabilities(logits, references, seed)
     after_nll = float(-np.log(np.maximum(held_out_probs[np.arange(len(references)), references], 1e-300)).mean())
+    quantiles = None
+    if atypicality is not None:
+        quantiles = fit_unknown_quantiles(rejection_score(logits, round(temperature, 6)), atypicality)
+    known = unknown_scores(logits, round(temperature, 6), atypicality, quantiles)
     calibration = Calibration(
         temperature=round(temperature, 6),
-        unknown_threshold=round(fit_unknown_threshold(rejection_score(logits, temperature), accept), 6),
+        # Rounded down: a rounded-up threshold would reject the clips that score exactly the fitted value.
+        unknown_threshold=float(np.floor(fit_unknown_threshold(known, accept) * 1e6) / 1e6),
         accept=accept,
         fitted_on=fitted_on,
         num_clips=int(len(references)),
@@ -193,11 +253,14 @@ def _fitted(
             "nll": round(negative_log_likelihood(logits, references), 6),
         },
         after={"ece": round(expected_calibration_error(held_out_probs, references), 6), "nll": round(after_nll, 6)},
+        unknown_quantiles=quantiles,
     )
     return calibration, held_out_probs
 
 
-def measure_calibration(logits: np.ndarray, references: np.ndarray, calibration: Calibration) -> dict[str, Any]:
+def measure_calibration(
+    logits: np.ndarray, references: np.ndarray, calibration: Calibration, atypicality: np.ndarray | None = None
+) -> dict[str, Any]:
     """What a fitted calibration does on other clips (e.g. the test fold): accuracy, expected calibration error,
     negative log-likelihood and mean top score before and after, and the share of clips the unknown threshold
     accepts (all of them are known sounds).
@@ -206,9 +269,11 @@ def measure_calibration(logits: np.ndarray, references: np.ndarray, calibration:
         logits (`np.ndarray`): `(clips, num_labels)` raw logits (temperature 1).
         references (`np.ndarray`): The true class ids.
         calibration (`Calibration`): The fitted calibration.
+        atypicality (`np.ndarray`, *optional*): The clips' atypicality, for a calibration with unknown quantiles.
     """
     before, after = probabilities(logits), probabilities(logits, calibration.temperature)
-    accepted = rejection_score(logits, calibration.temperature) >= calibration.unknown_threshold
+    known = unknown_scores(logits, calibration.temperature, atypicality, calibration.unknown_quantiles)
+    accepted = known >= calibration.unknown_threshold
 
     def figures(probs: np.ndarray, temperature: float) -> dict[str, float]:
         return {
@@ -261,6 +326,7 @@ def calibrate_model_folder(
     references: np.ndarray,
     fitted_on: str,
     accept: float = DEFAULT_ACCEPT,
+    atypicality: np.ndarray | None = None,
 ) -> Calibration:
     """Fits the calibration of a saved model on held-out predictions, writes it into the folder's `config.json`
     (and into `config`), and plots `reliability.png` (before, and after as cross-fitted).
@@ -273,9 +339,10 @@ def calibrate_model_folder(
         fitted_on (`str`): What those clips are, in words.
         accept (`float`, *optional*, defaults to `DEFAULT_ACCEPT` (0.95)): Share of known clips the unknown
             threshold accepts.
+        atypicality (`np.ndarray`, *optional*): The clips' atypicality (see `fit_calibration`).
     """
     logits, references = np.asarray(logits, dtype=np.float64), np.asarray(references)
-    calibration, cross_fitted = _fitted(logits, references, fitted_on, accept, seed=0)
+    calibration, cross_fitted = _fitted(logits, references, fitted_on, accept, 0, atypicality)
     calibration.apply_to(config)
     config.save_pretrained(folder)
     plot_reliability(
@@ -322,7 +389,9 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
     axis.legend(loc="upper left", fontsize=8)
     if title:
         axis.set_title(title, fontsize=9)
-    figure.savefig(Path(path), dpi=100, bbox_inches="tight")
+    from ..training.reports import save_compact_png  # here: reports reads this module's constants
+
+    save_compact_png(figure, Path(path), bbox_inches="tight")
     plt.close(figure)
 
 
@@ -332,6 +401,7 @@ __all__ = [
     "REJECTION_SCORES",
     "Calibration",
     "MIN_CALIBRATION_CLIPS",
+    "UNKNOWN_QUANTILES",
     "auroc",
     "calibrate_model_folder",
     "chance_calibration_error",
@@ -339,6 +409,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_calibration",
     "fit_temperature",
+    "fit_unknown_quantiles",
     "fit_unknown_threshold",
     "measure_calibration",
     "negative_log_likelihood",
@@ -346,4 +417,5 @@ __all__ = [
     "probabilities",
     "rejection_score",
     "reliability_bins",
+    "unknown_scores",
 ]

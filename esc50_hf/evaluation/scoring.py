@@ -22,9 +22,14 @@ from .metrics import classification_metrics
 
 
 def predict_logits(
-    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset, batch_size: int = 32
-) -> np.ndarray:
-    """Logits `(clips, num_labels)` for a dataset with an `audio` column decoded at the feature extractor's rate.
+    model: torch.nn.Module,
+    feature_extractor: Esc50FeatureExtractor,
+    dataset: Dataset,
+    batch_size: int = 32,
+    atypicality: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Logits `(clips, num_labels)` for a dataset with an `audio` column decoded at the feature extractor's rate;
+    with `atypicality`, also each clip's atypicality (`Esc50CnnOutput`), as `(logits, atypicality)`.
 
     The features are computed on the CPU, a batch at a time, and moved to the model's device and dtype (a model just
     trained on a GPU stays there; one loaded in bfloat16 takes bfloat16).
@@ -37,25 +42,35 @@ def predict_logits(
                 "input_values"
             ]
 
-    return _logits(model, batches(), -(-len(dataset) // batch_size))
+    return _logits(model, batches(), -(-len(dataset) // batch_size), atypicality)
 
 
-def predict_feature_logits(model: torch.nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Logits `(clips, num_labels)` for normalised log-mels `(clips, mels, frames)`, e.g. a feature file's clips."""
+def predict_feature_logits(
+    model: torch.nn.Module, features: torch.Tensor, batch_size: int = 64, atypicality: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Logits `(clips, num_labels)` for normalised log-mels `(clips, mels, frames)`, e.g. a feature file's clips;
+    with `atypicality`, `(logits, atypicality)`."""
     batches = (features[start : start + batch_size] for start in range(0, len(features), batch_size))
-    return _logits(model, batches, -(-len(features) // batch_size))
+    return _logits(model, batches, -(-len(features) // batch_size), atypicality)
 
 
 @torch.inference_mode()
-def _logits(model: torch.nn.Module, batches: Iterator[torch.Tensor], total: int) -> np.ndarray:
-    """The model's logits for each batch of input values, moved to its device and dtype, as one array."""
+def _logits(
+    model: torch.nn.Module, batches: Iterator[torch.Tensor], total: int, atypicality: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The model's logits for each batch of input values, moved to its device and dtype, as one array (and the
+    inputs' atypicality as another, when asked for)."""
     model.eval()
     parameter = next(model.parameters())
-    logits = [
-        model(input_values=batch.to(parameter)).logits.float().cpu().numpy()
-        for batch in tqdm(batches, total=total, desc="Evaluating", unit="batch")
-    ]
-    return np.concatenate(logits)
+    logits, atypical = [], []
+    for batch in tqdm(batches, total=total, desc="Evaluating", unit="batch"):
+        if atypicality:
+            output = model(input_values=batch.to(parameter), output_atypicality=True)
+            atypical.append(output.atypicality.float().cpu().numpy())
+        else:
+            output = model(input_values=batch.to(parameter))
+        logits.append(output.logits.float().cpu().numpy())
+    return (np.concatenate(logits), np.concatenate(atypical)) if atypicality else np.concatenate(logits)
 
 
 class LabelMismatchError(Esc50HfError, ValueError):
@@ -135,15 +150,19 @@ def evaluate_model(
 
 
 def labelled_logits(
-    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset
-) -> tuple[np.ndarray, np.ndarray]:
+    model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset, atypicality: bool = False
+) -> tuple[np.ndarray, ...]:
     """The model's logits `(clips, num_labels)` for the clips of `dataset` and their true class ids in the model's
-    label order (`model_label_ids`), as `evaluate_model` scores them.
+    label order (`model_label_ids`), as `evaluate_model` scores them; with `atypicality`, the clips' atypicality
+    third.
 
     Raises:
         `LabelMismatchError`: the dataset has a class the model does not know.
     """
     references = model_label_ids(dataset, model_labels(model.config))
+    if atypicality:
+        logits, atypical = predict_logits(model, feature_extractor, dataset, atypicality=True)
+        return logits, references, atypical
     return predict_logits(model, feature_extractor, dataset), references
 
 

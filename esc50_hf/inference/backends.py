@@ -18,6 +18,13 @@ class LogitsBackend(Protocol):
     def __call__(self, input_values: np.ndarray) -> np.ndarray: ...
 
 
+class AtypicalityBackend(LogitsBackend, Protocol):
+    """A backend that can also give each input's atypicality (`Esc50CnnOutput.atypicality`) from the same pass,
+    or `None` when its network has none (an ONNX file exported before it existed)."""
+
+    def with_atypicality(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
 class TorchBackend:
     """Eager PyTorch: the saved `Esc50CnnForAudioClassification`."""
 
@@ -33,6 +40,12 @@ class TorchBackend:
     @torch.inference_mode()
     def __call__(self, input_values: np.ndarray) -> np.ndarray:
         return self.model(input_values=torch.as_tensor(input_values)).logits.float().numpy()
+
+    @torch.inference_mode()
+    def with_atypicality(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The logits and each input's atypicality, from one forward pass."""
+        output = self.model(input_values=torch.as_tensor(input_values), output_atypicality=True)
+        return output.logits.float().numpy(), output.atypicality.float().numpy()
 
 
 def load_backend(model_path: str | Path, backend: str = "torch", **kwargs) -> LogitsBackend:

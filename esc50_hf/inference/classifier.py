@@ -36,7 +36,7 @@ from ..model.prediction import LabelScore, Prediction, WindowPrediction
 from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, window_power, window_starts
 from ..paths import DEFAULT_MODEL_DIR
 from ..publish import is_hub_id
-from .backends import LogitsBackend, load_backend
+from .backends import load_backend
 
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
 
@@ -131,6 +131,14 @@ class SoundClassifier:
         self.config = AutoConfig.from_pretrained(self.model)  # its labels, calibration and fitted thresholds
         self.labels = model_labels(self.config)  # every backend answers with these
         self.backend = load_backend(self.model, backend, **backend_kwargs)
+        # The unknown score needs each window's atypicality when the model has the quantiles to read it against.
+        self.unknown_quantiles = getattr(self.config, "unknown_quantiles", None)
+        if self.unknown_quantiles is not None and not getattr(self.backend, "gives_atypicality", True):
+            raise ModelLoadError(
+                f"{getattr(self.backend, 'path', backend)} gives no atypicality (it was exported before the network "
+                "had one), which this model's unknown answer reads: export it again with "
+                f"`esc50-hf export-onnx --model {self.model}`"
+            )
         self.clip_samples = self.extractor.clip_samples
         self.hop_samples = hop_samples(hop_seconds, self.clip_samples, self.sampling_rate)
         if batch_size < 1:
@@ -138,7 +146,7 @@ class SoundClassifier:
         self.batch_size = batch_size
         self.limits = limits
         self.extractor.mel_filters()  # built now, so that threads never race to build the lazy cache
-        self._batcher = WindowBatcher(self.backend, max_batch_size) if dynamic_batching else None
+        self._batcher = WindowBatcher(self._network, max_batch_size) if dynamic_batching else None
 
     @classmethod
     def load_or_explain(cls, model: str | Path, backend: str = "torch", **kwargs: Any) -> "SoundClassifier":
@@ -223,16 +231,17 @@ class SoundClassifier:
 
         def flush() -> None:
             if pending:
-                probabilities = self.window_probabilities([samples for _, _, samples in pending])
-                for (item, start, samples), row in zip(pending, probabilities):
-                    pools[item].add([(start, len(samples))], row[None], [window_power(samples)])
+                probabilities, atypicality = self.window_scores([samples for _, _, samples in pending])
+                for index, ((item, start, samples), row) in enumerate(zip(pending, probabilities)):
+                    atypical = None if atypicality is None else atypicality[index : index + 1]
+                    pools[item].add([(start, len(samples))], row[None], [window_power(samples)], atypical)
                 pending.clear()
 
         def ready(item: int) -> bool:
             return item in done and all(owner != item for owner, _, _ in pending)
 
         for item, source in enumerate(sources):
-            pool = pools[item] = WindowPool(self.sampling_rate, self.clip_samples, self.labels)
+            pool = pools[item] = self.window_pool()
             covered = 0
             try:
                 for start, samples in iter_windows(self._blocks(source), self.clip_samples, self.hop_samples):
@@ -265,26 +274,47 @@ class SoundClassifier:
             return [source.samples]
         return audio_blocks(source, self.sampling_rate, self.limits)  # the pipeline's input path too
 
+    def window_pool(self) -> WindowPool:
+        """An empty `WindowPool` for one input of this classifier (its labels, and its unknown score's quantiles)."""
+        return WindowPool(self.sampling_rate, self.clip_samples, self.labels, self.unknown_quantiles)
+
     def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
         """`(num_windows, num_labels)` softmax probabilities, computed `batch_size` windows at a time.
 
         Args:
             windows (`list[np.ndarray]`): Mono waveforms at `sampling_rate`, at most a clip long each.
         """
-        batches = []
+        return self.window_scores(windows)[0]
+
+    def window_scores(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """`window_probabilities`, and each window's atypicality from the same passes (`None` unless the model has
+        `unknown_quantiles` and the backend gives one).
+
+        Args:
+            windows (`list[np.ndarray]`): Mono waveforms at `sampling_rate`, at most a clip long each.
+        """
+        batches, atypical = [], []
         for first in range(0, len(windows), self.batch_size):
             features = self.extractor(windows[first : first + self.batch_size], sampling_rate=self.sampling_rate)
-            if self._batcher is not None:
-                logits = self._batcher(features["input_values"])
-            else:
-                logits = np.asarray(self.backend(features["input_values"]), dtype=np.float64)
+            run = self._batcher if self._batcher is not None else self._network
+            logits, atypicality = run(features["input_values"])
+            logits = np.asarray(logits, dtype=np.float64)
             if logits.shape[-1] != len(self.labels):
                 raise ModelLoadError(
                     f"The model {self.model!r} returned {logits.shape[-1]} scores but its config.json names "
                     f"{len(self.labels)} labels: the weights and the config do not belong together"
                 )
             batches.append(softmax(logits))
-        return np.concatenate(batches)
+            atypical.append(atypicality)
+        together = None if any(part is None for part in atypical) else np.concatenate(atypical).astype(np.float64)
+        return np.concatenate(batches), together
+
+    def _network(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The backend on one feature batch: its logits, and the atypicality when the unknown score needs it."""
+        scorer = getattr(self.backend, "with_atypicality", None)
+        if self.unknown_quantiles is None or scorer is None:
+            return self.backend(input_values), None
+        return scorer(input_values)
 
     def log_mel(self, waveform: np.ndarray, chunk_seconds: float = 60.0) -> np.ndarray:
         """`(num_mel_bins, frames)` log-mel in dB of the whole waveform, as the model's extractor computes it.
@@ -317,11 +347,15 @@ class WindowBatcher:
     requests that queued during the previous pass go together, so throughput rises with load.
 
     Args:
-        backend (`LogitsBackend`): Features -> logits.
+        backend (`Callable`): Features -> `(logits, atypicality or None)` (`SoundClassifier._network`).
         max_batch_size (`int`, *optional*, defaults to 64): Most windows per forward pass.
     """
 
-    def __init__(self, backend: LogitsBackend, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        backend: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.backend = backend
@@ -329,7 +363,7 @@ class WindowBatcher:
         self._queue: queue.SimpleQueue[tuple[np.ndarray, Future]] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="esc50-window-batcher", daemon=True).start()
 
-    def __call__(self, input_values: np.ndarray) -> np.ndarray:
+    def __call__(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         future: Future = Future()
         self._queue.put((np.asarray(input_values), future))
         return future.result()
@@ -351,14 +385,16 @@ class WindowBatcher:
                 batch.append(item)
                 size += len(item[0])
             try:
-                logits = np.asarray(self.backend(np.concatenate([values for values, _ in batch])), dtype=np.float64)
+                logits, atypicality = self.backend(np.concatenate([values for values, _ in batch]))
+                logits = np.asarray(logits, dtype=np.float64)
             except Exception as error:  # every caller of this pass gets the error, the worker goes on
                 for _, future in batch:
                     future.set_exception(error)
                 continue
             first = 0
             for values, future in batch:
-                future.set_result(logits[first : first + len(values)])
+                rows = slice(first, first + len(values))
+                future.set_result((logits[rows], None if atypicality is None else atypicality[rows]))
                 first += len(values)
 
 

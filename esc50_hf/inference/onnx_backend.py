@@ -14,6 +14,7 @@ ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAME = "input_values"
 OUTPUT_NAME = "logits"
+ATYPICALITY_NAME = "atypicality"  # the graph's second output (files exported before it have none)
 
 
 def onnx_file_name(quantized: bool | str = False) -> str:
@@ -52,10 +53,20 @@ class OnnxBackend:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1  # the graph is a single chain: no parallel branches to run
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        # Files exported before the network gave its atypicality have only the logits.
+        self.gives_atypicality = ATYPICALITY_NAME in {output.name for output in self.session.get_outputs()}
 
     def __call__(self, input_values: np.ndarray) -> np.ndarray:
         inputs = {INPUT_NAME: np.ascontiguousarray(input_values, dtype=np.float32)}
         return self.session.run([OUTPUT_NAME], inputs)[0]
 
+    def with_atypicality(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logits and each input's atypicality from one run; `None` for a file exported without it."""
+        if not self.gives_atypicality:
+            return self(input_values), None
+        inputs = {INPUT_NAME: np.ascontiguousarray(input_values, dtype=np.float32)}
+        logits, atypicality = self.session.run([OUTPUT_NAME, ATYPICALITY_NAME], inputs)
+        return logits, atypicality
 
-__all__ = ["INT8_FILE", "ONNX_FILE", "OnnxBackend", "OnnxFileMissingError", "onnx_file_name"]
+
+__all__ = ["ATYPICALITY_NAME", "INT8_FILE", "ONNX_FILE", "OnnxBackend", "OnnxFileMissingError", "onnx_file_name"]

@@ -1,9 +1,11 @@
 """ONNX export of the CNN and its int8 quantization, in two forms.
 
-* The feature graph (`export_onnx`): log-mel `input_values` -> logits. The front end stays outside, so every
+* The feature graph (`export_onnx`): log-mel `input_values` -> logits (and `atypicality`, what the unknown score
+  reads beside the top score). The front end stays outside, so every
   Python backend is fed by the same `Esc50FeatureExtractor` and PyTorch, ONNX Runtime and int8 differ only in
   how they run the network.
-* The waveform graph (`export_waveform_onnx`): a mono waveform -> probabilities and logits, for runtimes without
+* The waveform graph (`export_waveform_onnx`): a mono waveform -> probabilities, logits and atypicality, for
+  runtimes without
   Python (a browser, a phone, a small board). Its front end is `Esc50FeatureExtractor`'s own `fix_length`,
   `log_mel` and `normalize`, traced into ONNX operators (`STFT`, the mel matrix, `Log`): not a second copy.
 """
@@ -24,7 +26,7 @@ from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from ..model.windows import softmax
-from .onnx_backend import INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend
+from .onnx_backend import ATYPICALITY_NAME, INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend
 
 # 18 is the oldest opset the torch.export-based exporter emits; the TorchScript one supports it too.
 DEFAULT_OPSET = 18
@@ -43,15 +45,16 @@ WAVEFORM_PARITY_TOLERANCE = 1e-4
 PARITY_TOLERANCE = 1e-4
 
 
-class _LogitsOnly(torch.nn.Module):
-    """The model with a plain tensor output (`SequenceClassifierOutput` is not exportable as is)."""
+class _LogitsAndAtypicality(torch.nn.Module):
+    """The model with plain tensor outputs, `(logits, atypicality)` (`Esc50CnnOutput` is not exportable as is)."""
 
     def __init__(self, model: Esc50CnnForAudioClassification) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        return self.model(input_values=input_values, return_dict=False)[0]
+    def forward(self, input_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, atypicality = self.model(input_values=input_values, return_dict=False, output_atypicality=True)
+        return logits, atypicality
 
 
 class _RefuseEmpty(torch.nn.Module):
@@ -67,7 +70,8 @@ class _RefuseEmpty(torch.nn.Module):
 
 
 class _WaveformClassifier(torch.nn.Module):
-    """Waveform `(batch, samples)` -> `(probabilities, logits)`: the feature extractor's own code, then the model.
+    """Waveform `(batch, samples)` -> `(probabilities, logits, atypicality)`: the feature extractor's own code, then
+    the model.
 
     Args:
         extractor (`Esc50FeatureExtractor`): Its `fix_length`, `log_mel` and `normalize` are traced as they are.
@@ -80,11 +84,11 @@ class _WaveformClassifier(torch.nn.Module):
         self.audio_must_not_be_empty = _RefuseEmpty()
         self.model = model
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         clip = self.extractor.fix_length(self.audio_must_not_be_empty(waveform))
         features = self.extractor.normalize(self.extractor.log_mel(clip))
-        logits = self.model(input_values=features, return_dict=False)[0]
-        return logits.softmax(dim=-1), logits
+        logits, atypicality = self.model(input_values=features, return_dict=False, output_atypicality=True)
+        return logits.softmax(dim=-1), logits, atypicality
 
 
 def export_onnx(
@@ -114,8 +118,9 @@ def export_onnx(
     output = Path(output) if output is not None else Path(model_path) / ONNX_FILE
     # Batch 2 (not 1), so the exporter cannot specialise the batch axis to a constant.
     example = torch.zeros(2, extractor.num_mel_bins, extractor.num_frames)
-    axes = {INPUT_NAME: {0: "batch", 2: "frames"}, OUTPUT_NAME: {0: "batch"}}
-    _trace(_LogitsOnly(model), example, output, [INPUT_NAME], [OUTPUT_NAME], axes, opset, dynamo)
+    axes = {INPUT_NAME: {0: "batch", 2: "frames"}, OUTPUT_NAME: {0: "batch"}, ATYPICALITY_NAME: {0: "batch"}}
+    outputs = [OUTPUT_NAME, ATYPICALITY_NAME]
+    _trace(_LogitsAndAtypicality(model), example, output, [INPUT_NAME], outputs, axes, opset, dynamo)
     # The labels travel inside the file too (metadata `labels`, a JSON list in output order), for runtimes that
     # read only the .onnx file; in a model folder config.json stays the source.
     return _finish(output, {LABELS_METADATA_KEY: json.dumps(list(model_labels(model.config)))})
@@ -127,7 +132,8 @@ def export_waveform_onnx(model_path: str | Path, output: str | Path | None = Non
     Input `waveform`: float32 `(batch, samples)`, mono, at the model's sampling rate, any length: zero-padded at
     the end or cut to one clip (`Esc50FeatureExtractor.fix_length`), then the STFT, mel filter bank, dB and
     standardisation of `Esc50FeatureExtractor.log_mel`/`normalize`, then the network (with its
-    `calibration_temperature`). Outputs `probabilities` and `logits`, `(batch, num_labels)`. A rank other than 2
+    `calibration_temperature`). Outputs `probabilities` and `logits`, `(batch, num_labels)`, and `atypicality`,
+    `(batch,)` (`Esc50CnnOutput`). A rank other than 2
     is refused by ONNX Runtime, an input of 0 samples by the graph. Metadata: `labels` (JSON list in output
     order), `sampling_rate`, `clip_samples` and `input` (`"waveform"`).
 
@@ -152,8 +158,9 @@ def export_waveform_onnx(model_path: str | Path, output: str | Path | None = Non
         WAVEFORM_INPUT_NAME: {0: "batch", 1: "samples"},
         PROBABILITIES_NAME: {0: "batch"},
         OUTPUT_NAME: {0: "batch"},
+        ATYPICALITY_NAME: {0: "batch"},
     }
-    outputs = [PROBABILITIES_NAME, OUTPUT_NAME]
+    outputs = [PROBABILITIES_NAME, OUTPUT_NAME, ATYPICALITY_NAME]
     _trace(_WaveformClassifier(extractor, model), example, output, [WAVEFORM_INPUT_NAME], outputs, axes, opset)
     metadata = {
         LABELS_METADATA_KEY: json.dumps(list(model_labels(model.config))),
@@ -333,7 +340,8 @@ def quantize_int8(
         output (`str` or `Path`, *optional*): Destination (default `model.int8.onnx` beside `onnx_path`).
         batch_size (`int`, *optional*, defaults to 16): Calibration batch size.
         input_name (`str`, *optional*, defaults to `"input_values"`): The graph's input.
-        nodes_to_exclude (`list[str]`, *optional*): Nodes left in float32.
+        nodes_to_exclude (`list[str]`, *optional*): Nodes left in float32 (besides those that compute only the
+            atypicality, always left so).
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -348,6 +356,8 @@ def quantize_int8(
 
     onnx_path = Path(onnx_path)
     output = Path(output) if output is not None else onnx_path.with_name(INT8_FILE)
+    # The atypicality is a few means and logarithms of the network's activations: it stays float32, as in Python.
+    nodes_to_exclude = [*(nodes_to_exclude or []), *_atypicality_only_nodes(onnx.load(str(onnx_path)))]
     with tempfile.TemporaryDirectory() as scratch:
         quantize_static(
             str(_prepared_for_quantization(onnx_path, Path(scratch))),
@@ -396,6 +406,27 @@ def quantize_waveform_int8(
     _set_metadata(output, onnx_metadata(onnx_path))
     onnx.checker.check_model(str(output))
     return output
+
+
+def _atypicality_only_nodes(model) -> list[str]:
+    """The names of the nodes of an ONNX `model` that compute its `atypicality` output and nothing else."""
+
+    producers = {name: node for node in model.graph.node for name in node.output}
+
+    def ancestors(output: str) -> set[str]:
+        seen, pending = set(), [output]
+        while pending:
+            node = producers.get(pending.pop())
+            if node is not None and node.name not in seen:
+                seen.add(node.name)
+                pending.extend(node.input)
+        return seen
+
+    outputs = [output.name for output in model.graph.output]
+    if ATYPICALITY_NAME not in outputs:
+        return []
+    others = set().union(*(ancestors(name) for name in outputs if name != ATYPICALITY_NAME))
+    return sorted(ancestors(ATYPICALITY_NAME) - others)
 
 
 def _prepared_for_quantization(onnx_path: Path, scratch: Path) -> Path:

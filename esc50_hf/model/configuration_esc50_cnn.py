@@ -1,6 +1,8 @@
 """Configuration of the ESC-50 log-mel CNN."""
 
 import copy
+import math
+from typing import Any
 
 from transformers import PreTrainedConfig
 
@@ -23,9 +25,28 @@ CUSTOM_PIPELINES = {
 UNCALIBRATED = {
     "calibration_temperature": 1.0,
     "unknown_threshold": None,
+    "unknown_quantiles": None,
     "event_thresholds": None,
     "calibration": None,
 }
+
+
+def _check_quantiles(quantiles: Any) -> None:
+    """Raises `ValueError` unless `quantiles` is `{"top_score": [...], "atypicality": [...]}`, two sorted lists of
+    numbers of one length (at least 2)."""
+    names = ("top_score", "atypicality")
+    if not isinstance(quantiles, dict) or sorted(quantiles) != sorted(names):
+        raise ValueError(f"unknown_quantiles must have the keys {list(names)}, got {quantiles!r:.80}")
+    lengths = {len(quantiles[name]) if isinstance(quantiles[name], list) else -1 for name in names}
+    if len(lengths) != 1 or min(lengths) < 2:
+        raise ValueError("unknown_quantiles: top_score and atypicality must be lists of one length, at least 2")
+    for name in names:
+        values = quantiles[name]
+        if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in values) or any(
+            later < earlier for earlier, later in zip(values, values[1:])
+        ):
+            raise ValueError(f"unknown_quantiles[{name!r}] must be finite numbers in increasing order")
+
 
 # The stem of new models; a config.json saved before the stem existed has no `stem_channels` and means 0.
 DEFAULT_STEM_CHANNELS = 16
@@ -62,8 +83,13 @@ class Esc50CnnConfig(PreTrainedConfig):
             probabilities; fitted on held-out clips by training or `esc50-hf calibrate`. 1 leaves them as trained;
             the loss is always computed before it, so training is the same whatever its value.
         unknown_threshold (`float`, *optional*):
-            The calibrated top score below which a clip is "none of these" (not one of the known sounds), for the
-            paths that are asked for the unknown answer; `None` when no threshold was fitted.
+            The unknown score (`prediction.unknown_score`: the calibrated top score, or with `unknown_quantiles`
+            that combined with the atypicality) below which a clip is "none of these" (not one of the known
+            sounds), for the paths that are asked for the unknown answer; `None` when no threshold was fitted.
+        unknown_quantiles (`dict[str, list[float]]`, *optional*):
+            `"top_score"` and `"atypicality"`: quantiles (sorted, as many of each) of the calibrated top score and
+            of the model's atypicality over held-out clips of the known sounds, which the unknown score is read
+            against (bench/unknown_choice.md); `None`: the unknown score is the top score.
         event_thresholds (`dict[str, float]`, *optional*):
             Per-label lowest calibrated window score that joins a sound event (`esc50-hf predict --events
             --min-score model`), fitted on held-out recordings; `None` when not fitted.
@@ -83,6 +109,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         label_smoothing: float = 0.1,
         calibration_temperature: float = 1.0,
         unknown_threshold: float | None = None,
+        unknown_quantiles: dict[str, list[float]] | None = None,
         event_thresholds: dict[str, float] | None = None,
         calibration: dict | None = None,
         **kwargs,
@@ -107,6 +134,8 @@ class Esc50CnnConfig(PreTrainedConfig):
             raise ValueError(f"calibration_temperature must be positive, got {calibration_temperature}")
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
             raise ValueError(f"unknown_threshold is a probability in [0, 1], got {unknown_threshold}")
+        if unknown_quantiles is not None:
+            _check_quantiles(unknown_quantiles)
         self.num_mel_bins = num_mel_bins
         self.stem_channels = stem_channels
         self.block_channels = list(block_channels)
@@ -114,6 +143,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         self.label_smoothing = label_smoothing
         self.calibration_temperature = float(calibration_temperature)
         self.unknown_threshold = unknown_threshold
+        self.unknown_quantiles = unknown_quantiles
         self.event_thresholds = event_thresholds
         self.calibration = calibration
         super().__init__(**kwargs)

@@ -4,7 +4,7 @@ The browser sends what it recorded since its last send (`gr.Audio(streaming=True
 ~0.1 s while the server keeps up), as a short WAV upload. Each chunk is decoded by the one input path
 (`esc50_hf.model.audio_io.stream_audio`: checked, mono, at the model's rate), deleted from the upload folder, and
 pushed into the stream's ring buffer of one clip (5 s). Once `LIVE_UPDATE_SECONDS` of new audio have arrived, that
-window is classified by `SoundClassifier.window_probabilities` (the same features, network and batching as every
+window is classified by `SoundClassifier.window_scores` (the same features, network and batching as every
 other request: the windows of all live streams and uploads share forward passes) and answered as an upload is
 (`Prediction`, the unknown answer below the model's threshold). A short history (`LIVE_HISTORY_SECONDS`) keeps the
 windows' probabilities; the page shows it smoothed over `LIVE_SMOOTHING_UPDATES` updates, as runs of one label.
@@ -34,8 +34,8 @@ import soundfile as sf
 
 from ..inference.classifier import SoundClassifier
 from ..model.audio_io import AudioInputError, stream_audio
-from ..model.prediction import Prediction
-from ..model.windows import WindowPool, window_power
+from ..model.prediction import Prediction, unknown_score
+from ..model.windows import window_power
 
 LIVE_UPDATE_SECONDS = 1.0  # the browser sends a chunk this often (Gradio's stream_every): one update each
 LIVE_HISTORY_SECONDS = 30.0  # the history strip covers this much
@@ -76,7 +76,7 @@ class LiveStream:
     filled: int = 0  # samples of the buffer holding audio (the newest at its end)
     heard: int = 0  # samples received since the stream started
     unclassified: int = 0  # samples received since the window was last classified
-    history: deque = field(init=False)  # (samples the update added, probabilities)
+    history: deque = field(init=False)  # (samples the update added, probabilities, atypicality or None)
     last_seen: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -236,16 +236,22 @@ class LiveClassifier:
             return None  # nothing new, or less than an update's worth since the last one
         window = stream.window()
         if self.recent_samples is None or len(window) <= self.recent_samples:
-            probabilities = self.classifier.window_probabilities([window])[0]
+            rows, atypical = self.classifier.window_scores([window])
         else:
-            probabilities, recent = self.classifier.window_probabilities([window, window[-self.recent_samples :]])
-            if recent.argmax() != probabilities.argmax() and recent.max() > probabilities.max():
-                probabilities, window = recent, window[-self.recent_samples :]
-        stream.history.append((stream.unclassified, probabilities))
+            rows, atypical = self.classifier.window_scores([window, window[-self.recent_samples :]])
+            if rows[1].argmax() != rows[0].argmax() and rows[1].max() > rows[0].max():
+                rows, atypical, window = (
+                    rows[1:],
+                    None if atypical is None else atypical[1:],
+                    window[-self.recent_samples :],
+                )
+        probabilities, atypicality = rows[0], None if atypical is None else float(atypical[0])
+        stream.history.append((stream.unclassified, probabilities, atypicality))
         stream.unclassified = 0
-        pool = WindowPool(self.classifier.sampling_rate, self.classifier.clip_samples, self.classifier.labels)
+        pool = self.classifier.window_pool()
         start = stream.heard - len(window)
-        pool.add([(start, len(window))], probabilities[None], [window_power(window)])  # one window: weight moot
+        one = None if atypicality is None else [atypicality]
+        pool.add([(start, len(window))], probabilities[None], [window_power(window)], one)  # one window: weight moot
         prediction = pool.prediction(self.top_k)
         if self.unknown_threshold is not None:
             prediction = prediction.with_unknown(self.unknown_threshold)
@@ -272,16 +278,20 @@ class LiveClassifier:
         last `LIVE_HISTORY_SECONDS` only (updates of more than a second each, from a lagging client, are cut)."""
         rows = list(stream.history)
         budget, spans = LIVE_HISTORY_SECONDS, []
-        for added, _ in reversed(rows):
+        for added, _, _ in reversed(rows):
             spans.append(min(added / self.classifier.sampling_rate, budget))
             budget -= spans[-1]
         runs: list[tuple[str, float]] = []
         for index, seconds in enumerate(reversed(spans)):
             if not seconds:
                 continue
-            mean = np.mean([row for _, row in rows[max(0, index - LIVE_SMOOTHING_UPDATES + 1) : index + 1]], axis=0)
+            recent = rows[max(0, index - LIVE_SMOOTHING_UPDATES + 1) : index + 1]
+            mean = np.mean([row for _, row, _ in recent], axis=0)
             best = int(mean.argmax())
-            unknown = self.unknown_threshold is not None and mean[best] < self.unknown_threshold
+            atypical = [value for _, _, value in recent]
+            atypicality = None if None in atypical else float(np.mean(atypical))
+            score = unknown_score(mean[best], atypicality, self.classifier.unknown_quantiles)
+            unknown = self.unknown_threshold is not None and score < self.unknown_threshold
             label = UNKNOWN_RUN if unknown else self.classifier.labels[best]
             if runs and runs[-1][0] == label:
                 runs[-1] = (label, runs[-1][1] + seconds)

@@ -108,11 +108,17 @@ class FoldFeatures:
         logits, references = self.logits(model, feature_extractor)
         return score_predictions(logits.argmax(axis=-1), references, self.labels)
 
-    def logits(self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor) -> tuple[np.ndarray, np.ndarray]:
-        """The model's logits on the validation clips and their class ids, as `score` scores them."""
+    def logits(
+        self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, atypicality: bool = False
+    ) -> tuple[np.ndarray, ...]:
+        """The model's logits on the validation clips and their class ids, as `score` scores them; with
+        `atypicality`, the clips' atypicality third."""
         if self.validation_audio is not None:
-            return labelled_logits(model, feature_extractor, self.validation_audio)
+            return labelled_logits(model, feature_extractor, self.validation_audio, atypicality)
         clean = CleanFeatures(*self.validation, feature_extractor)
+        if atypicality:
+            logits, atypical = predict_feature_logits(model, clean.features, atypicality=True)
+            return logits, clean.labels.numpy(), atypical
         return predict_feature_logits(model, clean.features), clean.labels.numpy()
 
 

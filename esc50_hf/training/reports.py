@@ -81,7 +81,7 @@ def write_model_folder_reports(
             {"epoch": e["epoch"], "accuracy": e["eval_accuracy"], "f1": e["eval_f1"]} for e in epochs
         ],
     }
-    (folder / METRICS_FILE).write_text(json.dumps(results, indent=2))
+    (folder / METRICS_FILE).write_text(metrics_json(results))
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(
@@ -90,6 +90,17 @@ def write_model_folder_reports(
     plot_training_curves(log_history, folder / "training_curves.png")
     render_model_card(folder, results, recipe)
     return results
+
+
+def metrics_json(results: dict[str, Any]) -> str:
+    """`metrics.json`'s text: indented JSON, each row of `per_epoch_validation` on one line (a shipped model folder
+    has a size budget, and two hundred epochs of five lines each are most of this file)."""
+    rows = results.get("per_epoch_validation")
+    if not rows:
+        return json.dumps(results, indent=2)
+    head = json.dumps({key: value for key, value in results.items() if key != "per_epoch_validation"}, indent=2)
+    lines = ",\n".join(f"    {json.dumps(row, separators=(',', ':'))}" for row in rows)
+    return f'{head[:-2]},\n  "per_epoch_validation": [\n{lines}\n  ]\n}}'
 
 
 def write_per_class_report(path: Path, per_class: dict[str, dict[str, float]]) -> None:
@@ -154,12 +165,13 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def save_compact_png(figure: Any, path: Path, dpi: int = 100) -> None:
-    """A plot as a 256-colour PNG: a third of the size of matplotlib's RGBA file, which keeps the model folder small."""
+def save_compact_png(figure: Any, path: Path, dpi: int = 100, **savefig: Any) -> None:
+    """A plot as a 256-colour PNG: a third of the size of matplotlib's RGBA file, which keeps the model folder small.
+    `savefig` goes to matplotlib's `savefig` (e.g. `bbox_inches="tight"`)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format="png", dpi=dpi, **savefig)
     buffer.seek(0)
     Image.open(buffer).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
 
@@ -383,9 +395,16 @@ def calibration_section(folder: Path) -> str:
             f"{test['before']['mean_top_score']:.3f} -> {test['after']['mean_top_score']:.3f} against an accuracy of "
             f"{test['accuracy']:.3f}.",
         ]
+    if fit.get("unknown_score") == "top score x atypicality":
+        score = (
+            "unknown score (the share of those clips with a top score at most the recording's, times the share at "
+            "least as atypical to the network; `unknown_quantiles`)"
+        )
+    else:
+        score = "top score"
     lines += [
         "",
-        f"A recording whose top score is below **{fit['unknown_threshold']:.3f}** (`unknown_threshold`) is none of "
+        f"A recording whose {score} is below **{fit['unknown_threshold']:.3f}** (`unknown_threshold`) is none of "
         f"the known sounds: `pipeline(..., unknown_threshold=True)`, `esc50-hf predict --unknown` and the web demo "
         f"say so, with the best guess. The threshold accepts {fit['accept']:.0%} of the known clips it was fitted on"
         + (f"; {test['known_accepted']:.1%} of fold {test['fold']}." if test else "."),

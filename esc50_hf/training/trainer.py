@@ -218,12 +218,17 @@ def _train(setup: TrainingSetup) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle nothing reads; the recipe is JSON
-        logits, references = features.logits(trainer.model, extractor)
+        logits, references, atypicality = features.logits(trainer.model, extractor, atypicality=True)
         scores = score_predictions(logits.argmax(axis=-1), references, features.labels)
         evaluated = "the evaluation clips" if features.own is not None else f"fold {setup.data.validation_fold}"
         if len(references) >= MIN_CALIBRATION_CLIPS:
             calibrate_model_folder(
-                staging, trainer.model.config, logits, references, f"{evaluated} (the evaluation split)"
+                staging,
+                trainer.model.config,
+                logits,
+                references,
+                f"{evaluated} (the evaluation split)",
+                atypicality=atypicality,
             )
         else:
             print_main_process(

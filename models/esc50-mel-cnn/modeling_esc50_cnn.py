@@ -1,5 +1,7 @@
 """The ESC-50 log-mel CNN as a `transformers` model."""
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -7,6 +9,23 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_esc50_cnn import Esc50CnnConfig
+
+
+@dataclass
+class Esc50CnnOutput(SequenceClassifierOutput):
+    """`SequenceClassifierOutput`, and with `output_atypicality=True` each input's `atypicality` (`(batch,)`): the
+    mean over the batch-norm layers of `batch_norm_deviation`, higher for inputs less like the training clips."""
+
+    atypicality: torch.FloatTensor | None = None
+
+
+def batch_norm_deviation(norm: nn.Module, normalized: torch.Tensor) -> torch.Tensor:
+    """`(batch,)` `log(mean(z ** 2))` over `norm`'s channels, `z` a channel's mean input standardised by the running
+    statistics: `(mean(output) - bias) / weight` in evaluation, read from the output so that ONNX Runtime can still
+    fuse the convolution before `norm` with it."""
+    mean = normalized.mean(dim=tuple(range(2, normalized.ndim)))
+    z = (mean - norm.bias) / norm.weight
+    return torch.log(z.pow(2).mean(dim=1) + 1e-12)
 
 
 class Esc50ConvBlock(nn.Module):
@@ -19,9 +38,13 @@ class Esc50ConvBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(out_channels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = F.relu(self.norm1(self.conv1(hidden)))
-        hidden = F.relu(self.norm2(self.conv2(hidden)))
+    def forward(self, hidden: torch.Tensor, deviations: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`deviations`, when given, gets each batch-norm layer's `batch_norm_deviation` appended."""
+        for conv, norm in ((self.conv1, self.norm1), (self.conv2, self.norm2)):
+            hidden = norm(conv(hidden))
+            if deviations is not None:
+                deviations.append(batch_norm_deviation(norm, hidden))
+            hidden = F.relu(hidden)
         return F.avg_pool2d(hidden, kernel_size=2)
 
 
@@ -33,8 +56,12 @@ class Esc50Stem(nn.Module):
         self.conv = nn.Conv2d(1, out_channels, kernel_size=3, padding=1, bias=False)
         self.norm = nn.BatchNorm2d(out_channels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(F.relu(self.norm(self.conv(hidden))), kernel_size=2)
+    def forward(self, hidden: torch.Tensor, deviations: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`deviations`, when given, gets the batch-norm layer's `batch_norm_deviation` appended."""
+        hidden = self.norm(self.conv(hidden))
+        if deviations is not None:
+            deviations.append(batch_norm_deviation(self.norm, hidden))
+        return F.avg_pool2d(F.relu(hidden), kernel_size=2)
 
 
 class Esc50CnnPreTrainedModel(PreTrainedModel):
@@ -65,9 +92,10 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
     """Log-mel CNN with a global pooling head.
 
     Input: `input_values` of shape `(batch, num_mel_bins, frames)` from `Esc50FeatureExtractor`.
-    Output: `SequenceClassifierOutput` with one logit per label (calibrated: `config.calibration_temperature`);
+    Output: `Esc50CnnOutput` with one logit per label (calibrated: `config.calibration_temperature`);
     `loss` when `labels` are given, either
-    class indices `(batch,)` or class probabilities `(batch, num_labels)` (mixup targets).
+    class indices `(batch,)` or class probabilities `(batch, num_labels)` (mixup targets); the inputs'
+    `atypicality` when asked for.
     """
 
     def __init__(self, config: Esc50CnnConfig) -> None:
@@ -104,14 +132,22 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
 
     def pooled_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
         """`(batch, mels, frames)` -> `(batch, channels)` clip embedding."""
+        return self._embed(input_values)
+
+    def _embed(self, input_values: torch.Tensor, deviations: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The clip embedding; `deviations`, when given, gets every batch-norm layer's `batch_norm_deviation`."""
         if input_values.ndim != 3 or input_values.shape[1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must have shape (batch, {self.config.num_mel_bins}, frames), "
                 f"got {tuple(input_values.shape)}"
             )
-        hidden = self.stem(self.input_norm(input_values).unsqueeze(1))  # (batch, channels, mels, frames)
+        hidden = self.input_norm(input_values)
+        if deviations is not None:
+            deviations.append(batch_norm_deviation(self.input_norm, hidden))
+        hidden = hidden.unsqueeze(1)  # (batch, 1, mels, frames)
+        hidden = self.stem(hidden) if isinstance(self.stem, nn.Identity) else self.stem(hidden, deviations)
         for block in self.blocks:
-            hidden = block(hidden)
+            hidden = block(hidden, deviations)  # (batch, channels, mels, frames), halved by each block
         hidden = hidden.mean(dim=2)  # average over frequency
         return hidden.mean(dim=-1) + hidden.amax(dim=-1)  # mean + max over time
 
@@ -120,8 +156,9 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         input_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        output_atypicality: bool = False,
         **kwargs,
-    ) -> SequenceClassifierOutput | tuple:
+    ) -> Esc50CnnOutput | tuple:
         r"""Classifies a batch of log-mel spectrograms.
 
         Args:
@@ -131,24 +168,28 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
                 Class indices, or class probabilities (mixup targets); the loss is cross-entropy with the config's
                 `label_smoothing`.
             return_dict (`bool`, *optional*):
-                Return a `SequenceClassifierOutput` (default: `config.return_dict`) rather than a tuple.
+                Return an `Esc50CnnOutput` (default: `config.return_dict`) rather than a tuple.
+            output_atypicality (`bool`, *optional*, defaults to `False`):
+                Also return each input's `atypicality` (see `Esc50CnnOutput`), for the "none of these" answer.
             **kwargs:
                 Ignored; accepted because the Trainer passes extra arguments (e.g. `num_items_in_batch`).
 
         Returns:
-            `SequenceClassifierOutput` with `logits` of shape `(batch, num_labels)`, divided by the config's
-            `calibration_temperature` (so their softmax is the calibrated probability) and, when `labels` are given,
-            the scalar `loss` (of the logits before that division); or the tuple `(logits,)` / `(loss, logits)` when
-            `return_dict` is false.
+            `Esc50CnnOutput` with `logits` of shape `(batch, num_labels)`, divided by the config's
+            `calibration_temperature` (so their softmax is the calibrated probability), when `labels` are given the
+            scalar `loss` (of the logits before that division), and the `atypicality` when asked for; or the tuple
+            `(logits,)` / `(loss, logits)` (then `atypicality` last) when `return_dict` is false.
         """
-        raw = self.classifier(self.dropout(self.pooled_embedding(input_values)))
+        deviations: list[torch.Tensor] | None = [] if output_atypicality else None
+        raw = self.classifier(self.dropout(self._embed(input_values, deviations)))
+        atypicality = None if deviations is None else torch.stack(deviations, dim=1).mean(dim=1)
         loss = None if labels is None else self.loss(raw, labels)
         temperature = getattr(self.config, "calibration_temperature", 1.0)
         logits = raw if temperature == 1.0 else raw / temperature
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if not return_dict:
-            return (logits,) if loss is None else (loss, logits)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+            return tuple(value for value in (loss, logits, atypicality) if value is not None)
+        return Esc50CnnOutput(loss=loss, logits=logits, atypicality=atypicality)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against class indices or class probabilities, with label smoothing."""
@@ -159,4 +200,4 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         return F.cross_entropy(logits.float(), labels.long(), label_smoothing=self.config.label_smoothing)
 
 
-__all__ = ["Esc50CnnForAudioClassification", "Esc50CnnPreTrainedModel"]
+__all__ = ["Esc50CnnForAudioClassification", "Esc50CnnOutput", "Esc50CnnPreTrainedModel", "batch_norm_deviation"]

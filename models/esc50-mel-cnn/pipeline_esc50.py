@@ -27,8 +27,9 @@ It differs from transformers' generic `AudioClassificationPipeline` where this m
 * **Calibrated scores and "none of these".** The scores are the model's calibrated probabilities
   (its `config.calibration_temperature`). With `unknown_threshold=True` (the model's fitted
   `config.unknown_threshold`) or a number, the answer is a dict `{"labels": [...], "unknown": bool}`
-  (plus the timeline if asked): `unknown` is true when the top score is below the threshold, the
-  clip being none of the known sounds; `labels` still holds the best guesses. Nothing changes for
+  (plus the timeline if asked): `unknown` is true when the unknown score (the top score, read with the
+  network's atypicality for a model with `config.unknown_quantiles`: `prediction.unknown_score`) is below
+  the threshold, the clip being none of the known sounds; `labels` still holds the best guesses. Nothing changes for
   callers who do not pass it.
 
 Inputs: a file path, the file's bytes, a 1-D float array at the model's rate, a
@@ -117,8 +118,11 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         is_last = model_inputs.pop("is_last")
         start, num_samples, power = (model_inputs.pop(key) for key in ("start", "num_samples", "power"))
-        logits = self.model(input_values=model_inputs["input_values"].to(self.dtype)).logits
-        outputs = {"logits": logits.float(), "start": start, "num_samples": num_samples, "power": power}
+        wanted = getattr(self.model.config, "unknown_quantiles", None) is not None  # the unknown score reads it
+        output = self.model(input_values=model_inputs["input_values"].to(self.dtype), output_atypicality=wanted)
+        outputs = {"logits": output.logits.float(), "start": start, "num_samples": num_samples, "power": power}
+        if wanted:
+            outputs["atypicality"] = output.atypicality.float()
         return outputs | {"is_last": is_last}
 
     def postprocess(
@@ -132,10 +136,14 @@ class Esc50AudioClassificationPipeline(ChunkPipeline):
         windows = [
             (int(output["start"].reshape(-1)[0]), int(output["num_samples"].reshape(-1)[0])) for output in model_outputs
         ]
-        extractor = self.feature_extractor
-        pool = WindowPool(extractor.sampling_rate, extractor.clip_samples, model_labels(self.model.config))
+        extractor, config = self.feature_extractor, self.model.config
+        quantiles = getattr(config, "unknown_quantiles", None)
+        pool = WindowPool(extractor.sampling_rate, extractor.clip_samples, model_labels(config), quantiles)
         powers = [float(output["power"].reshape(-1)[0]) for output in model_outputs]
-        pool.add(windows, softmax(logits), powers)  # (start, num_samples) pairs
+        atypicality = None
+        if all("atypicality" in output for output in model_outputs):
+            atypicality = [float(output["atypicality"].reshape(-1)[0]) for output in model_outputs]
+        pool.add(windows, softmax(logits), powers, atypicality)  # (start, num_samples) pairs
         # The schema's row with exact scores, as transformers' pipelines return them; its "windows" are the
         # "timeline" here, the name this pipeline's output has always had.
         prediction = pool.prediction(top_k)

@@ -10,7 +10,7 @@ place (`to_row`'s `digits`):
 * `Event` (`start_s`, `end_s`, `label`, `mean_score`): consecutive windows that agree on their best label;
 * `Prediction` (`labels`, `windows`, `duration_s`, `events`, `unknown`): the clip-level top-k, the
   windows, the input's length and, when asked for, the events (`with_events`) and whether the clip
-  is none of the known sounds (`with_unknown`: its top score is below the model's threshold).
+  is none of the known sounds (`with_unknown`: its `unknown_score` is below the model's threshold).
 
 Every output is made from these rows: the pipeline's lists and `return_timeline=True` dict,
 `SoundClassifier`'s results, `esc50-hf predict` (table, JSON, CSV, label tracks, `--output` files)
@@ -19,7 +19,7 @@ and the app's `/predict`. Label names are whatever the classifier gives (`Window
 Copied next to the model code when a model is saved: standard library and numpy only.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
@@ -29,6 +29,11 @@ SCORE_DIGITS = 6  # what `to_row` rounds scores to unless told otherwise
 # Field metadata: "score" marks a probability (rounded by `to_row`), "items" the class of a list's elements.
 _SCORE = {"score": True}
 _PRE_SCHEMA_KEYS = {"start_s": "start", "end_s": "end", "duration_s": "duration"}  # `Prediction.to_dict` only
+
+
+def _row_fields(cls: type) -> list:
+    """The dataclass fields of `cls` that are part of its row (all but those marked `{"row": False}`)."""
+    return [item for item in fields(cls) if item.metadata.get("row", True)]  # type: ignore[arg-type]
 
 
 class _Row:
@@ -42,7 +47,7 @@ class _Row:
                 rounded to; `None` keeps them exact.
         """
         row: dict[str, Any] = {}
-        for item in fields(self):  # type: ignore[arg-type]
+        for item in _row_fields(type(self)):
             value = getattr(self, item.name)
             if value is None:
                 continue
@@ -56,7 +61,7 @@ class _Row:
     @classmethod
     def row_keys(cls) -> tuple[str, ...]:
         """The keys of `to_row()`, in order (optional ones included)."""
-        return tuple(item.name for item in fields(cls))  # type: ignore[arg-type]
+        return tuple(item.name for item in _row_fields(cls))
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Any:
@@ -67,7 +72,7 @@ class _Row:
             row (`dict`): The row, e.g. `json.loads(line)`.
         """
         values: dict[str, Any] = {}
-        for item in fields(cls):  # type: ignore[arg-type]
+        for item in _row_fields(cls):
             kind = item.metadata.get("items")
             if item.name in row:
                 value = row[item.name]
@@ -130,6 +135,9 @@ class Prediction(_Row):
     duration_s: float
     events: list[Event] | None = field(default=None, metadata={"items": Event})
     unknown: bool | None = None
+    # How much the clip looks like the known sounds (`unknown_score`), when the model's config has the tables it
+    # needs; otherwise the top score is used. Not part of the row.
+    unknown_score: float | None = field(default=None, compare=False, metadata={"row": False})
 
     @property
     def label(self) -> str:
@@ -150,9 +158,11 @@ class Prediction(_Row):
         return replace(self, events=find_events(self.windows, min_score))
 
     def with_unknown(self, threshold: float) -> "Prediction":
-        """This prediction with `unknown` set: true when its top score is below `threshold` (the model's
-        `config.unknown_threshold`, fitted on held-out clips), i.e. the clip is none of the known sounds."""
-        return replace(self, unknown=bool(self.labels[0].score < threshold))
+        """This prediction with `unknown` set: true when its `unknown_score` (its top score, for a model without
+        `unknown_quantiles`) is below `threshold` (the model's `config.unknown_threshold`, fitted on held-out
+        clips), i.e. the clip is none of the known sounds."""
+        score = self.labels[0].score if self.unknown_score is None else self.unknown_score
+        return replace(self, unknown=bool(score < threshold))
 
     def to_row(self, digits: int | None = SCORE_DIGITS, *, windows: bool = True) -> dict[str, Any]:
         """The prediction as a dict of JSON types: `labels`, `windows` (unless `windows=False`), `duration_s`,
@@ -179,6 +189,33 @@ class Prediction(_Row):
         row.pop("events", None)
         row.pop("unknown", None)
         return _renamed(row, _PRE_SCHEMA_KEYS)
+
+
+def unknown_score(
+    top_score: float, atypicality: float | None, quantiles: Mapping[str, Sequence[float]] | None
+) -> float:
+    """How much a clip looks like the sounds a model knows, in [0, 1] (bench/unknown_choice.md): the share of held-out
+    known clips with a top score at most this one's times the share at least as atypical (`unknown_quantiles`);
+    without quantiles or an atypicality, the top score itself.
+
+    Args:
+        top_score (`float`): The clip's calibrated top score.
+        atypicality (`float`, *optional*): The model's `atypicality` of the clip (`Esc50CnnOutput`).
+        quantiles (`Mapping`, *optional*): `config.unknown_quantiles`: `"top_score"` and `"atypicality"`, each
+            the sorted quantiles of the held-out known clips' values.
+    """
+    if quantiles is None or atypicality is None:
+        return float(top_score)
+    return _share_at_most(quantiles["top_score"], top_score) * (
+        1.0 - _share_at_most(quantiles["atypicality"], atypicality)
+    )
+
+
+def _share_at_most(table: Sequence[float], value: float) -> float:
+    """The share of `table` (sorted) below `value`, ties counted half (so the share above is one minus it)."""
+    ordered = np.asarray(table, dtype=np.float64)
+    below = np.searchsorted(ordered, value, side="left")
+    return float((below + np.searchsorted(ordered, value, side="right")) / (2 * len(ordered)))
 
 
 def find_events(windows: list[WindowPrediction], min_score: float | Mapping[str, float] = 0.0) -> list[Event]:
@@ -245,4 +282,5 @@ __all__ = [
     "WindowPrediction",
     "events_from_windows",
     "find_events",
+    "unknown_score",
 ]

@@ -15,12 +15,12 @@ pipeline (`pipeline_esc50.py`), so every entry point cuts and weighs windows the
 Copied next to the model code when a model is saved: standard library and numpy only.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .prediction import LabelScore, Prediction, WindowPrediction, events_from_windows
+from .prediction import LabelScore, Prediction, WindowPrediction, events_from_windows, unknown_score
 
 WINDOW_POWER_FLOOR = 1e-12  # -120 dB: below any real recording's power, so only all-silent windows rest on it
 
@@ -34,12 +34,16 @@ class WindowPool:
         sampling_rate (`int`): The model's rate, to turn samples into seconds.
         clip_samples (`int`): Samples in a full window (a window shorter than this weighs less).
         labels (`Sequence[str]`): The name of each probability column: the model's own (`labels.model_labels`).
+        unknown_quantiles (`Mapping`, *optional*): The model's `config.unknown_quantiles`; with the windows'
+            atypicality, the prediction's `unknown_score` comes from them (`prediction.unknown_score`).
     """
 
     sampling_rate: int
     clip_samples: int
     labels: Sequence[str]
+    unknown_quantiles: Mapping[str, Sequence[float]] | None = None
     weighted_sum: np.ndarray = field(init=False)
+    weighted_atypicality: float | None = None  # None until a window comes with its atypicality
     total_weight: float = 0.0
     duration_samples: int = 0
     windows: list[WindowPrediction] = field(default_factory=list)
@@ -48,9 +52,16 @@ class WindowPool:
     def __post_init__(self) -> None:
         self.weighted_sum = np.zeros(len(self.labels))
 
-    def add(self, windows: list[tuple[int, int]], probabilities: np.ndarray, powers: Sequence[float]) -> None:
+    def add(
+        self,
+        windows: list[tuple[int, int]],
+        probabilities: np.ndarray,
+        powers: Sequence[float],
+        atypicality: Sequence[float] | None = None,
+    ) -> None:
         """Adds windows given as `(start, num_samples)` with their `(num_windows, num_labels)` probabilities and
-        their mean powers (`window_power` of each window's samples).
+        their mean powers (`window_power` of each window's samples), and the model's `atypicality` of each when
+        it gave one (pooled with the same weights as the probabilities).
 
         Raises:
             `ValueError`: the probabilities have another number of columns than there are labels.
@@ -60,11 +71,14 @@ class WindowPool:
                 f"The model returned {probabilities.shape[-1]} scores per window but its config names "
                 f"{len(self.labels)} labels: its config.json and weights do not belong together"
             )
-        for (start, num_samples), row, power in zip(windows, probabilities, powers):
+        atypical = [None] * len(windows) if atypicality is None else list(atypicality)
+        for (start, num_samples), row, power, value in zip(windows, probabilities, powers, atypical):
             # Its share of real samples (< 1 only when padded) times its power; the floor keeps an all-silent
             # input a plain mean.
             weight = num_samples / self.clip_samples * (power + WINDOW_POWER_FLOOR)
             self.weighted_sum += weight * row
+            if value is not None:
+                self.weighted_atypicality = (self.weighted_atypicality or 0.0) + weight * float(value)
             self.total_weight += weight
             self.duration_samples = max(self.duration_samples, start + num_samples)
             self.probabilities.append(np.array(row, dtype=np.float64))  # a copy: not a view of the batch
@@ -90,10 +104,13 @@ class WindowPool:
                 replace(window, labels=self._top(row, window_top_k))
                 for window, row in zip(self.windows, self.probabilities)
             ]
+        labels = self._top(self.weighted_sum / self.total_weight, top_k)
+        atypicality = None if self.weighted_atypicality is None else self.weighted_atypicality / self.total_weight
         return Prediction(
-            labels=self._top(self.weighted_sum / self.total_weight, top_k),
+            labels=labels,
             windows=windows,
             duration_s=round(self.duration_samples / self.sampling_rate, 3),
+            unknown_score=unknown_score(labels[0].score, atypicality, self.unknown_quantiles),
         )
 
     def _top(self, scores: np.ndarray, k: int) -> list[LabelScore]:
