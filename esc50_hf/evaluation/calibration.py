@@ -27,6 +27,7 @@ from scipy.special import log_softmax, logsumexp
 
 from ..model.prediction import unknown_score
 from ..model.windows import softmax
+from .plots import save_compact_png
 
 NUM_BINS = 15  # bins of the expected calibration error and of the reliability diagram
 DEFAULT_ACCEPT = 0.95  # share of known sounds the fitted unknown threshold accepts
@@ -389,8 +390,6 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
     axis.legend(loc="upper left", fontsize=8)
     if title:
         axis.set_title(title, fontsize=9)
-    from ..training.reports import save_compact_png  # here: reports reads this module's constants
-
     save_compact_png(figure, Path(path), bbox_inches="tight")
     plt.close(figure)
 

@@ -61,7 +61,8 @@ def resolve_unknown_threshold(config: Any, threshold: "bool | float | str") -> f
 
     Args:
         config (`PreTrainedConfig`): The model's configuration.
-        threshold (`bool`, `float` or `str`): `True` / `"model"`, or a top score in [0, 1].
+        threshold (`bool`, `float` or `str`): `True` / `"model"`, or an unknown score in [0, 1]
+            (`prediction.unknown_score`: the top score for a model without `unknown_quantiles`).
 
     Raises:
         `ValueError`: the model has no fitted threshold, or the number is not in [0, 1].
@@ -80,5 +81,5 @@ def resolve_unknown_threshold(config: Any, threshold: "bool | float | str") -> f
         message = f"The unknown threshold must be a number in [0, 1] or the model's own, got {threshold!r}"
         raise ValueError(message) from None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"The unknown threshold is a top score in [0, 1], got {value}")
+        raise ValueError(f"The unknown threshold is an unknown score in [0, 1], got {value}")
     return value

@@ -2,9 +2,9 @@
 
 One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
 the per-window timeline (a table) out. When the model has a fitted unknown threshold
-(`config.unknown_threshold`, see `esc50_hf.evaluation.calibration`), a recording whose top score is
-below it is answered "Not one of the known sounds — best guess: X (29 %)": the label's headline
-(its `label` field in the API), with the best guesses' scores below it as always. The page also
+(`config.unknown_threshold`, see `esc50_hf.evaluation.calibration`), a recording whose unknown score
+(`prediction.unknown_score`) is below it is answered "Not one of the known sounds — best guess: X (29 %)":
+the label's headline (its `label` field in the API), with the best guesses' scores below it as always. The page also
 draws the input's log-mel spectrogram and loads example clips (a click classifies the clip),
 through events that are private: the UI calls them, the API does not list or accept them. Every
 input goes through `esc50_hf.model.audio_io` (header checked, then decoded block by block), and
@@ -301,7 +301,7 @@ def classify(
     classifier: SoundClassifier, path: str | None, unknown_threshold: float | None = None
 ) -> tuple[dict[str, float] | tuple[str, dict[str, float]], pd.DataFrame]:
     """The `/predict` endpoint: `({label: score}, timeline table)`, or `((headline, {label: score}), table)` when
-    the top score is below `unknown_threshold` (the headline says it is none of the known sounds, with the best
+    the unknown score is below `unknown_threshold` (the headline says it is none of the known sounds, with the best
     guess); bad input -> `gr.Error`."""
     prediction = _run(classifier.predict, path)
     if unknown_threshold is not None:

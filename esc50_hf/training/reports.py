@@ -1,7 +1,6 @@
 """What a training run leaves beside the weights: metrics, per-class report, plots and the model card."""
 
 import csv
-import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ from ..data.esc50 import DEFAULT_HUB_DATASET_ID, fold_config_name
 from ..errors import Esc50HfError
 from ..evaluation.calibration import RELIABILITY_PLOT
 from ..evaluation.metrics import spread
+from ..evaluation.plots import save_compact_png
 from ..model.labels import model_labels
 from ..paths import TEMPLATES_DIR
 from ..publish import is_hub_id
@@ -163,17 +163,6 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: Path) -> None:
     figure.tight_layout()
     save_compact_png(figure, path)
     plt.close(figure)
-
-
-def save_compact_png(figure: Any, path: Path, dpi: int = 100, **savefig: Any) -> None:
-    """A plot as a 256-colour PNG: a third of the size of matplotlib's RGBA file, which keeps the model folder small.
-    `savefig` goes to matplotlib's `savefig` (e.g. `bbox_inches="tight"`)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, **savefig)
-    buffer.seek(0)
-    Image.open(buffer).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
 
 
 def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, Any]) -> ModelCard:
