@@ -12,8 +12,8 @@ from ..lazy import lazy_exports
 _EXPORTS = {
     "classifier": "DEFAULT_MODEL_DIR LabelScore ModelLoadError Prediction SoundClassifier WindowBatcher "
     "WindowPrediction iter_windows resolve_model softmax window_starts",
-    "backends": "LogitsBackend TorchBackend load_backend",
-    "onnx_backend": "INT8_FILE ONNX_FILE OnnxBackend OnnxFileMissingError onnx_file_name",
+    "backends": "AtypicalityBackend LogitsBackend TorchBackend load_backend",
+    "onnx_backend": "ATYPICALITY_NAME INT8_FILE ONNX_FILE OnnxBackend OnnxFileMissingError onnx_file_name",
     "onnx_export": "CLIP_SAMPLES_METADATA_KEY DEFAULT_OPSET LABELS_METADATA_KEY PARITY_TOLERANCE PROBABILITIES_NAME "
     "SAMPLING_RATE_METADATA_KEY WAVEFORM_FILE WAVEFORM_INPUT_NAME WAVEFORM_INT8_FILE WAVEFORM_PARITY_TOLERANCE "
     "calibration_features calibration_waveforms export_onnx export_waveform_onnx feature_batches onnx_labels "
