@@ -167,6 +167,28 @@ def test_the_recent_window_is_shown_only_when_surer_of_another_label(classifier,
             LiveClassifier(classifier, recent_seconds=wrong)
 
 
+def test_the_live_unknown_answer_reads_the_atypicality(classifier, tmp_path, monkeypatch):
+    """With a model's unknown quantiles, an update and the history say unknown when the window is more atypical
+    than every held-out clip, whatever its top score; known when it is less."""
+    from esc50_hf.serving.live import UNKNOWN_RUN
+
+    atypicality = iter([5.0, 5.0, -5.0, -5.0, -5.0])  # two updates far from the training clips, then three near
+
+    def scores(windows):
+        rows = np.zeros((len(windows), len(classifier.labels)))
+        rows[:, 0] = 0.9  # a sure top score every time
+        rows[:, 1] = 0.1
+        return rows, np.array([next(atypicality)] * len(windows))
+
+    monkeypatch.setattr(classifier, "window_scores", scores)
+    monkeypatch.setattr(classifier, "unknown_quantiles", {"top_score": [0.0, 1.0], "atypicality": [-1.0, 1.0]})
+    live = LiveClassifier(classifier, max_streams=1, unknown_threshold=0.1, recent_seconds=None)
+    rate = classifier.sampling_rate
+    updates = [live.update("page", _chunk(tmp_path, np.zeros(rate), rate)) for _ in range(5)]
+    assert [update.prediction.unknown for update in updates] == [True, True, False, False, False]
+    assert updates[-1].runs[0][0] == UNKNOWN_RUN and updates[-1].runs[-1][0] == classifier.labels[0]
+
+
 @pytest.fixture(scope="module")
 def dog_then_rain(tmp_path_factory) -> Path:
     """10 s of the example dog clip (played twice), then 10 s of the rain clip, at 48 kHz: the fake microphone."""
