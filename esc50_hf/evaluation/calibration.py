@@ -235,15 +235,15 @@ def _fitted(
     atypicality: np.ndarray | None = None,
 ) -> tuple["Calibration", np.ndarray]:
     """`fit_calibration`, and the cross-fitted probabilities its `after` figures come from."""
-    temperature = fit_temperature(logits, references)
+    temperature = round(fit_temperature(logits, references), 6)  # as the config stores it: what every path uses
     held_out_probs = cross_fitted_probabilities(logits, references, seed)
     after_nll = float(-np.log(np.maximum(held_out_probs[np.arange(len(references)), references], 1e-300)).mean())
     quantiles = None
     if atypicality is not None:
-        quantiles = fit_unknown_quantiles(rejection_score(logits, round(temperature, 6)), atypicality)
-    known = unknown_scores(logits, round(temperature, 6), atypicality, quantiles)
+        quantiles = fit_unknown_quantiles(rejection_score(logits, temperature), atypicality)
+    known = unknown_scores(logits, temperature, atypicality, quantiles)
     calibration = Calibration(
-        temperature=round(temperature, 6),
+        temperature=temperature,
         # Rounded down: a rounded-up threshold would reject the clips that score exactly the fitted value.
         unknown_threshold=float(np.floor(fit_unknown_threshold(known, accept) * 1e6) / 1e6),
         accept=accept,
