@@ -1,6 +1,6 @@
 """Transfer to classes the starting model never heard: ESC-50 split into 40 known and 10 new classes, five ways.
 
-    python bench/own_classes.py base    --data-dir DIR --runs RUNS [--splits 0 1 2 3 4] [--torch-threads 1]
+    python bench/own_classes.py base    --data-dir DIR --runs RUNS [--splits 0 1 2 3 4] [--torch-threads 1] [--inner]
     python bench/own_classes.py select  --data-dir DIR --runs RUNS [--splits ...]   # folds 1-4 only
     python bench/own_classes.py compare --data-dir DIR --runs RUNS [--splits ...]   # the test: fold 5
     python bench/own_classes.py time    --data-dir DIR --runs RUNS               # alone on an idle machine
@@ -84,12 +84,16 @@ def known_classes(split: int) -> list[str]:
     return [name for name in ESC50_LABELS if name not in held_out]
 
 
-def train_base(split: int, data_dir: str, runs: Path, feature_cache_dir: str, torch_threads: int | None) -> Path:
-    """Trains the shipped recipe on the 40 known classes of `split`, folds 1-4; returns the model folder."""
+def train_base(
+    split: int, data_dir: str, runs: Path, feature_cache_dir: str, torch_threads: int | None, inner: bool = False
+) -> Path:
+    """Trains the shipped recipe on the 40 known classes of `split`, folds 1-4 (`RUNS/base-s<split>`); returns the
+    model folder. `inner`: folds 1-3, fold 4 validating (`RUNS/inner-s<split>`), for choices that must not see
+    fold 5 (bench/unknown_choice.md)."""
     from esc50_hf.training.arguments import parse_args
     from esc50_hf.training.trainer import train
 
-    output = runs / f"base-s{split}"
+    output = runs / f"{'inner' if inner else 'base'}-s{split}"
     argv = [
         "--data_dir", data_dir,
         "--output_dir", str(output),
@@ -97,6 +101,8 @@ def train_base(split: int, data_dir: str, runs: Path, feature_cache_dir: str, to
         "--classes", *known_classes(split),
         "--report_to", "none",
     ]  # fmt: skip
+    if inner:
+        argv += ["--train_folds", "1", "2", "3", "--validation_fold", "4"]
     if any(output.glob("checkpoint-*")):  # an interrupted run goes on from its newest complete checkpoint
         argv += ["--resume_from_checkpoint", "latest"]
     if torch_threads:
@@ -368,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     base.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
     base.add_argument("--feature-cache-dir", default=None, help="shared log-mel cache (default: RUNS/feature_cache)")
     base.add_argument("--torch-threads", type=int, default=None, help="threads of this process (default: all)")
+    base.add_argument("--inner", action="store_true", help="train folds 1-3, validate fold 4 (RUNS/inner-s<split>)")
     for stage, function in (("select", select), ("compare", compare), ("time", time_one_run)):
         command = stages.add_parser(stage, help=function.__doc__.split("\n")[0])
         command.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
@@ -383,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "base":
         cache = args.feature_cache_dir or str(args.runs / "feature_cache")
         for split in args.splits:
-            train_base(split, args.data_dir, args.runs, cache, args.torch_threads)
+            train_base(split, args.data_dir, args.runs, cache, args.torch_threads, args.inner)
     elif args.stage == "select":
         select(args.data_dir, args.runs, args.splits)
     elif args.stage == "compare":
