@@ -13,6 +13,8 @@ from esc50_hf.cli import main
 from esc50_hf.inference.classifier import SoundClassifier
 from esc50_hf.inference.onnx_export import (
     PROBABILITIES_NAME,
+    UNKNOWN_QUANTILES_METADATA_KEY,
+    UNKNOWN_THRESHOLD_METADATA_KEY,
     WAVEFORM_FILE,
     WAVEFORM_INPUT_NAME,
     WAVEFORM_INT8_FILE,
@@ -91,11 +93,21 @@ def test_calibration_temperature_applies_as_in_pytorch(saved_model_dir, fixture_
     folder = tmp_path / "hot"
     shutil.copytree(saved_model_dir, folder)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "calibration_temperature": 3.0}))
+    tables = {"top_score": [0.1, 0.5, 0.9], "atypicality": [-1.0, 0.0, 2.5]}
+    fitted = {"calibration_temperature": 3.0, "unknown_threshold": 0.0125, "unknown_quantiles": tables}
+    (folder / "config.json").write_text(json.dumps({**config, **fitted}))
     path = export_waveform_onnx(folder)
     assert waveform_parity_error(folder, fixture_clips[:2], path) <= WAVEFORM_PARITY_TOLERANCE
-    cold = _probabilities(export_waveform_onnx(saved_model_dir, tmp_path / "cold.onnx"), fixture_clips[0])
+    cold_path = export_waveform_onnx(saved_model_dir, tmp_path / "cold.onnx")
+    cold = _probabilities(cold_path, fixture_clips[0])
     assert _probabilities(path, fixture_clips[0]).max() < cold.max()  # flatter: the temperature is in the graph
+    # the unknown answer's fit travels with the graph (the browser page reads it), and only when there is one
+    metadata = onnx_metadata(path)
+    assert float(metadata[UNKNOWN_THRESHOLD_METADATA_KEY]) == 0.0125
+    assert json.loads(metadata[UNKNOWN_QUANTILES_METADATA_KEY]) == tables
+    cold_metadata, cold_config = onnx_metadata(cold_path), json.loads((saved_model_dir / "config.json").read_text())
+    for key in (UNKNOWN_THRESHOLD_METADATA_KEY, UNKNOWN_QUANTILES_METADATA_KEY):
+        assert json.loads(cold_metadata.get(key, "null")) == cold_config.get(key)
 
 
 def test_int8_twin_is_smaller_and_close(waveform_model_dir, fixture_clips):

@@ -1,15 +1,17 @@
 """The static browser page of `esc50-hf web`, in headless Chromium: a file and the (fake) microphone get the same
-top-1 as Python, and a denied or missing microphone gets a clear message. Needs the system Chromium and
-ONNX Runtime Web (downloaded once by `make test-deps`, cached)."""
+top-1 as Python, the unknown answer is Python's, and a denied or missing microphone gets a clear message. Needs the
+system Chromium and ONNX Runtime Web (downloaded once by `make test-deps`, cached)."""
 
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from esc50_hf.inference.classifier import SoundClassifier
 from esc50_hf.paths import DEFAULT_MODEL_DIR, EXAMPLES_DIR
+from esc50_hf.serving.app import UNKNOWN_HEADLINE
 from esc50_hf.serving.web import static_server
 
 pytestmark = pytest.mark.slow
@@ -66,6 +68,39 @@ def test_file_input_gives_python_top1(site, python_top1):
             window_ms = page.evaluate("window.esc50.windowMs")
             print(f"browser (WASM, one thread): {sorted(window_ms)[len(window_ms) // 2]:.1f} ms per 5-s window")
             assert "ms per 5-s window" in page.inner_text("#timing")
+        finally:
+            browser.close()
+
+
+def test_the_unknown_answer_is_pythons(site, tmp_path):
+    """A steady 1-kHz tone is none of the known sounds, a dog is a dog: the page decides as Python does, from the
+    graph's own metadata (model.json), and words it as the app does."""
+    from playwright.sync_api import sync_playwright
+
+    classifier = SoundClassifier(DEFAULT_MODEL_DIR)
+    threshold = classifier.config.unknown_threshold
+    tone = tmp_path / "tone.wav"
+    rate = classifier.sampling_rate
+    sf.write(tone, 0.3 * np.sin(2 * np.pi * 1000 * np.arange(5 * rate) / rate), rate, subtype="FLOAT")
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, site)
+        try:
+            answers = []
+            for path in (tone, EXAMPLES_DIR / CLIPS[0]):
+                expected = classifier.predict(str(path)).with_unknown(threshold)
+                page.evaluate("window.esc50.result = null")
+                page.set_input_files("#file", str(path))
+                page.wait_for_function("window.esc50.result !== null", timeout=60_000)
+                result = page.evaluate("window.esc50.result")
+                assert result["unknown"] == expected.unknown, path.name
+                assert abs(result["unknown_score"] - expected.unknown_score) < 0.01, path.name
+                guess = expected.best_guess
+                words = guess.label.replace("_", " ")
+                assert page.inner_text("#answer") == (
+                    UNKNOWN_HEADLINE.format(label=words, score=guess.score) if expected.unknown else words
+                )
+                answers.append(result["unknown"])
+            assert answers == [True, False]  # the tone is unknown, the dog known
         finally:
             browser.close()
 

@@ -3,6 +3,8 @@
 // follow esc50_hf/model/windows.py: one window for input up to a clip, else one every half clip and a last one
 // ending at the end of the input; clip scores are the windows' probabilities weighted by their real samples times
 // their mean power (plus model.json's window_power_floor), so the loudest stretch of a long recording answers.
+// The unknown answer follows esc50_hf/model/prediction.py's unknown_score: the pooled top score's and atypicality's
+// shares of held-out known clips (model.json's unknown_quantiles), below unknown_threshold: none of the known sounds.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -47,31 +49,59 @@ async function classifyWindow(samples) {
   const input = new ort.Tensor("float32", samples, [1, samples.length]);
   const output = await state.session.run({ waveform: input });
   state.windowMs.push(performance.now() - started);
-  return output.probabilities.data;
+  return { probabilities: output.probabilities.data, atypicality: output.atypicality.data[0] };
+}
+
+// The share of a sorted table below value, ties counted half (prediction.py's _share_at_most).
+function shareAtMost(table, value) {
+  let below = 0, atMost = 0;
+  for (const entry of table) {
+    if (entry < value) below += 1;
+    if (entry <= value) atMost += 1;
+  }
+  return (below + atMost) / (2 * table.length);
+}
+
+function unknownScore(topScore, atypicality) {
+  const tables = state.meta.unknown_quantiles;
+  if (!tables) return topScore;
+  return shareAtMost(tables.top_score, topScore) * (1 - shareAtMost(tables.atypicality, atypicality));
 }
 
 async function classify(samples) {
   const { clip_samples: clip, sampling_rate: rate, labels } = state.meta;
   if (samples.length === 0) throw new Error("The audio is empty (0 samples).");
   const sums = new Float64Array(labels.length);
-  let total = 0;
+  let total = 0, atypicalSum = 0;
   const windows = [];
   for (const start of windowStarts(samples.length, clip, Math.floor(clip / 2))) {
     const piece = samples.slice(start, start + clip);
-    const probabilities = await classifyWindow(piece);
+    const { probabilities, atypicality } = await classifyWindow(piece);
     const power = piece.reduce((sum, x) => sum + x * x, 0) / piece.length;
     const weight = (piece.length / clip) * (power + state.meta.window_power_floor);
     probabilities.forEach((p, i) => { sums[i] += weight * p; });
+    atypicalSum += weight * atypicality;
     total += weight;
     const best = probabilities.indexOf(Math.max(...probabilities));
     windows.push({ start_s: start / rate, end_s: (start + piece.length) / rate, label: labels[best], score: probabilities[best] });
   }
   const scores = Array.from(sums, (sum, i) => ({ label: labels[i], score: sum / total }));
   scores.sort((a, b) => b.score - a.score);
-  return { labels: scores.slice(0, 5), windows, duration_s: samples.length / rate };
+  const threshold = state.meta.unknown_threshold;
+  const score = unknownScore(scores[0].score, atypicalSum / total);
+  const unknown = threshold === null ? null : score < threshold;
+  return { labels: scores.slice(0, 5), windows, duration_s: samples.length / rate, unknown, unknown_score: score };
+}
+
+// The answer's headline, as the app words it (esc50_hf/serving/app.py's UNKNOWN_HEADLINE).
+function headline(result) {
+  const { label, score } = result.labels[0];
+  const name = label.replaceAll("_", " ");
+  return result.unknown ? `Not one of the known sounds — best guess: ${name} (${Math.round(score * 100)}%)` : name;
 }
 
 function show(result) {
+  $("answer").textContent = headline(result);
   $("labels").innerHTML = "";
   for (const { label, score } of result.labels) {
     const row = $("labels").insertRow();

@@ -34,6 +34,10 @@ LABELS_METADATA_KEY = "labels"
 SAMPLING_RATE_METADATA_KEY = "sampling_rate"
 CLIP_SAMPLES_METADATA_KEY = "clip_samples"
 INPUT_METADATA_KEY = "input"  # "waveform" in the waveform graph
+# The unknown answer's fit (`config.unknown_threshold`, `config.unknown_quantiles` as JSON), in the waveform graph of a
+# model that has them: a runtime without the model folder (the browser page) can then say "none of these".
+UNKNOWN_THRESHOLD_METADATA_KEY = "unknown_threshold"
+UNKNOWN_QUANTILES_METADATA_KEY = "unknown_quantiles"
 MIN_WAVEFORM_OPSET = 17  # the first opset with the STFT operator
 WAVEFORM_FILE = "model.waveform.onnx"
 WAVEFORM_INT8_FILE = "model.waveform.int8.onnx"
@@ -135,7 +139,9 @@ def export_waveform_onnx(model_path: str | Path, output: str | Path | None = Non
     `calibration_temperature`). Outputs `probabilities` and `logits`, `(batch, num_labels)`, and `atypicality`,
     `(batch,)` (`Esc50CnnOutput`). A rank other than 2
     is refused by ONNX Runtime, an input of 0 samples by the graph. Metadata: `labels` (JSON list in output
-    order), `sampling_rate`, `clip_samples` and `input` (`"waveform"`).
+    order), `sampling_rate`, `clip_samples` and `input` (`"waveform"`); for a model with a fitted unknown answer,
+    `unknown_threshold` and `unknown_quantiles` (JSON; `prediction.unknown_score` reads them with the pooled
+    top score and atypicality).
 
     Args:
         model_path (`str` or `Path`): Saved model folder (config, weights, preprocessor_config.json).
@@ -168,6 +174,10 @@ def export_waveform_onnx(model_path: str | Path, output: str | Path | None = Non
         CLIP_SAMPLES_METADATA_KEY: str(extractor.clip_samples),
         INPUT_METADATA_KEY: WAVEFORM_INPUT_NAME,
     }
+    if model.config.unknown_threshold is not None:
+        metadata[UNKNOWN_THRESHOLD_METADATA_KEY] = repr(float(model.config.unknown_threshold))
+    if model.config.unknown_quantiles is not None:
+        metadata[UNKNOWN_QUANTILES_METADATA_KEY] = json.dumps(model.config.unknown_quantiles)
     return _finish(output, metadata)
 
 
@@ -472,6 +482,8 @@ __all__ = [
     "PARITY_TOLERANCE",
     "PROBABILITIES_NAME",
     "SAMPLING_RATE_METADATA_KEY",
+    "UNKNOWN_QUANTILES_METADATA_KEY",
+    "UNKNOWN_THRESHOLD_METADATA_KEY",
     "WAVEFORM_FILE",
     "WAVEFORM_INPUT_NAME",
     "WAVEFORM_INT8_FILE",

@@ -21,6 +21,8 @@ from ..inference.onnx_export import (
     CLIP_SAMPLES_METADATA_KEY,
     LABELS_METADATA_KEY,
     SAMPLING_RATE_METADATA_KEY,
+    UNKNOWN_QUANTILES_METADATA_KEY,
+    UNKNOWN_THRESHOLD_METADATA_KEY,
     export_waveform_onnx,
     onnx_metadata,
     quantize_waveform_int8,
@@ -139,6 +141,9 @@ def write_web(
         "sampling_rate": int(metadata[SAMPLING_RATE_METADATA_KEY]),
         "clip_samples": int(metadata[CLIP_SAMPLES_METADATA_KEY]),
         "window_power_floor": WINDOW_POWER_FLOOR,  # the clip-level weighting of windows.py, in the page
+        # the unknown answer (null for a model without one: the page then never says "none of these")
+        "unknown_threshold": json.loads(metadata.get(UNKNOWN_THRESHOLD_METADATA_KEY, "null")),
+        "unknown_quantiles": json.loads(metadata.get(UNKNOWN_QUANTILES_METADATA_KEY, "null")),
     }
     (output / METADATA_FILE).write_text(json.dumps(page_metadata, indent=1))
     for name in PAGE_FILES:
