@@ -221,6 +221,63 @@ def test_every_path_reads_the_atypicality_for_the_unknown_answer(
         SoundClassifier(folder, backend="onnx")
 
 
+def test_every_path_pools_the_same_unknown_score_over_windows(calibrated_dir, clip_file, tmp_path):
+    """A 12-s input of mixed loudness (a clip, 2 s of silence, the clip at -20 dB: four windows) and dense tables, so
+    that the score moves with the calibrated top score and the atypicality: `SoundClassifier` gives the windows'
+    power-weighted pooling (computed here from its backend, window by window), the ONNX backend the same score, and
+    the pipeline decides on either side of it as that score says."""
+    from esc50_hf.inference.onnx_export import export_onnx
+    from esc50_hf.model.audio_io import load_audio
+    from esc50_hf.model.windows import WINDOW_POWER_FLOOR, window_power, window_starts
+
+    folder = tmp_path / "model"
+    shutil.copytree(calibrated_dir, folder)
+    classifier = SoundClassifier(folder)
+    rate, clip = classifier.sampling_rate, classifier.clip_samples
+    once = load_audio(clip_file, rate)
+    waveform = np.concatenate([once, np.zeros(2 * rate, np.float32), 0.1 * once])
+    long_file = tmp_path / "long.wav"
+    sf.write(long_file, waveform, rate, subtype="FLOAT")
+    centre, top = _clip_atypicality(folder, clip_file), classifier.predict(long_file).labels[0].score
+    quantiles = {  # both around the input's values: a shift of either moves the score
+        "top_score": np.linspace(0.0, 2 * top, 201).round(6).tolist(),
+        "atypicality": np.linspace(centre - 3.0, centre + 3.0, 201).round(5).tolist(),
+    }
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "unknown_quantiles": quantiles}))
+    export_onnx(folder)
+
+    classifier = SoundClassifier(folder)
+    prediction = classifier.predict(long_file)
+    starts = window_starts(len(waveform), clip, classifier.hop_samples)
+    assert len(starts) == 4
+    pieces = [waveform[start : start + clip] for start in starts]
+    features = classifier.extractor(pieces, sampling_rate=rate)["input_values"]
+    _, atypicality = classifier.backend.with_atypicality(features)
+    weights = np.array([window_power(piece) + WINDOW_POWER_FLOOR for piece in pieces])
+    pooled = float(np.sum(weights * atypicality) / weights.sum())
+    expected = unknown_score(prediction.labels[0].score, pooled, quantiles)
+    assert 0.1 < expected < 0.9  # inside both tables: neither factor is pinned at 0 or 1
+    assert prediction.unknown_score == pytest.approx(expected, abs=1e-9)
+    onnx = SoundClassifier(folder, backend="onnx").predict(long_file)
+    assert onnx.unknown_score == pytest.approx(expected, abs=0.01)
+    piped = pipeline("audio-classification", model=str(folder), trust_remote_code=True)
+    assert piped(str(long_file), unknown_threshold=expected + 0.02)["unknown"] is True
+    assert piped(str(long_file), unknown_threshold=expected - 0.02)["unknown"] is False
+
+
+def test_a_backend_without_the_atypicality_is_refused_when_the_unknown_score_needs_it(calibrated_dir, clip_file):
+    """A plain `LogitsBackend` (logits only) under a model with quantiles would leave the top score to be read
+    against a threshold fitted on the product's scale: refused, with what to do."""
+    classifier = SoundClassifier(calibrated_dir)
+    classifier.unknown_quantiles = {"top_score": [0.0, 1.0], "atypicality": [0.0, 1.0]}
+    classifier.backend = classifier.backend.__call__  # logits only
+    with pytest.raises(TypeError, match="with_atypicality"):
+        classifier.predict(clip_file)
+    classifier.unknown_quantiles = None  # a model without them reads the top score: logits suffice
+    assert classifier.predict(clip_file).unknown_score == classifier.predict(clip_file).labels[0].score
+
+
 def _clip_atypicality(folder, clip_file) -> float:
     """The atypicality of `clip_file` as `SoundClassifier` computes it (decoded, resampled, one window)."""
     from esc50_hf.model.audio_io import load_audio

@@ -63,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const="model",
         default=None,
         metavar="THRESHOLD",
-        help="say when a clip is none of the known sounds: its top score is below the model's fitted threshold "
-        "(or THRESHOLD)",
+        help="say when a clip is none of the known sounds: its unknown score (docs/scores.md) is below the model's "
+        "fitted threshold (or THRESHOLD, on the same scale)",
     )
     parser.add_argument("--split", default=None, help="the INPUTs are datasets (local path or Hub id): this split")
     parser.add_argument("--audio-column", default="audio", help="the dataset's audio column (default: audio)")

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
+from ..model.configuration_esc50_cnn import check_quantiles
 from ..model.prediction import unknown_score
 from ..model.windows import softmax
 from .plots import save_compact_png
@@ -195,7 +196,13 @@ class Calibration:
 
     def apply_to(self, config: Any) -> None:
         """Writes the calibration into a model's config (`calibration_temperature`, `unknown_threshold`,
-        `unknown_quantiles`, `calibration`)."""
+        `unknown_quantiles`, `calibration`).
+
+        Raises:
+            `ValueError`: the quantiles are not finite and sorted (e.g. a network whose atypicality is NaN).
+        """
+        if self.unknown_quantiles is not None:
+            check_quantiles(self.unknown_quantiles)
         config.calibration_temperature = self.temperature
         config.unknown_threshold = self.unknown_threshold
         config.unknown_quantiles = self.unknown_quantiles

@@ -311,9 +311,14 @@ class SoundClassifier:
 
     def _network(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The backend on one feature batch: its logits, and the atypicality when the unknown score needs it."""
-        scorer = getattr(self.backend, "with_atypicality", None)
-        if self.unknown_quantiles is None or scorer is None:
+        if self.unknown_quantiles is None:
             return self.backend(input_values), None
+        scorer = getattr(self.backend, "with_atypicality", None)
+        if scorer is None:  # the top score alone would be read against a threshold fitted on another scale
+            raise TypeError(
+                f"The backend {type(self.backend).__name__} has no with_atypicality(), which the unknown score of "
+                f"{self.model} reads: give it one (esc50_hf.inference.AtypicalityBackend)"
+            )
         return scorer(input_values)
 
     def log_mel(self, waveform: np.ndarray, chunk_seconds: float = 60.0) -> np.ndarray:

@@ -31,7 +31,7 @@ UNCALIBRATED = {
 }
 
 
-def _check_quantiles(quantiles: Any) -> None:
+def check_quantiles(quantiles: Any) -> None:
     """Raises `ValueError` unless `quantiles` is `{"top_score": [...], "atypicality": [...]}`, two sorted lists of
     numbers of one length (at least 2)."""
     names = ("top_score", "atypicality")
@@ -133,9 +133,9 @@ class Esc50CnnConfig(PreTrainedConfig):
         if not calibration_temperature > 0:
             raise ValueError(f"calibration_temperature must be positive, got {calibration_temperature}")
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
-            raise ValueError(f"unknown_threshold is a probability in [0, 1], got {unknown_threshold}")
+            raise ValueError(f"unknown_threshold is a score in [0, 1], got {unknown_threshold}")
         if unknown_quantiles is not None:
-            _check_quantiles(unknown_quantiles)
+            check_quantiles(unknown_quantiles)
         self.num_mel_bins = num_mel_bins
         self.stem_channels = stem_channels
         self.block_channels = list(block_channels)

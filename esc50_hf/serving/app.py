@@ -112,8 +112,9 @@ def build_demo(
         examples_dir (`Path`, *optional*): A folder with example clips and their `attribution.csv`.
         keep_uploads (`float`, *optional*, defaults to 300): Seconds an upload is kept (`UploadJanitor` deletes
             it then; Gradio deletes all that is left when the server stops).
-        unknown_answer (`bool`, *optional*, defaults to `True`): Say "not one of the known sounds" when the top
-            score is below the model's fitted `unknown_threshold` (a model without one never says it).
+        unknown_answer (`bool`, *optional*, defaults to `True`): Say "not one of the known sounds" when the
+            unknown score (`prediction.unknown_score`) is below the model's fitted `unknown_threshold` (a model
+            without one never says it).
         max_live_streams (`int`, *optional*, defaults to `DEFAULT_MAX_LIVE_STREAMS`): Live microphone streams at
             once (the Live tab, `esc50_hf.serving.live`); 0: no Live tab.
     """
