@@ -73,6 +73,30 @@ def test_missing_onnx_file_says_how_to_export(saved_model_dir):
         OnnxBackend(saved_model_dir, quantized=True)
 
 
+def test_a_folder_recalibrated_after_its_export_is_refused(onnx_model_dir, tmp_path):
+    """The graph divides by the temperature it was exported with (in its metadata, int8 twin too); a config that
+    now says another would mix the old scores with the new threshold: refused with the re-export command."""
+    import json
+    import shutil
+
+    from esc50_hf.inference.classifier import ModelLoadError, SoundClassifier
+    from esc50_hf.inference.onnx_backend import TEMPERATURE_METADATA_KEY
+
+    config = json.loads((onnx_model_dir / "config.json").read_text())
+    for quantized in (False, True):
+        metadata = OnnxBackend(onnx_model_dir, quantized=quantized).metadata
+        assert float(metadata[TEMPERATURE_METADATA_KEY]) == config["calibration_temperature"]
+    SoundClassifier(onnx_model_dir, backend="int8")  # as exported: loads
+    folder = tmp_path / "model"
+    shutil.copytree(onnx_model_dir, folder)
+    recalibrated = config["calibration_temperature"] * 0.5
+    (folder / "config.json").write_text(json.dumps({**config, "calibration_temperature": recalibrated}))
+    for backend in ("onnx", "int8"):
+        with pytest.raises(ModelLoadError, match="recalibrated since.*esc50-hf export-onnx --model"):
+            SoundClassifier(folder, backend=backend)
+    SoundClassifier(folder)  # PyTorch reads the config: nothing to re-export
+
+
 def test_dynamo_exporter_without_onnxscript_is_a_clear_error(saved_model_dir, capsys):
     if importlib.util.find_spec("onnxscript") is not None:
         pytest.skip("onnxscript is installed: the dynamo exporter is available")

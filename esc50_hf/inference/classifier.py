@@ -37,6 +37,7 @@ from ..model.windows import WindowPool, hop_samples, iter_windows, softmax, wind
 from ..paths import DEFAULT_MODEL_DIR
 from ..publish import is_hub_id
 from .backends import load_backend
+from .onnx_backend import TEMPERATURE_METADATA_KEY
 
 DEFAULT_MAX_BATCH_SIZE = 64  # windows per shared forward pass with dynamic batching
 
@@ -138,6 +139,13 @@ class SoundClassifier:
                 f"{getattr(self.backend, 'path', backend)} gives no atypicality (it was exported before the network "
                 "had one), which this model's unknown answer reads: export it again with "
                 f"`esc50-hf export-onnx --model {self.model}`"
+            )
+        exported = getattr(self.backend, "metadata", {}).get(TEMPERATURE_METADATA_KEY)
+        if exported is not None and float(exported) != float(self.config.calibration_temperature):
+            raise ModelLoadError(
+                f"{self.backend.path} was exported with calibration temperature {float(exported):g}, but "
+                f"{self.model}'s config.json now has {self.config.calibration_temperature:g} (recalibrated since): "
+                f"export it again with `esc50-hf export-onnx --model {self.model}`"
             )
         self.clip_samples = self.extractor.clip_samples
         self.hop_samples = hop_samples(hop_seconds, self.clip_samples, self.sampling_rate)

@@ -15,6 +15,9 @@ INT8_FILE = "model.int8.onnx"
 INPUT_NAME = "input_values"
 OUTPUT_NAME = "logits"
 ATYPICALITY_NAME = "atypicality"  # the graph's second output (files exported before it have none)
+# The temperature the graph divides its logits by, in its metadata (files exported before it have none): a model
+# recalibrated after its export would otherwise mix the old temperature with the new threshold and quantiles.
+TEMPERATURE_METADATA_KEY = "calibration_temperature"
 
 
 def onnx_file_name(quantized: bool | str = False) -> str:
@@ -55,6 +58,7 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         # Files exported before the network gave its atypicality have only the logits.
         self.gives_atypicality = ATYPICALITY_NAME in {output.name for output in self.session.get_outputs()}
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, input_values: np.ndarray) -> np.ndarray:
         inputs = {INPUT_NAME: np.ascontiguousarray(input_values, dtype=np.float32)}
@@ -69,4 +73,12 @@ class OnnxBackend:
         return logits, atypicality
 
 
-__all__ = ["ATYPICALITY_NAME", "INT8_FILE", "ONNX_FILE", "OnnxBackend", "OnnxFileMissingError", "onnx_file_name"]
+__all__ = [
+    "ATYPICALITY_NAME",
+    "INT8_FILE",
+    "ONNX_FILE",
+    "TEMPERATURE_METADATA_KEY",
+    "OnnxBackend",
+    "OnnxFileMissingError",
+    "onnx_file_name",
+]

@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,15 @@ from ..model.feature_extraction_esc50 import Esc50FeatureExtractor
 from ..model.labels import model_labels
 from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
 from ..model.windows import softmax
-from .onnx_backend import ATYPICALITY_NAME, INPUT_NAME, INT8_FILE, ONNX_FILE, OUTPUT_NAME, OnnxBackend
+from .onnx_backend import (
+    ATYPICALITY_NAME,
+    INPUT_NAME,
+    INT8_FILE,
+    ONNX_FILE,
+    OUTPUT_NAME,
+    TEMPERATURE_METADATA_KEY,
+    OnnxBackend,
+)
 
 # 18 is the oldest opset the torch.export-based exporter emits; the TorchScript one supports it too.
 DEFAULT_OPSET = 18
@@ -126,8 +135,10 @@ def export_onnx(
     outputs = [OUTPUT_NAME, ATYPICALITY_NAME]
     _trace(_LogitsAndAtypicality(model), example, output, [INPUT_NAME], outputs, axes, opset, dynamo)
     # The labels travel inside the file too (metadata `labels`, a JSON list in output order), for runtimes that
-    # read only the .onnx file; in a model folder config.json stays the source.
-    return _finish(output, {LABELS_METADATA_KEY: json.dumps(list(model_labels(model.config)))})
+    # read only the .onnx file; in a model folder config.json stays the source. The temperature traced into the
+    # graph is recorded, so that a later recalibration of the folder is noticed (`SoundClassifier`).
+    labels = json.dumps(list(model_labels(model.config)))
+    return _finish(output, {LABELS_METADATA_KEY: labels, TEMPERATURE_METADATA_KEY: _temperature(model.config)})
 
 
 def export_waveform_onnx(model_path: str | Path, output: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
@@ -173,12 +184,18 @@ def export_waveform_onnx(model_path: str | Path, output: str | Path | None = Non
         SAMPLING_RATE_METADATA_KEY: str(extractor.sampling_rate),
         CLIP_SAMPLES_METADATA_KEY: str(extractor.clip_samples),
         INPUT_METADATA_KEY: WAVEFORM_INPUT_NAME,
+        TEMPERATURE_METADATA_KEY: _temperature(model.config),
     }
     if model.config.unknown_threshold is not None:
         metadata[UNKNOWN_THRESHOLD_METADATA_KEY] = repr(float(model.config.unknown_threshold))
     if model.config.unknown_quantiles is not None:
         metadata[UNKNOWN_QUANTILES_METADATA_KEY] = json.dumps(model.config.unknown_quantiles)
     return _finish(output, metadata)
+
+
+def _temperature(config: Any) -> str:
+    """The calibration temperature traced into a graph, as its metadata holds it (exact: `repr` of the float)."""
+    return repr(float(config.calibration_temperature))
 
 
 def _load(model_path: str | Path) -> tuple[Esc50CnnForAudioClassification, Esc50FeatureExtractor]:
