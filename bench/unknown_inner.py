@@ -30,9 +30,7 @@ AIMS = {"held_out": 0.85, "outside": 0.95}
 TIE = 0.002
 
 
-def candidate_scores(
-    top: np.ndarray, atypicality: np.ndarray, tables: dict[str, list[float]]
-) -> dict[str, np.ndarray]:
+def candidate_scores(top: np.ndarray, atypicality: np.ndarray, tables: dict[str, list[float]]) -> dict[str, np.ndarray]:
     """Every candidate's score (higher: more like a known sound) of calibrated top scores and atypicality."""
     from esc50_hf.model.prediction import _share_at_most
 
@@ -112,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     tails = [name for name in rows if name.startswith("tau=") and rows[name]["margin"] >= best - TIE]
     chosen = max(tails, key=lambda name: float(name[4:])) if tails else max(rows, key=lambda n: rows[n]["margin"])
     lines = [
-        "| candidate | H: held-out classes, fold 4 (mean ± std, 5 splits) | O: outside ESC-50 (selection) | "
+        f"| candidate | H: held-out classes, fold 4 (mean ± std, {len(args.inner_models)} splits) | "
+        "O: outside ESC-50 (selection) | "
         "min(H - 0.85, O - 0.95) |",
         "| --- | --- | --- | --- |",
     ]
