@@ -30,13 +30,15 @@ AIMS = {"held_out": 0.85, "outside": 0.95}
 TIE = 0.002
 
 
-def candidate_scores(top: np.ndarray, atypicality: np.ndarray, tables: dict[str, list[float]]) -> dict[str, np.ndarray]:
-    """Every candidate's score (higher: more like a known sound) of calibrated top scores and atypicality."""
-    from esc50_hf.model.prediction import _share_at_most
+def candidate_scores(top: np.ndarray, atypicality: np.ndarray, tables: dict) -> dict[str, np.ndarray]:
+    """Every candidate's score (higher: more like a known sound) of calibrated top scores and atypicality: the
+    model's own `prediction.unknown_score` with each tail."""
+    from esc50_hf.model.prediction import unknown_score
 
-    top_share = np.array([_share_at_most(tables["top_score"], value) for value in top])
-    typical = 1.0 - np.array([_share_at_most(tables["atypicality"], value) for value in atypicality])
-    result = {f"tau={tail:g}": top_share * np.minimum(1.0, typical / tail) for tail in TAILS}
+    result = {}
+    for tail in TAILS:
+        tailed = {**tables, "atypicality_tail": tail}
+        result[f"tau={tail:g}"] = np.array([unknown_score(t, a, tailed) for t, a in zip(top, atypicality)])
     result["maximum probability"] = np.asarray(top, np.float64)
     return result
 

@@ -9,9 +9,10 @@ import soundfile as sf
 import torch
 from transformers import pipeline
 
-from esc50_hf import Esc50CnnForAudioClassification, audio_pipeline
+from esc50_hf import Esc50CnnConfig, Esc50CnnForAudioClassification, audio_pipeline
 from esc50_hf.cli import main
 from esc50_hf.evaluation.calibration import (
+    ATYPICALITY_TAIL,
     UNKNOWN_QUANTILES,
     auroc,
     calibrate_model_folder,
@@ -168,6 +169,13 @@ def test_the_unknown_score_reads_the_top_score_and_the_atypicality_against_held_
     assert unknown_score(0.7, 0.5, quantiles) == pytest.approx(0.6 * 0.2)  # as sure, far less typical: lower
     assert unknown_score(0.6, -1.0, quantiles) == pytest.approx(0.5 * 0.5)  # on a quantile: half of it each way
     assert unknown_score(0.1, -3.5, quantiles) == 0.0 == unknown_score(1.0, 1.5, quantiles)  # beyond either tail
+    # with an atypicality tail of 40 %, the atypicality counts only among the 40 % most atypical held-out clips
+    tail = {**quantiles, "atypicality_tail": 0.4}
+    assert unknown_score(0.7, -2.5, tail) == pytest.approx(0.6)  # 80 % at least as atypical: outside the tail
+    assert unknown_score(0.7, 0.5, tail) == pytest.approx(0.6 * 0.2 / 0.4)  # inside it: counted, rescaled
+    assert unknown_score(1.0, 1.5, tail) == 0.0  # beyond every held-out clip: still none of the known sounds
+    with pytest.raises(ValueError, match="atypicality_tail"):
+        Esc50CnnConfig(unknown_quantiles={**quantiles, "atypicality_tail": 0.0})
 
 
 def test_with_the_atypicality_the_calibration_fits_quantiles_and_a_threshold_on_the_unknown_score():
@@ -180,7 +188,8 @@ def test_with_the_atypicality_the_calibration_fits_quantiles_and_a_threshold_on_
     known = unknown_scores(logits, calibration.temperature, atypicality, quantiles)
     assert 0.95 <= (known >= calibration.unknown_threshold).mean() < 0.96
     assert "unknown_quantiles" not in calibration.to_dict()  # the config holds them once
-    assert calibration.to_dict()["unknown_score"] == "top score x atypicality"
+    assert calibration.to_dict()["unknown_score"] == f"top score x atypicality (in its {ATYPICALITY_TAIL:.0%} tail)"
+    assert quantiles["atypicality_tail"] == ATYPICALITY_TAIL
     without = fit_calibration(logits, references, "made-up held-out clips")
     assert without.unknown_quantiles is None and without.temperature == calibration.temperature
 

@@ -65,7 +65,8 @@ function shareAtMost(table, value) {
 function unknownScore(topScore, atypicality) {
   const tables = state.meta.unknown_quantiles;
   if (!tables) return topScore;
-  return shareAtMost(tables.top_score, topScore) * (1 - shareAtMost(tables.atypicality, atypicality));
+  const typical = (1 - shareAtMost(tables.atypicality, atypicality)) / (tables.atypicality_tail ?? 1);
+  return shareAtMost(tables.top_score, topScore) * Math.min(1, typical);
 }
 
 async function classify(samples) {

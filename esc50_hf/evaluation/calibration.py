@@ -36,6 +36,9 @@ DEFAULT_ACCEPT = 0.95  # share of known sounds the fitted unknown threshold acce
 # (every score towards 1); the bounds keep a few lucky clips from making the model certain of everything.
 TEMPERATURE_RANGE = (0.2, 5.0)
 UNKNOWN_QUANTILES = 51  # quantiles of each held-out distribution the unknown score reads (0 %, 2 %, ..., 100 %)
+# The most atypical share of held-out known clips in which the atypicality counts in the unknown score
+# (`prediction.unknown_score`; bench/unknown_choice.md round 3): less atypical clips are judged by their top score.
+ATYPICALITY_TAIL = 1.0
 MIN_CALIBRATION_CLIPS = 20  # fewer held-out clips than this: training leaves the model uncalibrated
 REJECTION_SCORES = ("max_probability", "energy")
 RELIABILITY_PLOT = "reliability.png"  # in a model folder
@@ -115,20 +118,26 @@ def rejection_score(logits: np.ndarray, temperature: float = 1.0, kind: str = "m
 
 
 def fit_unknown_quantiles(
-    top_scores: np.ndarray, atypicality: np.ndarray, count: int = UNKNOWN_QUANTILES
-) -> dict[str, list[float]]:
-    """The quantiles (`count` of each, 0 to 100 %) of held-out known clips' calibrated top scores and atypicality:
-    the model's `config.unknown_quantiles`.
+    top_scores: np.ndarray,
+    atypicality: np.ndarray,
+    count: int = UNKNOWN_QUANTILES,
+    atypicality_tail: float = ATYPICALITY_TAIL,
+) -> dict[str, Any]:
+    """The quantiles (`count` of each, 0 to 100 %) of held-out known clips' calibrated top scores and atypicality,
+    and the tail in which the atypicality counts: the model's `config.unknown_quantiles`.
 
     Args:
         top_scores (`np.ndarray`): `(clips,)` calibrated top scores of held-out clips of the known sounds.
         atypicality (`np.ndarray`): `(clips,)` the model's atypicality of the same clips.
         count (`int`, *optional*, defaults to `UNKNOWN_QUANTILES` (51)): Quantiles of each.
+        atypicality_tail (`float`, *optional*, defaults to `ATYPICALITY_TAIL`): The most atypical share of those
+            clips in which the atypicality counts (1: everywhere, the plain product of the two shares).
     """
     levels = np.linspace(0.0, 1.0, count)
     return {
         "top_score": [round(float(value), 6) for value in np.quantile(np.asarray(top_scores, np.float64), levels)],
         "atypicality": [round(float(value), 5) for value in np.quantile(np.asarray(atypicality, np.float64), levels)],
+        "atypicality_tail": atypicality_tail,
     }
 
 
@@ -191,7 +200,11 @@ class Calibration:
         """The provenance (`config.calibration`): everything but the quantiles, which the config holds once."""
         record = asdict(self)
         del record["unknown_quantiles"]
-        record["unknown_score"] = "top score" if self.unknown_quantiles is None else "top score x atypicality"
+        if self.unknown_quantiles is None:
+            record["unknown_score"] = "top score"
+        else:
+            tail = self.unknown_quantiles.get("atypicality_tail", 1.0)
+            record["unknown_score"] = f"top score x atypicality (in its {tail:.0%} tail)"
         return record
 
     def apply_to(self, config: Any) -> None:

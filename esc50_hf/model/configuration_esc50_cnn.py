@@ -33,10 +33,12 @@ UNCALIBRATED = {
 
 def check_quantiles(quantiles: Any) -> None:
     """Raises `ValueError` unless `quantiles` is `{"top_score": [...], "atypicality": [...]}`, two sorted lists of
-    numbers of one length (at least 2)."""
+    numbers of one length (at least 2), and optionally `"atypicality_tail"` in (0, 1]."""
     names = ("top_score", "atypicality")
-    if not isinstance(quantiles, dict) or sorted(quantiles) != sorted(names):
+    if not isinstance(quantiles, dict) or sorted(set(quantiles) - {"atypicality_tail"}) != sorted(names):
         raise ValueError(f"unknown_quantiles must have the keys {list(names)}, got {quantiles!r:.80}")
+    if not 0 < quantiles.get("atypicality_tail", 1) <= 1:
+        raise ValueError("unknown_quantiles: atypicality_tail must be in (0, 1]")
     lengths = {len(quantiles[name]) if isinstance(quantiles[name], list) else -1 for name in names}
     if len(lengths) != 1 or min(lengths) < 2:
         raise ValueError("unknown_quantiles: top_score and atypicality must be lists of one length, at least 2")
@@ -89,7 +91,8 @@ class Esc50CnnConfig(PreTrainedConfig):
         unknown_quantiles (`dict[str, list[float]]`, *optional*):
             `"top_score"` and `"atypicality"`: quantiles (sorted, as many of each) of the calibrated top score and
             of the model's atypicality over held-out clips of the known sounds, which the unknown score is read
-            against (bench/unknown_choice.md); `None`: the unknown score is the top score.
+            against (bench/unknown_choice.md), and `"atypicality_tail"`, the most atypical share of them in which
+            the atypicality counts (default 1: all); `None`: the unknown score is the top score.
         event_thresholds (`dict[str, float]`, *optional*):
             Per-label lowest calibrated window score that joins a sound event (`esc50-hf predict --events
             --min-score model`), fitted on held-out recordings; `None` when not fitted.

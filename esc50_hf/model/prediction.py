@@ -195,7 +195,8 @@ def unknown_score(
     top_score: float, atypicality: float | None, quantiles: Mapping[str, Sequence[float]] | None
 ) -> float:
     """How much a clip looks like the sounds a model knows, in [0, 1] (bench/unknown_choice.md): the share of held-out
-    known clips with a top score at most this one's times the share at least as atypical (`unknown_quantiles`);
+    known clips with a top score at most this one's times the share at least as atypical (`unknown_quantiles`),
+    that share divided by `"atypicality_tail"` and capped at 1 (so it counts only in that tail; default 1);
     without quantiles or an atypicality, the top score itself.
 
     Args:
@@ -206,9 +207,8 @@ def unknown_score(
     """
     if quantiles is None or atypicality is None:
         return float(top_score)
-    return _share_at_most(quantiles["top_score"], top_score) * (
-        1.0 - _share_at_most(quantiles["atypicality"], atypicality)
-    )
+    typical = (1.0 - _share_at_most(quantiles["atypicality"], atypicality)) / quantiles.get("atypicality_tail", 1.0)
+    return _share_at_most(quantiles["top_score"], top_score) * min(1.0, typical)
 
 
 def _share_at_most(table: Sequence[float], value: float) -> float:

@@ -384,10 +384,10 @@ def calibration_section(folder: Path) -> str:
             f"{test['before']['mean_top_score']:.3f} -> {test['after']['mean_top_score']:.3f} against an accuracy of "
             f"{test['accuracy']:.3f}.",
         ]
-    if fit.get("unknown_score") == "top score x atypicality":
+    if fit.get("unknown_score", "top score").startswith("top score x atypicality"):
         score = (
             "unknown score (the share of those clips with a top score at most the recording's, times the share at "
-            "least as atypical to the network; `unknown_quantiles`)"
+            "least as atypical to the network, that share counting only in its tail; `unknown_quantiles`)"
         )
     else:
         score = "top score"
