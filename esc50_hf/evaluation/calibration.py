@@ -38,7 +38,7 @@ TEMPERATURE_RANGE = (0.2, 5.0)
 UNKNOWN_QUANTILES = 51  # quantiles of each held-out distribution the unknown score reads (0 %, 2 %, ..., 100 %)
 # The most atypical share of held-out known clips in which the atypicality counts in the unknown score
 # (`prediction.unknown_score`; bench/unknown_choice.md round 3): less atypical clips are judged by their top score.
-ATYPICALITY_TAIL = 1.0
+ATYPICALITY_TAIL = 0.2
 MIN_CALIBRATION_CLIPS = 20  # fewer held-out clips than this: training leaves the model uncalibrated
 REJECTION_SCORES = ("max_probability", "energy")
 RELIABILITY_PLOT = "reliability.png"  # in a model folder
