@@ -415,6 +415,7 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
 
 
 __all__ = [
+    "ATYPICALITY_TAIL",
     "DEFAULT_ACCEPT",
     "NUM_BINS",
     "REJECTION_SCORES",

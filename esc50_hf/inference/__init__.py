@@ -13,9 +13,11 @@ _EXPORTS = {
     "classifier": "DEFAULT_MODEL_DIR LabelScore ModelLoadError Prediction SoundClassifier WindowBatcher "
     "WindowPrediction iter_windows resolve_model softmax window_starts",
     "backends": "AtypicalityBackend LogitsBackend TorchBackend load_backend",
-    "onnx_backend": "ATYPICALITY_NAME INT8_FILE ONNX_FILE OnnxBackend OnnxFileMissingError onnx_file_name",
+    "onnx_backend": "ATYPICALITY_NAME INT8_FILE ONNX_FILE TEMPERATURE_METADATA_KEY OnnxBackend OnnxFileMissingError "
+    "onnx_file_name",
     "onnx_export": "CLIP_SAMPLES_METADATA_KEY DEFAULT_OPSET LABELS_METADATA_KEY PARITY_TOLERANCE PROBABILITIES_NAME "
-    "SAMPLING_RATE_METADATA_KEY WAVEFORM_FILE WAVEFORM_INPUT_NAME WAVEFORM_INT8_FILE WAVEFORM_PARITY_TOLERANCE "
+    "SAMPLING_RATE_METADATA_KEY UNKNOWN_QUANTILES_METADATA_KEY UNKNOWN_THRESHOLD_METADATA_KEY WAVEFORM_FILE "
+    "WAVEFORM_INPUT_NAME WAVEFORM_INT8_FILE WAVEFORM_PARITY_TOLERANCE "
     "calibration_features calibration_waveforms export_onnx export_waveform_onnx feature_batches onnx_labels "
     "onnx_metadata parity_error quantize_int8 quantize_waveform_int8 waveform_parity_error",
     "batch": "AUDIO_SUFFIXES BatchPredictionError OUTPUT_FORMATS Input Inputs classify_to_file label_track "
