@@ -235,6 +235,25 @@ def fold_waveforms(dataset: Any, fold: int, classes: set[str] | None = None) -> 
     ]
 
 
+def validation_fold(run: str | Path) -> int:
+    """The fold `run` was validated on (its recipe, `training_config.json`); the test fold is refused: the selection
+    data must not read it."""
+    from esc50_hf.data.esc50 import TEST_FOLD
+    from esc50_hf.training.model_folder import read_model_folder
+
+    fold = int(read_model_folder(run, require=("training_config.json",)).recipe["validation_fold"])
+    if fold == TEST_FOLD:
+        raise SystemExit(f"{run} validated on fold {TEST_FOLD}: the selection must not read it")
+    return fold
+
+
+def known_labels(run: str | Path) -> set[str]:
+    """The labels the model of `run` was trained on (its config's `id2label`)."""
+    from esc50_hf.training.model_folder import read_model_folder
+
+    return set(read_model_folder(run, require=("config.json",)).config["id2label"].values())
+
+
 def scores(scored: tuple[np.ndarray, np.ndarray], temperature: float, quantiles: dict) -> dict[str, np.ndarray]:
     """Every score of the selection (higher: more like a known sound) of `(logits, atypicality)`."""
     from esc50_hf.evaluation.calibration import rejection_score, unknown_scores
@@ -284,9 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     selection_kinds = made_up_sounds(1, SAMPLING_RATE)
     runs = []
     for run in args.held_out:
-        fold = int(json.loads((Path(run) / "training_config.json").read_text())["validation_fold"])
-        assert fold != TEST_FOLD
-        known_waves, _ = fold_waveforms(dataset, fold)
+        known_waves, _ = fold_waveforms(dataset, validation_fold(run))
         made_up = {kind: raw_scores(run, waves) for kind, waves in selection_kinds.items()}
         runs.append((raw_scores(run, known_waves), made_up))
     selection: dict[str, dict[str, list[float]]] = {}
@@ -307,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2. held-out classes, fold 5: the shipped model's temperature, quantiles and threshold (the same recipe)
     splits = []
     for run in args.class_split_models:
-        run_config = json.loads((Path(run) / "config.json").read_text())
-        known_classes = set(run_config["id2label"].values())
+        known_classes = known_labels(run)
         waves, names = fold_waveforms(dataset, TEST_FOLD)
         scored = scores(raw_scores(run, waves), temperature, quantiles)
         is_known = np.array([name in known_classes for name in names])

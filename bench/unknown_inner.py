@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unknown import fold_waveforms, made_up_sounds, raw_scores  # noqa: E402
+from unknown import fold_waveforms, known_labels, made_up_sounds, raw_scores, validation_fold  # noqa: E402
 
 from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402
 
@@ -52,18 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default=str(Path(__file__).resolve().parent))
     args = parser.parse_args(argv)
 
-    from esc50_hf.data.esc50 import TEST_FOLD, load_esc50
+    from esc50_hf.data.esc50 import load_esc50
     from esc50_hf.evaluation.calibration import auroc, fit_unknown_quantiles, rejection_score
     from esc50_hf.model.labels import SAMPLING_RATE
 
     temperature = json.loads((Path(args.model) / "config.json").read_text())["calibration_temperature"]
     dataset = load_esc50(args.data_dir, SAMPLING_RATE)
-
-    def validation_fold(run: str) -> int:
-        fold = int(json.loads((Path(run) / "training_config.json").read_text())["validation_fold"])
-        if fold == TEST_FOLD:
-            raise SystemExit(f"{run} validated on fold {TEST_FOLD}: this choice must not read it")
-        return fold
 
     def top_and_atypicality(run: str, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         logits, atypicality = raw_scores(run, waves)
@@ -91,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     waves, names = fold_waveforms(dataset, inner_fold.pop())
     held_out: dict[str, list[float]] = {}
     for run in args.inner_models:
-        known_classes = set(json.loads((Path(run) / "config.json").read_text())["id2label"].values())
+        known_classes = known_labels(run)
         is_known = np.array([name in known_classes for name in names])
         scored = candidate_scores(*top_and_atypicality(run, waves), tables[0])
         for name, values in scored.items():
