@@ -9,7 +9,9 @@ benchmark uses no training audio. Each model answers through `SoundClassifier`, 
 (a 20-s placement input is classified in windows, as any long file is). Accuracy per corruption and severity,
 the mean over all of them (mean corrupted accuracy) and its drop from clean.
 
-`--model NAME=PATH[,PATH...]` may repeat; several paths (trainings of one recipe) are reported as mean ± std.
+`--model NAME=PATH[,PATH...]` may repeat; several paths (trainings of one recipe) are reported as mean ± std. A path
+`A+B` is two networks answering together: each window's probabilities are the mean of A's and B's calibrated ones
+(bench/robust_recipe_choice.md, round 5); everything else is A's `SoundClassifier`.
 Results merge into `--output-dir`'s robustness.json by model name (same fold only), so "before" and "after"
 stay side by side; ROBUSTNESS.md and robustness.png are rendered from the whole file. `--merge-from JSON` takes the
 models of another report too; `--add-trainings` adds the given paths' scores to a same-named model instead of
@@ -162,6 +164,38 @@ def accuracy(classifier: Any, waveforms: list[np.ndarray], labels: list[str]) ->
     return float(np.mean([answer == label for answer, label in zip(answers, labels)]))
 
 
+class AveragedBackend:
+    """Several saved models behind one `LogitsBackend`: the log of their mean calibrated probabilities (so that a
+    softmax of it is that mean), and the mean of their atypicalities."""
+
+    def __init__(self, paths: list[str]) -> None:
+        from esc50_hf.inference.backends import TorchBackend
+
+        self.members = [TorchBackend(path) for path in paths]
+
+    def with_atypicality(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        outputs = [member.with_atypicality(input_values) for member in self.members]
+        probabilities = torch.stack([torch.softmax(torch.as_tensor(logits), dim=-1) for logits, _ in outputs])
+        logits = torch.log(probabilities.mean(dim=0)).numpy()
+        return logits, np.mean([atypicality for _, atypicality in outputs], axis=0)
+
+    def __call__(self, input_values: np.ndarray) -> np.ndarray:
+        return self.with_atypicality(input_values)[0]
+
+
+def classifier_for(path: str, limits: Any) -> Any:
+    """`SoundClassifier` of `path`, or of the networks of `A+B` answering together (`AveragedBackend`)."""
+    from esc50_hf.inference import SoundClassifier
+
+    members = path.split("+")
+    classifier = SoundClassifier(members[0], batch_size=32, limits=limits)
+    if len(members) > 1:
+        classifier.backend = AveragedBackend(members)
+    return classifier
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -178,7 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name, _, paths = spec.partition("=")
         if not paths:
             raise SystemExit(f"--model {spec!r}: write NAME=PATH[,PATH...]")
-        classifiers[name] = [SoundClassifier(path, batch_size=32, limits=limits) for path in paths.split(",")]
+        classifiers[name] = [classifier_for(path, limits) for path in paths.split(",")]
         models[name] = {"paths": [_shown_path(path) for path in paths.split(",")], "clean": [], "results": {}}
     rate = next(iter(classifiers.values()))[0].sampling_rate
     waveforms, labels, ambient = load_fold(args.data_dir, args.fold, rate)
@@ -214,6 +248,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _shown_path(model: str) -> str:
+    if "+" in model:
+        return "+".join(_shown_path(member) for member in model.split("+"))
     path = Path(model).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else model
 
