@@ -10,8 +10,8 @@ benchmark uses no training audio. Each model answers through `SoundClassifier`, 
 the mean over all of them (mean corrupted accuracy) and its drop from clean.
 
 `--model NAME=PATH[,PATH...]` may repeat; several paths (trainings of one recipe) are reported as mean ± std. A path
-`A+B` is two networks answering together: each window's probabilities are the mean of A's and B's calibrated ones
-(bench/robust_recipe_choice.md, round 5); everything else is A's `SoundClassifier`.
+`A+B` is two networks answering together: each window's probabilities are the mean of A's and B's as trained
+(temperature 1; bench/robust_recipe_choice.md, round 5); everything else is A's `SoundClassifier`.
 Results merge into `--output-dir`'s robustness.json by model name (same fold only), so "before" and "after"
 stay side by side; ROBUSTNESS.md and robustness.png are rendered from the whole file. `--merge-from JSON` takes the
 models of another report too; `--add-trainings` adds the given paths' scores to a same-named model instead of
@@ -165,13 +165,16 @@ def accuracy(classifier: Any, waveforms: list[np.ndarray], labels: list[str]) ->
 
 
 class AveragedBackend:
-    """Several saved models behind one `LogitsBackend`: the log of their mean calibrated probabilities (so that a
-    softmax of it is that mean), and the mean of their atypicalities."""
+    """Several saved models behind one `LogitsBackend`: the log of their mean probabilities as trained (so that a
+    softmax of it is that mean), and the mean of their atypicalities. Temperature 1: a model trained on folds 1-4
+    has its temperature fitted on fold 5 by training, which must not enter a fold-5 answer."""
 
     def __init__(self, paths: list[str]) -> None:
         from esc50_hf.inference.backends import TorchBackend
 
         self.members = [TorchBackend(path) for path in paths]
+        for member in self.members:
+            member.model.config.calibration_temperature = 1.0
 
     def with_atypicality(self, input_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
