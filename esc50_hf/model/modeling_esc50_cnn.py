@@ -1,5 +1,6 @@
 """The ESC-50 log-mel CNN as a `transformers` model."""
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -88,8 +89,46 @@ class Esc50CnnPreTrainedModel(PreTrainedModel):
                 module.num_batches_tracked.zero_()
 
 
-class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
-    """Log-mel CNN with a global pooling head.
+class Esc50CnnLayers:
+    """The layers of one network and its clip embedding: per-band input standardisation, stem, blocks, global pooling
+    (mean over frequency, then mean + max over time), dropout and classifier. The model is its first network (its
+    layers sit on the model itself, as in every model saved before it could hold more); a model of
+    `config.num_networks` > 1 holds the others in `ensemble` (`Esc50CnnNetwork`)."""
+
+    def _add_layers(self, config: Esc50CnnConfig) -> None:
+        channels = [config.stem_channels or 1, *config.block_channels]
+        self.input_norm = nn.BatchNorm1d(config.num_mel_bins)  # per-mel-band standardisation
+        self.stem = Esc50Stem(config.stem_channels) if config.stem_channels else nn.Identity()
+        self.blocks = nn.ModuleList(
+            Esc50ConvBlock(in_channels, out_channels) for in_channels, out_channels in zip(channels[:-1], channels[1:])
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(channels[-1], config.num_labels)
+
+    def _embed(self, input_values: torch.Tensor, deviations: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The clip embedding; `deviations`, when given, gets every batch-norm layer's `batch_norm_deviation`."""
+        hidden = self.input_norm(input_values)
+        if deviations is not None:
+            deviations.append(batch_norm_deviation(self.input_norm, hidden))
+        hidden = hidden.unsqueeze(1)  # (batch, 1, mels, frames)
+        hidden = self.stem(hidden) if isinstance(self.stem, nn.Identity) else self.stem(hidden, deviations)
+        for block in self.blocks:
+            hidden = block(hidden, deviations)  # (batch, channels, mels, frames), halved by each block
+        hidden = hidden.mean(dim=2)  # average over frequency
+        return hidden.mean(dim=-1) + hidden.amax(dim=-1)  # mean + max over time
+
+
+class Esc50CnnNetwork(Esc50CnnLayers, nn.Module):
+    """A further network of a model of several (`Esc50CnnLayers`)."""
+
+    def __init__(self, config: Esc50CnnConfig) -> None:
+        super().__init__()
+        self._add_layers(config)
+
+
+class Esc50CnnForAudioClassification(Esc50CnnLayers, Esc50CnnPreTrainedModel):
+    """Log-mel CNN with a global pooling head; with `config.num_networks` > 1, that many networks trained apart whose
+    probabilities are averaged.
 
     Input: `input_values` of shape `(batch, num_mel_bins, frames)` from `Esc50FeatureExtractor`.
     Output: `Esc50CnnOutput` with one logit per label (calibrated: `config.calibration_temperature`);
@@ -100,15 +139,13 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
 
     def __init__(self, config: Esc50CnnConfig) -> None:
         super().__init__(config)
-        channels = [config.stem_channels or 1, *config.block_channels]
-        self.input_norm = nn.BatchNorm1d(config.num_mel_bins)  # per-mel-band standardisation
-        self.stem = Esc50Stem(config.stem_channels) if config.stem_channels else nn.Identity()
-        self.blocks = nn.ModuleList(
-            Esc50ConvBlock(in_channels, out_channels) for in_channels, out_channels in zip(channels[:-1], channels[1:])
-        )
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(channels[-1], config.num_labels)
+        self._add_layers(config)
+        self.ensemble = nn.ModuleList(Esc50CnnNetwork(config) for _ in range(config.num_networks - 1))
         self.post_init()
+
+    def networks(self) -> list[Esc50CnnLayers]:
+        """The model's networks: itself, then those of `ensemble`."""
+        return [self, *self.ensemble]
 
     def freeze_feature_encoder(self) -> None:
         """Does nothing: there is no pretrained feature encoder to freeze.
@@ -131,25 +168,16 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
             custom_object_save(Esc50AudioClassificationPipeline, save_directory)  # with audio_io.py and windows.py
 
     def pooled_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
-        """`(batch, mels, frames)` -> `(batch, channels)` clip embedding."""
-        return self._embed(input_values)
+        """`(batch, mels, frames)` -> `(batch, channels)` clip embedding (the networks' side by side)."""
+        self._check_input(input_values)
+        return torch.cat([network._embed(input_values) for network in self.networks()], dim=-1)
 
-    def _embed(self, input_values: torch.Tensor, deviations: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """The clip embedding; `deviations`, when given, gets every batch-norm layer's `batch_norm_deviation`."""
+    def _check_input(self, input_values: torch.Tensor) -> None:
         if input_values.ndim != 3 or input_values.shape[1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must have shape (batch, {self.config.num_mel_bins}, frames), "
                 f"got {tuple(input_values.shape)}"
             )
-        hidden = self.input_norm(input_values)
-        if deviations is not None:
-            deviations.append(batch_norm_deviation(self.input_norm, hidden))
-        hidden = hidden.unsqueeze(1)  # (batch, 1, mels, frames)
-        hidden = self.stem(hidden) if isinstance(self.stem, nn.Identity) else self.stem(hidden, deviations)
-        for block in self.blocks:
-            hidden = block(hidden, deviations)  # (batch, channels, mels, frames), halved by each block
-        hidden = hidden.mean(dim=2)  # average over frequency
-        return hidden.mean(dim=-1) + hidden.amax(dim=-1)  # mean + max over time
 
     def forward(
         self,
@@ -180,10 +208,13 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
             scalar `loss` (of the logits before that division), and the `atypicality` when asked for; or the tuple
             `(logits,)` / `(loss, logits)` (then `atypicality` last) when `return_dict` is false.
         """
+        self._check_input(input_values)
         deviations: list[torch.Tensor] | None = [] if output_atypicality else None
-        raw = self.classifier(self.dropout(self._embed(input_values, deviations)))
+        raws = [net.classifier(net.dropout(net._embed(input_values, deviations))) for net in self.networks()]
+        # One network: its logits. More: the log of their mean probability (a softmax of it is that mean).
+        raw = raws[0] if len(raws) == 1 else torch.logsumexp(torch.stack(raws).log_softmax(-1), 0) - math.log(len(raws))
         atypicality = None if deviations is None else torch.stack(deviations, dim=1).mean(dim=1)
-        loss = None if labels is None else self.loss(raw, labels)
+        loss = None if labels is None else sum(self.loss(one, labels) for one in raws) / len(raws)
         temperature = getattr(self.config, "calibration_temperature", 1.0)
         logits = raw if temperature == 1.0 else raw / temperature
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -200,4 +231,10 @@ class Esc50CnnForAudioClassification(Esc50CnnPreTrainedModel):
         return F.cross_entropy(logits.float(), labels.long(), label_smoothing=self.config.label_smoothing)
 
 
-__all__ = ["Esc50CnnForAudioClassification", "Esc50CnnOutput", "Esc50CnnPreTrainedModel", "batch_norm_deviation"]
+__all__ = [
+    "Esc50CnnForAudioClassification",
+    "Esc50CnnNetwork",
+    "Esc50CnnOutput",
+    "Esc50CnnPreTrainedModel",
+    "batch_norm_deviation",
+]

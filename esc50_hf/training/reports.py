@@ -87,7 +87,8 @@ def write_model_folder_reports(
     plot_confusion_matrix(
         np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png", list(scores["per_class"])
     )
-    plot_training_curves(log_history, folder / "training_curves.png")
+    if log_history:  # a merged model (`training.merge`) has none of its own
+        plot_training_curves(log_history, folder / "training_curves.png")
     render_model_card(folder, results, recipe)
     return results
 

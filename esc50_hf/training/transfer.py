@@ -94,8 +94,9 @@ def starting_model(
         path, dropout=arguments.dropout, label_smoothing=arguments.label_smoothing, **UNCALIBRATED
     )  # trained from its raw logits; this run fits its own calibration
     if model_labels(model.config) != tuple(labels):
-        model.classifier = torch.nn.Linear(model.classifier.in_features, len(labels))
-        model._init_weights(model.classifier)
+        for network in model.networks():  # each network of a merged model gets its own head
+            network.classifier = torch.nn.Linear(network.classifier.in_features, len(labels))
+            model._init_weights(network.classifier)
         model.config.id2label = dict(enumerate(labels))
         model.config.label2id = {name: index for index, name in enumerate(labels)}
         model.config.num_labels = len(labels)
@@ -126,7 +127,7 @@ def transfer_optimizer(
         body_scale (`float`): The network's share of it, in [0, 1].
         weight_decay (`float`): AdamW's decoupled weight decay (not on biases and batch-norm parameters).
     """
-    head = set(map(id, model.classifier.parameters()))
+    head = {id(parameter) for network in model.networks() for parameter in network.classifier.parameters()}
     if body_scale == 0:
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in head)

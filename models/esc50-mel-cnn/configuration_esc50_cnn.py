@@ -75,6 +75,9 @@ class Esc50CnnConfig(PreTrainedConfig):
             Output channels of each convolution block.
         dropout (`float`, *optional*, defaults to 0.3):
             Dropout before the classifier.
+        num_networks (`int`, *optional*, defaults to 1):
+            Networks of this shape in the model, trained apart (`esc50-hf merge`); the model's probability is the
+            mean of theirs, its atypicality the mean of theirs.
         label_smoothing (`float`, *optional*, defaults to 0.1):
             Label smoothing of the cross-entropy loss used in training; also the default of `train.py
             --label_smoothing`. Every `config.json` written by this project records the value it trained with (the
@@ -109,6 +112,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         stem_channels: int | None = None,
         block_channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
         dropout: float = 0.3,
+        num_networks: int = 1,
         label_smoothing: float = 0.1,
         calibration_temperature: float = 1.0,
         unknown_threshold: float | None = None,
@@ -133,6 +137,8 @@ class Esc50CnnConfig(PreTrainedConfig):
                 f"num_mel_bins={num_mel_bins} is too few for {poolings} 2x2 poolings (the stem and "
                 f"{len(block_channels)} blocks): use at least {2**poolings} mel bands, or fewer blocks"
             )
+        if num_networks < 1:
+            raise ValueError(f"num_networks must be at least 1, got {num_networks}")
         if not calibration_temperature > 0:
             raise ValueError(f"calibration_temperature must be positive, got {calibration_temperature}")
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
@@ -143,6 +149,7 @@ class Esc50CnnConfig(PreTrainedConfig):
         self.stem_channels = stem_channels
         self.block_channels = list(block_channels)
         self.dropout = dropout
+        self.num_networks = num_networks
         self.label_smoothing = label_smoothing
         self.calibration_temperature = float(calibration_temperature)
         self.unknown_threshold = unknown_threshold

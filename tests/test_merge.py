@@ -1,0 +1,115 @@
+"""`esc50-hf merge`: two trained models answering as one (the mean of their probabilities), on every path."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from esc50_hf import Esc50CnnForAudioClassification, Esc50FeatureExtractor, audio_pipeline
+from esc50_hf.cli import main
+from esc50_hf.errors import OutputExistsError
+from esc50_hf.inference import PROBABILITIES_NAME, SAMPLING_RATE_METADATA_KEY, WAVEFORM_FILE, WAVEFORM_INPUT_NAME
+from esc50_hf.training.arguments import parse_args
+from esc50_hf.training.merge import MergeError, merge_models
+from esc50_hf.training.trainer import train
+
+from .conftest import synthetic_clip
+
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
+
+
+def _train(esc50_dir: Path, output: Path, *flags: str) -> Path:
+    argv = ["--config", str(SMOKE), "--data_dir", str(esc50_dir), "--report_to", "none", "--output_dir", str(output)]
+    train(parse_args([*argv, *flags]))
+    return output
+
+
+@pytest.fixture(scope="module")
+def members(esc50_dir, tmp_path_factory) -> list[Path]:
+    """Two trainings of the smoke recipe (seeds 1 and 2): folds 1-4, fold 5 validates."""
+    root = tmp_path_factory.mktemp("members")
+    return [_train(esc50_dir, root / f"seed-{seed}", "--seed", str(seed)) for seed in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def pair(members, esc50_dir, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("pair") / "model"
+    assert main(["merge", *map(str, members), "--output", str(output), "--data-dir", str(esc50_dir)]) == 0
+    return output
+
+
+def _raw_probabilities(path: Path, features: torch.Tensor) -> torch.Tensor:
+    model = Esc50CnnForAudioClassification.from_pretrained(path).eval()
+    model.config.calibration_temperature = 1.0
+    with torch.no_grad():
+        return model(features).logits.softmax(-1)
+
+
+def test_the_merged_model_answers_the_mean_of_its_networks(members, pair, capsys):
+    config = json.loads((pair / "config.json").read_text())
+    assert config["num_networks"] == 2 and config["calibration"]["fitted_on"].startswith("fold 5")
+    features = torch.randn(3, 32, 216)
+    expected = (_raw_probabilities(members[0], features) + _raw_probabilities(members[1], features)) / 2
+    torch.testing.assert_close(_raw_probabilities(pair, features), expected, atol=1e-5, rtol=1e-4)
+    metrics = json.loads((pair / "metrics.json").read_text())
+    assert [member["seed"] for member in metrics["merged_from"]] == [1, 2]
+    card = (pair / "README.md").read_text()
+    assert "2 networks" in card and "esc50-hf merge" in card and not (pair / "training_curves.png").exists()
+    # the pipeline answers with the merged model's calibrated probability
+    extractor = Esc50FeatureExtractor.from_pretrained(pair)
+    clip = synthetic_clip(3, seed=0, rate=extractor.sampling_rate)
+    (answer,) = audio_pipeline(pair)({"raw": clip, "sampling_rate": extractor.sampling_rate}, top_k=1)
+    model = Esc50CnnForAudioClassification.from_pretrained(pair).eval()
+    with torch.no_grad():
+        probabilities = model(**extractor(clip, return_tensors="pt")).logits.softmax(-1)[0]
+    assert answer["label"] == model.config.id2label[int(probabilities.argmax())]
+    assert abs(answer["score"] - float(probabilities.max())) < 1e-4
+
+
+def test_float16_halves_the_weights_and_loads_as_float32(members, pair, esc50_dir, tmp_path):
+    half = tmp_path / "half"
+    merge_models(members, half, data_dir=str(esc50_dir), float16=True)
+    with safe_open(half / "model.safetensors", framework="pt") as weights:
+        dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}
+    assert "F16" in dtypes and "F32" not in dtypes
+    ratio = (half / "model.safetensors").stat().st_size / (pair / "model.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.6  # float16 values; the header and the int64 batch counters stay
+    model = Esc50CnnForAudioClassification.from_pretrained(half)
+    assert model.dtype == torch.float32
+    features = torch.randn(4, 32, 216)
+    difference = (_raw_probabilities(half, features) - _raw_probabilities(pair, features)).abs().max()
+    assert difference < 1e-2
+
+
+def test_models_that_cannot_answer_together_are_refused(members, esc50_dir, tmp_path):
+    fold_4 = _train(esc50_dir, tmp_path / "fold-4", "--validation_fold", "4", "--num_train_epochs", "1")
+    with pytest.raises(MergeError, match="differ in validation_fold, training folds"):
+        merge_models([members[0], fold_4], tmp_path / "out", data_dir=str(esc50_dir))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(MergeError, match="at least two"):
+        merge_models([members[0]], tmp_path / "out", data_dir=str(esc50_dir))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OutputExistsError, match="already exists"):
+        merge_models(members, tmp_path / "taken", data_dir=str(esc50_dir))
+
+
+def test_onnx_graphs_of_a_merged_model_match_it(pair, tmp_path):
+    import shutil
+
+    import onnxruntime
+
+    folder = tmp_path / "model"
+    shutil.copytree(pair, folder)
+    assert main(["export-onnx", "--model", str(folder), "--waveform"]) == 0
+    session = onnxruntime.InferenceSession(str(folder / WAVEFORM_FILE), providers=["CPUExecutionProvider"])
+    rate = int(session.get_modelmeta().custom_metadata_map[SAMPLING_RATE_METADATA_KEY])
+    waveform = synthetic_clip(5, seed=1, rate=rate)[None, :].astype(np.float32)
+    probabilities = session.run([PROBABILITIES_NAME], {WAVEFORM_INPUT_NAME: waveform})[0]
+    expected = audio_pipeline(folder)({"raw": waveform[0], "sampling_rate": rate}, top_k=50)
+    best = max(expected, key=lambda item: item["score"])
+    labels = json.loads((folder / "config.json").read_text())["id2label"]
+    assert labels[str(int(probabilities.argmax()))] == best["label"]
+    assert abs(float(probabilities.max()) - best["score"]) < 1e-3
