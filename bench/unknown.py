@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     from esc50_hf.data.esc50 import TEST_FOLD, load_esc50
     from esc50_hf.evaluation.calibration import fit_unknown_quantiles, rejection_score
     from esc50_hf.model.labels import SAMPLING_RATE
+    from esc50_hf.model.prediction import atypicality_tail
 
     config = json.loads((Path(args.model) / "config.json").read_text())
     temperature, threshold = config["calibration_temperature"], config["unknown_threshold"]
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "temperature": temperature,
         "threshold": threshold,
-        "atypicality_tail": quantiles.get("atypicality_tail", 1.0),
+        "atypicality_tail": atypicality_tail(quantiles),
         "fitted_on": config["calibration"]["fitted_on"],
         "selection": {"runs": [str(Path(run).name) for run in args.held_out], "auroc": selection_auroc},
         "held_out_classes": {"splits": splits, **summary_split},

@@ -11,7 +11,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("merge", help="one model from several trained ones (the mean of their probabilities)")
+    parser = subparsers.add_parser("merge", help="one model from several trained ones (their mean probability)")
     parser.add_argument("models", nargs="+", metavar="MODEL", help="finished model folders written by train.py")
     parser.add_argument("--output", required=True, help="the new model folder (must not exist)")
     parser.add_argument(

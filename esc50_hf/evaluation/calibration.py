@@ -26,7 +26,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
 from ..model.configuration_esc50_cnn import check_quantiles
-from ..model.prediction import unknown_score
+from ..model.prediction import atypicality_tail, unknown_score
 from ..model.windows import softmax
 from .plots import save_compact_png
 
@@ -203,7 +203,7 @@ class Calibration:
         if self.unknown_quantiles is None:
             record["unknown_score"] = "top score"
         else:
-            tail = self.unknown_quantiles.get("atypicality_tail", 1.0)
+            tail = atypicality_tail(self.unknown_quantiles)
             record["unknown_score"] = f"top score x atypicality (in its {tail:.0%} tail)"
         return record
 

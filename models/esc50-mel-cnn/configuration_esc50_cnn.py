@@ -7,6 +7,7 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from .labels import ID2LABEL, LABEL2ID
+from .prediction import atypicality_tail
 
 # The model's own `transformers` pipeline, saved beside it (pipeline_esc50.py): used by
 # `pipeline("audio-classification", model=..., trust_remote_code=True)`.
@@ -37,7 +38,7 @@ def check_quantiles(quantiles: Any) -> None:
     names = ("top_score", "atypicality")
     if not isinstance(quantiles, dict) or sorted(set(quantiles) - {"atypicality_tail"}) != sorted(names):
         raise ValueError(f"unknown_quantiles must have the keys {list(names)}, got {quantiles!r:.80}")
-    if not 0 < quantiles.get("atypicality_tail", 1) <= 1:
+    if not 0 < atypicality_tail(quantiles) <= 1:
         raise ValueError("unknown_quantiles: atypicality_tail must be in (0, 1]")
     lengths = {len(quantiles[name]) if isinstance(quantiles[name], list) else -1 for name in names}
     if len(lengths) != 1 or min(lengths) < 2:

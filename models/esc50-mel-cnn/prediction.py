@@ -191,6 +191,12 @@ class Prediction(_Row):
         return _renamed(row, _PRE_SCHEMA_KEYS)
 
 
+def atypicality_tail(quantiles: Mapping[str, Any]) -> float:
+    """The share of most atypical known clips in which the atypicality counts (`unknown_quantiles["atypicality_tail"]`);
+    1 (all of them: the plain product) for tables fitted before the key existed."""
+    return float(quantiles.get("atypicality_tail", 1.0))
+
+
 def unknown_score(
     top_score: float, atypicality: float | None, quantiles: Mapping[str, Sequence[float]] | None
 ) -> float:
@@ -207,7 +213,7 @@ def unknown_score(
     """
     if quantiles is None or atypicality is None:
         return float(top_score)
-    typical = (1.0 - _share_at_most(quantiles["atypicality"], atypicality)) / quantiles.get("atypicality_tail", 1.0)
+    typical = (1.0 - _share_at_most(quantiles["atypicality"], atypicality)) / atypicality_tail(quantiles)
     return _share_at_most(quantiles["top_score"], top_score) * min(1.0, typical)
 
 
