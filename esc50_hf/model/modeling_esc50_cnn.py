@@ -203,7 +203,8 @@ class Esc50CnnForAudioClassification(Esc50CnnLayers, Esc50CnnPreTrainedModel):
                 Ignored; accepted because the Trainer passes extra arguments (e.g. `num_items_in_batch`).
 
         Returns:
-            `Esc50CnnOutput` with `logits` of shape `(batch, num_labels)`, divided by the config's
+            `Esc50CnnOutput` with `logits` of shape `(batch, num_labels)` (of several networks: the log of their mean
+            probability), divided by the config's
             `calibration_temperature` (so their softmax is the calibrated probability), when `labels` are given the
             scalar `loss` (of the logits before that division), and the `atypicality` when asked for; or the tuple
             `(logits,)` / `(loss, logits)` (then `atypicality` last) when `return_dict` is false.
