@@ -113,3 +113,15 @@ def test_onnx_graphs_of_a_merged_model_match_it(pair, tmp_path):
     labels = json.loads((folder / "config.json").read_text())["id2label"]
     assert labels[str(int(probabilities.argmax()))] == best["label"]
     assert abs(float(probabilities.max()) - best["score"]) < 1e-3
+
+
+def test_a_merged_model_learns_new_labels_with_a_head_per_network(pair):
+    from esc50_hf.training.arguments import ModelArguments
+    from esc50_hf.training.transfer import starting_model, transfer_optimizer
+
+    model, _ = starting_model(ModelArguments(model_name_or_path=str(pair)), ["hammer", "drill", "saw"])
+    assert [network.classifier.out_features for network in model.networks()] == [3, 3]
+    optimizer = transfer_optimizer(model, learning_rate=1e-3, body_scale=0.0, weight_decay=0.01)
+    trained = {id(parameter) for group in optimizer.param_groups for parameter in group["params"]}
+    heads = {id(parameter) for network in model.networks() for parameter in network.classifier.parameters()}
+    assert trained == heads  # a linear probe trains both heads and nothing else
