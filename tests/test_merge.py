@@ -1,6 +1,7 @@
 """`esc50-hf merge`: two trained models answering as one (the mean of their probabilities), on every path."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,25 +85,74 @@ def test_float16_halves_the_weights_and_loads_as_float32(members, pair, esc50_di
     assert difference < 1e-2
 
 
-def test_models_that_cannot_answer_together_are_refused(members, esc50_dir, tmp_path):
-    fold_4 = _train(esc50_dir, tmp_path / "fold-4", "--validation_fold", "4", "--num_train_epochs", "1")
-    with pytest.raises(MergeError, match="differ in validation_fold, training folds"):
+def _variant(member: Path, folder: Path, file: str, **changes) -> Path:
+    """A copy of `member` whose `file` (a JSON object) has `changes`: a model that differs in just that."""
+    shutil.copytree(member, folder)
+    values = json.loads((folder / file).read_text())
+    (folder / file).write_text(json.dumps({**values, **changes}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("file", "changes", "message"),
+    [
+        ("config.json", {"id2label": {"0": "x", "1": "y"}}, r"labels \(id2label\)"),
+        ("config.json", {"stem_channels": 12}, r"stem_channels \(8 vs 12\)"),
+        ("config.json", {"num_networks": 2}, "already a merged model of 2 networks"),
+        ("preprocessor_config.json", {"n_fft": 512}, r"feature extractor n_fft \(1024 vs 512\)"),
+        ("training_config.json", {"learning_rate": 0.5}, r"learning_rate \([\d.e-]+ vs 0.5\)"),
+        ("training_config.json", {"train_dir": "my-sounds"}, "the user's own sounds"),
+    ],
+)
+def test_models_that_cannot_answer_together_are_refused_naming_the_difference(
+    members, esc50_dir, tmp_path, file, changes, message
+):
+    other = _variant(members[1], tmp_path / "other", file, **changes)
+    with pytest.raises(MergeError, match=message):
+        merge_models([members[0], other], tmp_path / "out", data_dir=str(esc50_dir))
+
+
+def test_merging_refuses_other_folds_one_model_twice_and_a_taken_folder(members, esc50_dir, tmp_path):
+    fold_4 = _variant(members[1], tmp_path / "fold-4", "training_config.json", validation_fold=4)
+    with pytest.raises(MergeError, match=r"validation_fold \(5 vs 4\); training folds"):
         merge_models([members[0], fold_4], tmp_path / "out", data_dir=str(esc50_dir))
-    assert not (tmp_path / "out").exists()
     with pytest.raises(MergeError, match="at least two"):
         merge_models([members[0]], tmp_path / "out", data_dir=str(esc50_dir))
+    twin = shutil.copytree(members[0], tmp_path / "twin")
+    with pytest.raises(MergeError, match="the same weights as"):
+        merge_models([members[0], twin], tmp_path / "out", data_dir=str(esc50_dir))
     (tmp_path / "taken").mkdir()
     with pytest.raises(OutputExistsError, match="already exists"):
         merge_models(members, tmp_path / "taken", data_dir=str(esc50_dir))
 
 
-def test_onnx_graphs_of_a_merged_model_match_it(pair, tmp_path):
-    import shutil
+def test_a_merge_that_fails_midway_leaves_no_folder(members, esc50_dir, tmp_path, monkeypatch):
+    import esc50_hf.evaluation.scoring as scoring
 
+    def broken(*args, **kwargs):
+        assert (tmp_path / "out" / "model.safetensors").is_file()  # the weights were written before the failure
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(scoring, "labelled_logits", broken)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        merge_models(members, tmp_path / "out", data_dir=str(esc50_dir))
+    assert not (tmp_path / "out").exists()
+
+
+def test_loading_refuses_weights_of_another_number_of_networks(members, pair):
+    with pytest.raises(ValueError, match="not those of 2 network"):
+        Esc50CnnForAudioClassification.from_pretrained(members[0], num_networks=2)
+    with pytest.raises(ValueError, match="not those of 1 network"):
+        Esc50CnnForAudioClassification.from_pretrained(pair, num_networks=1)
+
+
+def test_onnx_graphs_of_a_merged_model_match_it(pair, tmp_path):
     import onnxruntime
 
-    folder = tmp_path / "model"
-    shutil.copytree(pair, folder)
+    from esc50_hf.inference import SoundClassifier
+
+    folder = shutil.copytree(pair, tmp_path / "model")
+    assert main(["export-onnx", "--model", str(folder)]) == 0  # the feature graph: SoundClassifier's onnx backend
     assert main(["export-onnx", "--model", str(folder), "--waveform"]) == 0
     session = onnxruntime.InferenceSession(str(folder / WAVEFORM_FILE), providers=["CPUExecutionProvider"])
     rate = int(session.get_modelmeta().custom_metadata_map[SAMPLING_RATE_METADATA_KEY])
@@ -113,6 +163,11 @@ def test_onnx_graphs_of_a_merged_model_match_it(pair, tmp_path):
     labels = json.loads((folder / "config.json").read_text())["id2label"]
     assert labels[str(int(probabilities.argmax()))] == best["label"]
     assert abs(float(probabilities.max()) - best["score"]) < 1e-3
+    torch_answer = SoundClassifier(folder).predict_waveform(waveform[0], top_k=1)
+    onnx_answer = SoundClassifier(folder, backend="onnx").predict_waveform(waveform[0], top_k=1)
+    assert onnx_answer.labels[0].label == torch_answer.labels[0].label == best["label"]
+    assert abs(onnx_answer.labels[0].score - torch_answer.labels[0].score) < 1e-3
+    assert abs(onnx_answer.unknown_score - torch_answer.unknown_score) < 1e-2
 
 
 def test_a_merged_model_learns_new_labels_with_a_head_per_network(pair):
@@ -125,3 +180,10 @@ def test_a_merged_model_learns_new_labels_with_a_head_per_network(pair):
     trained = {id(parameter) for group in optimizer.param_groups for parameter in group["params"]}
     heads = {id(parameter) for network in model.networks() for parameter in network.classifier.parameters()}
     assert trained == heads  # a linear probe trains both heads and nothing else
+
+
+def test_a_single_training_is_not_a_repeated_run_of_a_merged_model(members, pair):
+    from esc50_hf.training.reports import CompanionResultsError, attach_companion_results
+
+    with pytest.raises(CompanionResultsError, match="of 1 network"):
+        attach_companion_results(pair, repeated_runs=[members[0]])

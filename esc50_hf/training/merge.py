@@ -1,10 +1,11 @@
 """Several trained models of one network shape as one model whose probability is the mean of theirs.
 
-`merge_models` reads finished model folders of ESC-50 (written by `train.py`, or merged before), checks that they
-answer the same labels from the same features and trained on the same folds, and writes one model folder of
-`config.num_networks` networks (`Esc50CnnForAudioClassification.ensemble`). Every path then serves it as any model:
-the pipeline, `SoundClassifier`, `esc50-hf predict`, the app, the ONNX export and the browser page. Like training, it
-scores the model on the members' validation fold, fits its calibration there and writes the reports and the card.
+`merge_models` reads finished model folders of ESC-50 written by `train.py`, checks that they are trainings of one
+recipe (seeds and starting models aside) that answer the same labels from the same features and trained on the same
+folds, and writes one model folder of `config.num_networks` networks (`Esc50CnnForAudioClassification.ensemble`).
+Every path then serves it as any model: the pipeline, `SoundClassifier`, `esc50-hf predict`, the app, the ONNX export
+and the browser page. Like training, it scores the model on the members' validation fold, fits its calibration there
+and writes the reports and the card.
 """
 
 import json
@@ -15,39 +16,59 @@ from typing import Any
 
 from ..errors import Esc50HfError, OutputExistsError
 from .model_folder import ModelFolder, read_model_folder
+from .recipe import recipe_differences
 
 # What must be the same in every member's config.json besides its labels: the shape of its networks.
 SHAPE_KEYS = ("num_mel_bins", "stem_channels", "block_channels")
 
+# What members of one recipe may differ in: each training has its seed and, for a second stage, its first stage.
+MEMBER_OPTIONS = ("seed", "model_name_or_path")
+
 
 class MergeError(Esc50HfError, ValueError):
-    """Models that cannot answer as one: other labels, features, network shapes or folds; the message names them."""
+    """Models that cannot answer as one: other labels, features, network shapes, recipes or folds, a model given
+    twice or one merged before; the message names what differs, with both values."""
 
 
 def check_members(folders: Sequence[ModelFolder]) -> None:
-    """Raises `MergeError` unless `folders` (at least two) are ESC-50 models of one label set, feature extractor,
-    network shape (`SHAPE_KEYS`), training folds and validation fold."""
+    """Raises `MergeError` unless `folders` (at least two, each given once) are single-network ESC-50 trainings of one
+    recipe (`MEMBER_OPTIONS` aside), label set, feature extractor, network shape (`SHAPE_KEYS`) and split."""
     if len(folders) < 2:
         raise MergeError(f"merging takes at least two models, got {len(folders)}")
     first = folders[0]
+    digests: dict[str, Path] = {}
     for folder in folders:
         if folder.esc50_folds is None:
             raise MergeError(f"{folder.path} was trained on the user's own sounds: merging takes ESC-50 models")
+        if folder.config.get("num_networks", 1) > 1:
+            raise MergeError(
+                f"{folder.path} is already a merged model of {folder.config['num_networks']} networks: merge the "
+                "trainings it was made of (its metrics.json lists them under merged_from) with the others"
+            )
+        earlier = digests.setdefault(folder.weights_digest, folder.path)
+        if earlier != folder.path:
+            raise MergeError(f"{folder.path} holds the same weights as {earlier}: give each training once")
     for folder in folders[1:]:
-        differences = [key for key in SHAPE_KEYS if folder.config.get(key) != first.config.get(key)]
+        differences = _differences(first.config, folder.config, SHAPE_KEYS)
         if folder.config["id2label"] != first.config["id2label"]:
-            differences.append("labels")
-        if folder.recipe.get("validation_fold") != first.recipe.get("validation_fold"):
-            differences.append("validation_fold")
+            differences.append("labels (id2label)")
+        differences += _differences(first.recipe, folder.recipe, ("validation_fold",))
         if folder.esc50_folds != first.esc50_folds:
-            differences.append("training folds")
-        if _features(folder) != _features(first):
-            differences.append("feature extractor (preprocessor_config.json)")
+            differences.append(f"training folds ({first.esc50_folds} vs {folder.esc50_folds})")
+        options = recipe_differences(first.recipe, folder.recipe, ignore=(*MEMBER_OPTIONS, "validation_fold"))
+        differences += _differences(first.recipe, folder.recipe, [name for name in options if name != "train_folds"])
+        features = _features(first), _features(folder)
+        differences += [f"feature extractor {item}" for item in _differences(*features, set().union(*features))]
         if differences:
             raise MergeError(
-                f"{folder.path} cannot answer together with {first.path}: they differ in {', '.join(differences)}. "
-                "Merge models of one recipe shape trained on the same folds."
+                f"{folder.path} cannot answer together with {first.path}: they differ in {'; '.join(differences)}. "
+                "Merge trainings of one recipe (seeds and starting models may differ) on the same folds."
             )
+
+
+def _differences(first: dict[str, Any], other: dict[str, Any], keys: Sequence[str] | set[str]) -> list[str]:
+    """`key (first's value vs other's)` for each of `keys` whose values differ."""
+    return [f"{key} ({first.get(key)} vs {other.get(key)})" for key in sorted(keys) if first.get(key) != other.get(key)]
 
 
 def _features(folder: ModelFolder) -> dict[str, Any]:
@@ -71,7 +92,8 @@ def merge_models(
         `dict`: What `metrics.json` holds: the validation fold's accuracy and macro-F1, and the members.
 
     Raises:
-        `MergeError`: the models cannot answer together, or `output_dir` exists.
+        `MergeError`: the models cannot answer together (`check_members`).
+        `OutputExistsError`: `output_dir` exists.
     """
     output = Path(output_dir)
     if output.exists():
@@ -92,31 +114,38 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     from ..data.esc50 import load_esc50, split_folds
     from ..evaluation.calibration import calibrate_model_folder
     from ..evaluation.scoring import labelled_logits, score_predictions
+    from ..inference.classifier import explain_load_failure
     from ..model.configuration_esc50_cnn import UNCALIBRATED, Esc50CnnConfig
     from ..model.labels import model_labels
     from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
     from .reports import write_model_folder_reports
 
-    members = [Esc50CnnForAudioClassification.from_pretrained(folder.path) for folder in folders]
-    networks = [network for member in members for network in member.networks()]
-    config = Esc50CnnConfig.from_pretrained(folders[0].path, num_networks=len(networks), **UNCALIBRATED)
+    extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
+    recipe = dict(folders[0].recipe)
+    fold = recipe["validation_fold"]
+    dataset = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold, recipe.get("train_folds"))
+    members = []
+    for folder in folders:
+        with explain_load_failure(folder.path):
+            members.append(Esc50CnnForAudioClassification.from_pretrained(folder.path))
+    config = Esc50CnnConfig.from_pretrained(folders[0].path, num_networks=len(members), **UNCALIBRATED)
     model = Esc50CnnForAudioClassification(config).eval()
-    for target, source in zip(model.networks(), networks):
+    for target, source in zip(model.networks(), members, strict=True):
         target_names, source_names = _own_state(target), _own_state(source)
+        if target_names.keys() != source_names.keys():  # a network of another layout: nothing may stay random
+            raise MergeError(f"the networks' layers differ from a new model's: {sorted(target_names ^ source_names)}")
         for name, tensor in source_names.items():
             target_names[name].copy_(tensor)
     if float16:
         model.half()
+        if not all(torch.isfinite(parameter).all() for parameter in model.parameters()):
+            raise MergeError("a weight is too large for float16: merge without --float16")
     model.save_pretrained(output)
     model.float()  # the float16 values, computed in float32 as they load
     model.config.dtype = torch.float32  # what from_pretrained loads them as
     model.config.save_pretrained(output)
-    extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
     extractor.save_pretrained(output)
 
-    recipe = dict(folders[0].recipe)
-    fold = recipe["validation_fold"]
-    dataset = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold, recipe.get("train_folds"))
     logits, references, atypicality = labelled_logits(model, extractor, dataset["validation"], atypicality=True)
     calibrate_model_folder(
         output, model.config, logits, references, f"fold {fold} (the evaluation split)", atypicality=atypicality
@@ -130,8 +159,8 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     ]  # fmt: skip
     first = folders[0].metrics
     facts = {key: first[key] for key in MEMBER_FACTS if key in first}
-    facts.update(
-        train_seconds=sum(folder.metrics.get("train_seconds", 0.0) for folder in folders),
+    facts.update(  # the networks' training together: one after the other on the first member's machine
+        {key: round(sum(folder.metrics.get(key, 0.0) for folder in folders), 2) for key in SUMMED_FACTS},
         scored_from="audio",
         merged_from=merged_from,
         weights_dtype="float16" if float16 else "float32",
@@ -139,8 +168,10 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     return write_model_folder_reports(output, model, scores, recipe, [], facts)
 
 
-# Facts of the first member's run that the card tells of the training (the members of one recipe share them).
-MEMBER_FACTS = ("processes", "torch_threads_per_process", "device", "hardware", "seconds_per_epoch")
+# Facts of the first member's run that the card tells of the training (the members of one recipe share them), and
+# those the card gives for the networks together.
+MEMBER_FACTS = ("processes", "torch_threads_per_process", "device", "hardware")
+SUMMED_FACTS = ("seconds_per_epoch", "train_seconds")
 
 
 def _own_state(network: Any) -> dict[str, Any]:

@@ -258,6 +258,12 @@ def _repeated_run(reference: ModelFolder, other: ModelFolder) -> dict[str, Any]:
         raise CompanionResultsError(
             f"{other.path} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}"
         )
+    networks = reference.config.get("num_networks", 1), other.config.get("num_networks", 1)
+    if networks[0] != networks[1]:
+        raise CompanionResultsError(
+            f"{other.path} is a model of {networks[1]} network(s), {folder} of {networks[0]}: repeat the runs as "
+            "the model was made (for a merged model, merge each repetition's trainings)"
+        )
     if other_results["validation_fold"] != results["validation_fold"]:
         raise CompanionResultsError(
             f"{other.path} was validated on fold {other_results['validation_fold']}, {folder} on fold "

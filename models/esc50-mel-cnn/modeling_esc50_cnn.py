@@ -153,9 +153,22 @@ class Esc50CnnForAudioClassification(Esc50CnnLayers, Esc50CnnPreTrainedModel):
         Speech models (wav2vec 2.0, HuBERT) freeze their pretrained convolutional waveform encoder here,
         and transformers' audio-classification example calls this method by default. This network reads
         log-mel spectrograms from `Esc50FeatureExtractor` (fixed, not learned) and trains every layer
-        from scratch, so all parameters stay trainable. To train only the classifier head, set
-        `requires_grad_(False)` on `input_norm` and `blocks` yourself.
+        from scratch, so all parameters stay trainable. To train only the classifier heads, set
+        `requires_grad_(False)` on every parameter but those of each network's `classifier` (`networks()`).
         """
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing weights of another number of networks than `num_networks`."""
+        asked = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        stray = [key for key in (*info["missing_keys"], *info["unexpected_keys"]) if "ensemble." in key]
+        if stray:
+            raise ValueError(
+                f"The weights are not those of {model.config.num_networks} network(s) (config.num_networks): "
+                f"{sorted(stray)[0]} is missing or left over. Load the folder as saved, without num_networks."
+            )
+        return (model, info) if asked else model
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, plus the model's pipeline code (declared in `config.custom_pipelines`)."""
