@@ -52,11 +52,10 @@ def check_members(folders: Sequence[ModelFolder]) -> None:
         differences = _differences(first.config, folder.config, SHAPE_KEYS)
         if folder.config["id2label"] != first.config["id2label"]:
             differences.append("labels (id2label)")
-        differences += _differences(first.recipe, folder.recipe, ("validation_fold",))
-        if folder.esc50_folds != first.esc50_folds:
+        options = recipe_differences(first.recipe, folder.recipe, ignore=(*MEMBER_OPTIONS, "train_folds"))
+        differences += _differences(first.recipe, folder.recipe, options)  # validation_fold among them
+        if folder.esc50_folds != first.esc50_folds:  # train_folds, as the folds they stand for
             differences.append(f"training folds ({first.esc50_folds} vs {folder.esc50_folds})")
-        options = recipe_differences(first.recipe, folder.recipe, ignore=(*MEMBER_OPTIONS, "validation_fold"))
-        differences += _differences(first.recipe, folder.recipe, [name for name in options if name != "train_folds"])
         features = _features(first), _features(folder)
         differences += [f"feature extractor {item}" for item in _differences(*features, set().union(*features))]
         if differences:
