@@ -1,6 +1,7 @@
 """Transfer to classes the starting model never heard: ESC-50 split into 40 known and 10 new classes, five ways.
 
     python bench/own_classes.py base    --data-dir DIR --runs RUNS [--splits 0 1 2 3 4] [--torch-threads 1] [--inner]
+    python bench/own_classes.py pair    --data-dir DIR --runs RUNS [--splits ...] [--torch-threads 1]
     python bench/own_classes.py select  --data-dir DIR --runs RUNS [--splits ...]   # folds 1-4 only
     python bench/own_classes.py compare --data-dir DIR --runs RUNS [--splits ...]   # the test: fold 5
     python bench/own_classes.py time    --data-dir DIR --runs RUNS               # alone on an idle machine
@@ -10,7 +11,9 @@ Split s (0-4) holds out the 10 classes whose ESC-50 target is s modulo 5 (two of
 animals, natural soundscapes, human sounds, domestic, urban); the five splits are disjoint and cover all 50
 classes. The `base` stage trains, for each split, the shipped recipe (`train.py`'s defaults) on the other 40
 classes, folds 1-4, into `RUNS/base-s<split>`; the held-out classes are never seen. The base models are scored on
-their 40 classes' fold-5 clips, which nothing is chosen by.
+their 40 classes' fold-5 clips, which nothing is chosen by. The `pair` stage trains, for each split, the `ft-pair`
+recipe on the same 40 classes (a second `base` with seed 3, the second stage from each, the two merged:
+`RUNS/pair-s<split>`): the held-out-classes protocol of `bench/unknown.py` for a model made as the shipped one.
 
 `select` chooses how the starting model's body is treated, on folds 1-4 only: each candidate fine-tunes the base
 model of every split on 10 clips per new class from folds 1-3 and is scored on the new classes' fold-4 clips.
@@ -51,6 +54,15 @@ SEEDS = (0, 1)
 SELECTION_CLIPS = 10
 SCRATCH_EPOCHS = 100  # 2.5x transfer's 40: a network learning from nothing gets the longer schedule
 SCRATCH_LEARNING_RATE = 2e-3  # the shipped recipe's
+# `pair`: the ft-pair recipe (bench/robust_recipe_choice.md, round 5): two trainings of the shipped recipe, seeds 0
+# and 3 as the shipped pair's, each followed by the second stage `ft-lr1e-3`.
+PAIR_SEEDS = (0, 3)
+PAIR_STAGE2 = [
+    "--config",
+    str(ROOT / "bench" / "robust_recipe" / "configs" / "ft-stage2.yaml"),
+    "--learning_rate",
+    "1e-3",
+]
 # Candidates of `select`: how the base model's body is treated (flags over configs/own-classes.yaml, whose other
 # settings, 40 epochs at learning rate 1e-3, they share).
 CANDIDATES = {
@@ -85,31 +97,67 @@ def known_classes(split: int) -> list[str]:
 
 
 def train_base(
-    split: int, data_dir: str, runs: Path, feature_cache_dir: str, torch_threads: int | None, inner: bool = False
+    split: int,
+    data_dir: str,
+    runs: Path,
+    feature_cache_dir: str,
+    torch_threads: int | None,
+    inner: bool = False,
+    seed: int = 0,
 ) -> Path:
-    """Trains the shipped recipe on the 40 known classes of `split`, folds 1-4 (`RUNS/base-s<split>`); returns the
-    model folder. `inner`: folds 1-3, fold 4 validating (`RUNS/inner-s<split>`), for choices that must not see
-    fold 5 (bench/unknown_choice.md)."""
+    """Trains the shipped recipe on the 40 known classes of `split`, folds 1-4 (`RUNS/base-s<split>`, with another
+    seed than 0 `RUNS/base-s<split>-seed<seed>`); returns the model folder. `inner`: folds 1-3, fold 4 validating
+    (`RUNS/inner-s<split>`), for choices that must not see fold 5 (bench/unknown_choice.md)."""
+    name = f"{'inner' if inner else 'base'}-s{split}" + (f"-seed{seed}" if seed else "")
+    flags = ["--seed", str(seed)] + (["--train_folds", "1", "2", "3", "--validation_fold", "4"] if inner else [])
+    return _train_known(split, data_dir, runs / name, feature_cache_dir, torch_threads, flags)
+
+
+def train_pair(split: int, data_dir: str, runs: Path, feature_cache_dir: str, torch_threads: int | None) -> Path:
+    """The `ft-pair` recipe (bench/robust_recipe_choice.md) on the 40 known classes of `split`, folds 1-4: for each
+    of `PAIR_SEEDS`, the shipped recipe (`base`), then `PAIR_STAGE2` from it (`RUNS/ft-s<split>-seed<seed>`); the
+    two merged in float16 as the shipped pair is (`RUNS/pair-s<split>`). Returns the pair's folder."""
+    from esc50_hf.training.merge import merge_models
+
+    output = runs / f"pair-s{split}"
+    members = []
+    for seed in PAIR_SEEDS:
+        first = train_base(split, data_dir, runs, feature_cache_dir, torch_threads, seed=seed)
+        flags = [*PAIR_STAGE2, "--model_name_or_path", str(first), "--seed", str(seed)]
+        members.append(
+            _train_known(split, data_dir, runs / f"ft-s{split}-seed{seed}", feature_cache_dir, torch_threads, flags)
+        )
+    if (output / "metrics.json").is_file():
+        print(f"{output}: merged earlier, kept", file=sys.stderr)
+    else:
+        shutil.rmtree(output, ignore_errors=True)  # a merge cut short
+        merge_models(members, output, data_dir=data_dir, float16=True)
+    return output
+
+
+def _train_known(
+    split: int, data_dir: str, output: Path, feature_cache_dir: str, torch_threads: int | None, flags: list[str]
+) -> Path:
+    """`train.py` with `flags` on the 40 known classes of `split` into `output`; a finished run is kept, an
+    interrupted one goes on from its newest complete checkpoint."""
     from esc50_hf.training.arguments import parse_args
     from esc50_hf.training.trainer import train
 
-    output = runs / f"{'inner' if inner else 'base'}-s{split}"
+    if (output / "metrics.json").is_file():
+        print(f"{output}: finished earlier, kept", file=sys.stderr)
+        return output
     argv = [
+        *flags,
         "--data_dir", data_dir,
         "--output_dir", str(output),
         "--feature_cache_dir", feature_cache_dir,
         "--classes", *known_classes(split),
         "--report_to", "none",
     ]  # fmt: skip
-    if inner:
-        argv += ["--train_folds", "1", "2", "3", "--validation_fold", "4"]
-    if any(output.glob("checkpoint-*")):  # an interrupted run goes on from its newest complete checkpoint
+    if any(output.glob("checkpoint-*")):
         argv += ["--resume_from_checkpoint", "latest"]
     if torch_threads:
         argv += ["--torch_threads", str(torch_threads)]
-    if (output / "metrics.json").is_file():
-        print(f"{output}: finished earlier, kept", file=sys.stderr)
-        return output
     train(parse_args(argv))
     return output
 
@@ -369,11 +417,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     stages = parser.add_subparsers(dest="stage", required=True)
     base = stages.add_parser("base", help="train the 40-class base model of each split")
-    base.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
-    base.add_argument("--runs", type=Path, required=True, help="folder of the run folders")
-    base.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
-    base.add_argument("--feature-cache-dir", default=None, help="shared log-mel cache (default: RUNS/feature_cache)")
-    base.add_argument("--torch-threads", type=int, default=None, help="threads of this process (default: all)")
+    pair = stages.add_parser("pair", help="train and merge the 40-class ft-pair models of each split")
+    for command in (base, pair):
+        command.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
+        command.add_argument("--runs", type=Path, required=True, help="folder of the run folders")
+        command.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
+        command.add_argument("--feature-cache-dir", default=None, help="shared log-mel cache (RUNS/feature_cache)")
+        command.add_argument("--torch-threads", type=int, default=None, help="threads of this process (default: all)")
     base.add_argument("--inner", action="store_true", help="train folds 1-3, validate fold 4 (RUNS/inner-s<split>)")
     for stage, function in (("select", select), ("compare", compare), ("time", time_one_run)):
         command = stages.add_parser(stage, help=function.__doc__.split("\n")[0])
@@ -387,10 +437,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     global THREADS
     THREADS = getattr(args, "torch_threads", None)
-    if args.stage == "base":
+    if args.stage in ("base", "pair"):
         cache = args.feature_cache_dir or str(args.runs / "feature_cache")
         for split in args.splits:
-            train_base(split, args.data_dir, args.runs, cache, args.torch_threads, args.inner)
+            if args.stage == "pair":
+                train_pair(split, args.data_dir, args.runs, cache, args.torch_threads)
+            else:
+                train_base(split, args.data_dir, args.runs, cache, args.torch_threads, args.inner)
     elif args.stage == "select":
         select(args.data_dir, args.runs, args.splits)
     elif args.stage == "compare":

@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         )["auroc"]
         row["unknown_classes"] = sorted({name for name in names if name not in known_classes})
         row["split"] = Path(run).name
+        row["num_networks"] = json.loads((Path(run) / "config.json").read_text()).get("num_networks", 1)
         splits.append(row)
         print(row["split"], f"AUROC {row['auroc']:.3f} (max probability {row['max_probability_auroc']:.3f})")
 
@@ -430,11 +431,13 @@ def render(report: dict[str, Any]) -> str:
     for name, row in selection["auroc"].items():
         cells = " | ".join(f"{row[kind]:.3f}" for kind in kinds)
         lines.append(f"| {SCORE_NAMES[name]} | {row['all']:.3f} | {cells} |")
+    networks = {row.get("num_networks", 1) for row in held["splits"]}
+    stage = "pair" if networks == {2} else "base" if networks == {1} else "base/pair"
     lines += [
         "",
         "## Held-out classes (fold 5)",
         "",
-        f"{len(held['splits'])} 40-class models of the shipped recipe (folds 1-4, `bench/own_classes.py base`); the "
+        f"{len(held['splits'])} 40-class models of the shipped recipe (folds 1-4, `bench/own_classes.py {stage}`); the "
         "known sounds are the fold-5 clips of their 40 classes (320), the unknown ones the fold-5 clips of the other "
         "10 (80). The shipped model's temperature, quantiles and threshold, as they are (the same recipe).",
         "",

@@ -187,3 +187,15 @@ def test_a_single_training_is_not_a_repeated_run_of_a_merged_model(members, pair
 
     with pytest.raises(CompanionResultsError, match="of 1 network"):
         attach_companion_results(pair, repeated_runs=[members[0]])
+
+
+def test_trainings_of_some_esc50_classes_merge_and_score_on_those_classes(esc50_dir, tmp_path):
+    classes = ["siren", "dog", "rain"]  # not ESC-50's order: the merged model keeps the members' label order
+    members = [
+        _train(esc50_dir, tmp_path / f"seed-{seed}", "--seed", str(seed), "--ema_decay", "0", "--classes", *classes)
+        for seed in (1, 2)
+    ]
+    metrics = merge_models(members, tmp_path / "pair", data_dir=str(esc50_dir))
+    assert metrics["num_clips"] == json.loads((members[0] / "metrics.json").read_text())["num_clips"] == 3
+    config = json.loads((tmp_path / "pair" / "config.json").read_text())
+    assert list(config["id2label"].values()) == classes and config["num_networks"] == 2

@@ -181,6 +181,13 @@ def test_card_command_adds_repeated_runs_of_the_same_recipe_only(smoke_run, tmp_
     assert f"| again | 7 | {metrics['accuracy'] + 0.1:.4f} | 0.5000 |" in card.text
     assert f"Over all 2 runs: accuracy {metrics['accuracy'] + 0.05:.4f} ± 0.0500" in card.text
     assert "{{" not in card.text
+    # a second stage, repeated from another first stage, is a run of the same recipe; one from no first stage is not
+    _edit_json(folder / "training_config.json", model_name_or_path="stage1-seed0")
+    _edit_json(again / "training_config.json", model_name_or_path="stage1-seed7")
+    assert main(["card", "--model", str(folder), "--repeated-runs", str(again)]) == 0
+    _edit_json(again / "training_config.json", model_name_or_path=None)
+    with pytest.raises(SystemExit, match="differs in model_name_or_path"):
+        main(["card", "--model", str(folder), "--repeated-runs", str(again)])
 
 
 def _edit_json(path, **changes):

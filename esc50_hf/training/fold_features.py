@@ -1,6 +1,7 @@
 """The log-mels one run trains and validates on: from the cache built from the audio (clean clips and the
 recipe's augmented variants) or from a feature file, as `torch` datasets that draw a variant per epoch."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,7 @@ def prepare_features(setup: TrainingSetup, feature_extractor: Esc50FeatureExtrac
         names, kept, labels = _select_classes(data.classes, labels)
         folds = torch.where(kept, folds, 0)  # fold 0: no split takes the other classes' clips
         if validation_audio is not None:
-            validation_audio = _relabel(validation_audio, names)
+            validation_audio = keep_classes(validation_audio, names)
     in_validation, in_train = folds == validation_fold, torch.isin(folds, train_folds)
     return FoldFeatures(
         train=(log_mels[in_train], labels[in_train]),
@@ -300,11 +301,12 @@ def _select_classes(classes: list[str], labels: torch.Tensor) -> tuple[tuple[str
     return tuple(classes), new_labels >= 0, new_labels.clamp(min=0).to(labels.dtype)
 
 
-def _relabel(dataset: Dataset, names: tuple[str, ...]) -> Dataset:
-    """The clips of `names` only, their `label` a `ClassLabel` of `names` (in that order)."""
+def keep_classes(dataset: Dataset, names: Sequence[str]) -> Dataset:
+    """The clips of `names` only, their `label` a `ClassLabel` of `names` (in that order): a `--classes` run's
+    clips, from ESC-50's."""
     from datasets import ClassLabel
 
-    old = dataset.features["label"].names
+    old, names = dataset.features["label"].names, list(names)
     kept = dataset.filter(lambda label: old[label] in names, input_columns="label")
     kept = kept.map(lambda label: {"label": names.index(old[label])}, input_columns="label")
-    return kept.cast_column("label", ClassLabel(names=list(names)))
+    return kept.cast_column("label", ClassLabel(names=names))

@@ -117,12 +117,16 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     from ..model.configuration_esc50_cnn import UNCALIBRATED, Esc50CnnConfig
     from ..model.labels import model_labels
     from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
+    from .fold_features import keep_classes
     from .reports import write_model_folder_reports
 
     extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
     recipe = dict(folders[0].recipe)
     fold = recipe["validation_fold"]
     dataset = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold, recipe.get("train_folds"))
+    validation = dataset["validation"]
+    if recipe.get("classes"):  # trained on some of ESC-50's classes: scored on those
+        validation = keep_classes(validation, recipe["classes"])
     members = []
     for folder in folders:
         with explain_load_failure(folder.path):
@@ -145,7 +149,7 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     model.config.save_pretrained(output)
     extractor.save_pretrained(output)
 
-    logits, references, atypicality = labelled_logits(model, extractor, dataset["validation"], atypicality=True)
+    logits, references, atypicality = labelled_logits(model, extractor, validation, atypicality=True)
     calibrate_model_folder(
         output, model.config, logits, references, f"fold {fold} (the evaluation split)", atypicality=atypicality
     )

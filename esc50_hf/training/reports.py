@@ -224,8 +224,9 @@ def attach_companion_results(
 ) -> None:
     """Stores headline numbers measured outside the folder's own run beside it (a few kB).
 
-    `repeated_runs` are other training folders of the same recipe and validation fold: their scores
-    show how much one fold's score moves from one training to the next. `selection` is the
+    `repeated_runs` are other training folders of the same recipe and validation fold (their seeds, and a second
+    stage's starting models, may differ): their scores show how much one fold's score moves from one training to
+    the next. `selection` is the
     `recipes.json` of `bench/recipes.py`: the candidates compared without the test fold, from which
     this recipe was chosen.
     """
@@ -253,7 +254,10 @@ def attach_companion_results(
 def _repeated_run(reference: ModelFolder, other: ModelFolder) -> dict[str, Any]:
     """The headline numbers of `other`, after checking that it trained the recipe of `reference` on the same split."""
     folder, results, other_results = reference.path, reference.metrics, other.metrics
-    differences = recipe_differences(reference.recipe, other.recipe, ignore=("seed",))
+    ignore = ["seed"]
+    if reference.recipe.get("model_name_or_path") and other.recipe.get("model_name_or_path"):
+        ignore.append("model_name_or_path")  # a second stage, each repetition from its own first stage
+    differences = recipe_differences(reference.recipe, other.recipe, ignore=ignore)
     if differences:
         raise CompanionResultsError(
             f"{other.path} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}"
