@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_esc50(args.data_dir, AutoFeatureExtractor.from_pretrained(args.model).sampling_rate)
     per_fold = []
     for run in args.held_out:
-        logits, references, _, _ = out_of_fold_logits([run], dataset, labels, TEST_FOLD)
+        logits, references, _, _ = out_of_fold_logits([run], dataset, labels, TEST_FOLD, raw.config.num_networks)
         per_fold.append((logits, references))
     choice = choose_method(per_fold)
     print(json.dumps(choice, indent=2))

@@ -199,3 +199,14 @@ def test_trainings_of_some_esc50_classes_merge_and_score_on_those_classes(esc50_
     assert metrics["num_clips"] == json.loads((members[0] / "metrics.json").read_text())["num_clips"] == 3
     config = json.loads((tmp_path / "pair" / "config.json").read_text())
     assert list(config["id2label"].values()) == classes and config["num_networks"] == 2
+
+
+def test_a_merged_model_is_calibrated_on_merged_runs_only(members, pair, esc50_dir, tmp_path):
+    """Held-out predictions of one network are not those of the pair: `esc50-hf calibrate` refuses them."""
+    target = tmp_path / "model"
+    shutil.copytree(pair, target)
+    before = (target / "config.json").read_text()
+    held_out = ["--held-out", str(members[0]), "--data-dir", str(esc50_dir), "--test-fold", "4"]
+    with pytest.raises(SystemExit, match=r"of 1 network\(s\), the model to calibrate of 2"):
+        main(["calibrate", "--model", str(target), *held_out])
+    assert (target / "config.json").read_text() == before

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         extractor = AutoFeatureExtractor.from_pretrained(args.model)
     dataset = load_esc50(args.data_dir, extractor.sampling_rate)
     logits, references, atypicality, sources = out_of_fold_logits(
-        args.held_out, dataset, model_labels(model.config), args.test_fold
+        args.held_out, dataset, model_labels(model.config), args.test_fold, model.config.num_networks
     )
     fitted_on = "out-of-fold predictions of the same recipe: " + "; ".join(sources)
     accept = DEFAULT_ACCEPT if args.accept is None else args.accept
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def out_of_fold_logits(
-    run_folders: list[str | Path], dataset: Any, labels: tuple[str, ...], test_fold: int
+    run_folders: list[str | Path], dataset: Any, labels: tuple[str, ...], test_fold: int, num_networks: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Held-out predictions of ESC-50 runs: each run's raw logits (temperature 1) on its own validation fold, which
     it never trained on, the clips' class ids in `labels` order, and each clip's atypicality by that run.
@@ -97,13 +97,15 @@ def out_of_fold_logits(
         dataset (`Dataset`): ESC-50 as `load_esc50` gives it.
         labels (`tuple[str, ...]`): The labels of the model to calibrate; every run must have them, in that order.
         test_fold (`int`): The fold nothing may be fitted on: a run validated on it is refused.
+        num_networks (`int`): The networks of the model to calibrate (`config.num_networks`): every run must be made
+            as it is (a merged model's calibration is fitted on merged runs).
 
     Returns:
         `(logits, references, atypicality, sources)`: the stacked logits, class ids and atypicality, and each run's
         fold in words.
 
     Raises:
-        `Esc50HfError`: a run was validated on the test fold, or has other labels.
+        `Esc50HfError`: a run was validated on the test fold, has other labels or another number of networks.
     """
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
@@ -129,6 +131,12 @@ def out_of_fold_logits(
             extractor = AutoFeatureExtractor.from_pretrained(folder)
         if model_labels(model.config) != tuple(labels):
             raise Esc50HfError(f"{folder} has other labels than the model to calibrate: use runs of its labels")
+        if model.config.num_networks != num_networks:
+            raise Esc50HfError(
+                f"{folder} is a model of {model.config.num_networks} network(s), the model to calibrate of "
+                f"{num_networks}: its scores are not the model's. Use runs made as the model was (for a merged model, "
+                "merge each held-out fold's trainings with `esc50-hf merge`)"
+            )
         logits, references, atypicality = labelled_logits(
             model, extractor, split_folds(dataset, fold)["validation"], atypicality=True
         )
