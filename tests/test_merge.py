@@ -210,3 +210,22 @@ def test_a_merged_model_is_calibrated_on_merged_runs_only(members, pair, esc50_d
     with pytest.raises(SystemExit, match=r"of 1 network\(s\), the model to calibrate of 2"):
         main(["calibrate", "--model", str(target), *held_out])
     assert (target / "config.json").read_text() == before
+
+
+def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pair(members, esc50_dir, tmp_path):
+    """A second stage (`--model_name_or_path` a first-stage folder) keeps that folder's recipe beside its own, so
+    its card can say how to make both; merged, the pair keeps the first member's and says to merge once per seed."""
+    second = [
+        _train(esc50_dir, tmp_path / f"stage2-{seed}", "--model_name_or_path", str(first), "--seed", str(seed))
+        for seed, first in zip((1, 2), members, strict=True)
+    ]
+    for stage2, first in zip(second, members, strict=True):
+        kept = json.loads((stage2 / "starting_model_recipe.json").read_text())
+        assert kept == json.loads((first / "training_config.json").read_text())
+        assert "--config starting_model_recipe.json" in (stage2 / "README.md").read_text()
+    pair = tmp_path / "pair"
+    merge_models(second, pair, data_dir=str(esc50_dir))
+    assert (pair / "starting_model_recipe.json").read_text() == (second[0] / "starting_model_recipe.json").read_text()
+    card = (pair / "README.md").read_text()
+    assert "--model_name_or_path <first stage>" in card and "esc50-hf merge <their folders>" in card
+    assert not (members[0] / "starting_model_recipe.json").exists()  # trained from scratch: nothing to keep

@@ -35,6 +35,8 @@ BASELINE_FILE = "baseline_metrics.json"
 CROSS_VALIDATION_FILE = "cv_results.json"
 REPEATED_RUNS_FILE = "repeated_runs.json"
 SELECTION_FILE = "recipe_selection.json"
+# A second stage's record of its first: the recipe of the model it started from (`--model_name_or_path`, a folder).
+STARTING_RECIPE_FILE = "starting_model_recipe.json"
 # What every message about a folder that is not one asks for.
 PASS_A_MODEL_FOLDER = "pass a model folder written by train.py"
 

@@ -28,6 +28,7 @@ from .model_folder import (
     RECIPE_FILE,
     REPEATED_RUNS_FILE,
     SELECTION_FILE,
+    STARTING_RECIPE_FILE,
     WEIGHTS_FILE,
     ModelFolder,
     read_model_folder,
@@ -83,6 +84,8 @@ def write_model_folder_reports(
     }
     (folder / METRICS_FILE).write_text(metrics_json(results))
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
+    own = "data" in results  # a model of the user's own classes: its card names the model it started from
+    _write_starting_recipe(folder, None if own else recipe.get("model_name_or_path"))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(
         np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png", list(scores["per_class"])
@@ -91,6 +94,16 @@ def write_model_folder_reports(
         plot_training_curves(log_history, folder / "training_curves.png")
     render_model_card(folder, results, recipe)
     return results
+
+
+def _write_starting_recipe(folder: Path, start: str | None) -> None:
+    """Keeps the recipe of the model folder a run started from beside its own (`STARTING_RECIPE_FILE`): without it,
+    a second stage's training_config.json names a folder of the machine it trained on and no way to make it again."""
+    starting = ModelFolder(Path(start)).optional(RECIPE_FILE) if start and Path(start).is_dir() else None
+    if starting is None:  # trained from scratch, or from a Hub model (its own card has its recipe)
+        (folder / STARTING_RECIPE_FILE).unlink(missing_ok=True)
+    else:
+        (folder / STARTING_RECIPE_FILE).write_text(json.dumps(starting, indent=2))
 
 
 def metrics_json(results: dict[str, Any]) -> str:
@@ -211,6 +224,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         cross_validation=companions.optional(CROSS_VALIDATION_FILE),
         repeated_runs=_repeated_runs_with_spread(companions, results),
         selection=companions.optional(SELECTION_FILE),
+        starting_recipe=STARTING_RECIPE_FILE if companions.optional(STARTING_RECIPE_FILE) is not None else None,
         calibration=calibration_section(folder),
     )
 
