@@ -1,0 +1,150 @@
+"""Ships the `ft-pair` recipe: the shipping plan of bench/robust_recipe_choice.md ("Rule 3 for `ft-pair`"), as run.
+
+    python bench/robust_recipe/ship.py folders --runs RUNS --data-dir DIR [--model models/esc50-mel-cnn]
+    python bench/robust_recipe/ship.py reports --runs RUNS --data-dir DIR [--model ...]   # on an idle machine
+
+`RUNS` holds the trainings, each a second stage (`ft-stage2.yaml --learning_rate 1e-3`) of its own first stage:
+`ft-s0` ... `ft-s5` (folds 1-4, rule 3's), `ft-inner-s0`, `ft-inner-s0b`, `ft-inner-s1` (folds 1-3, round 5's
+candidates), `cv-ft-s0` and `cv-ft-s3` (the 5-fold CV's, `train.py --cv` over folds 1-4) and `own/pair-s<split>`
+(`bench/own_classes.py pair`: the 40-class pairs).
+
+`folders` makes every model folder of the recipe with `esc50-hf merge`, in float16 as the shipped one, into
+`RUNS/ship/`: the shipped pair (`ft-s0` + `ft-s3`), the CV pairs (`cv-pair/fold-K`: seeds 0 and 3 of the CV's fold
+K; fold 5 is the shipped pair, and `cv-pair/cv_results.json` sums the five up), the repeated runs (rule 3's other
+pairs, seeds 1+4 and 2+5) and round 5's candidates (`ft-pair-shared`, `ft-pair`; `ft` is one training) for the
+card's selection table. Then the shipped pair is copied over `--model` (its baseline result kept), its calibration
+and unknown threshold fitted by `bench/calibration.py` on the CV's fold-3 and fold-4 pairs (never on fold 5), and
+its card rendered. Merges already made are kept, so a second call redoes only what is missing.
+
+`reports` regenerates every report of the shipped model from it (accuracy first, then the timed ones, which want an
+idle machine: `bench/run.py` marks its report PRELIMINARY otherwise).
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402
+
+SHIPPED_SEEDS = (0, 3)  # rule 3's first pair: ft-s0 + ft-s3
+REPEATED_PAIRS = ((1, 4), (2, 5))  # rule 3's other pairs, fixed before any was trained
+CV_FOLDS = (1, 2, 3, 4)
+HELD_OUT_FOLDS = (3, 4)  # the calibration's out-of-fold pairs (the plan: the CV's fold-3 and fold-4 pairs)
+ROUND5 = {  # the card's selection: round 5's candidates on the inner split (train 1-3, validate 4)
+    "ft": ("ft-inner-s0",),
+    "ft-pair-shared": ("ft-inner-s0", "ft-inner-s0b"),
+    "ft-pair": ("ft-inner-s0", "ft-inner-s1"),
+}
+
+
+def merged(members: list[Path], output: Path, data_dir: str) -> Path:
+    """`esc50-hf merge MEMBERS --float16` into `output`, unless a finished merge is there already."""
+    from esc50_hf.training.merge import merge_models
+
+    if (output / "metrics.json").is_file():
+        print(f"{output}: merged earlier, kept", file=sys.stderr)
+        return output
+    shutil.rmtree(output, ignore_errors=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    merge_models(members, output, data_dir=data_dir, float16=True)
+    return output
+
+
+def selection_rows(runs: Path, ship: Path, data_dir: str) -> dict[str, Any]:
+    """Round 5's candidates in the form of `bench/recipes.py`'s recipes.json, for the card."""
+    from recipes import network_cost
+
+    from esc50_hf.training.model_folder import read_model_folder
+
+    rows = []
+    for candidate, names in ROUND5.items():
+        members = [runs / name for name in names]
+        folder = members[0] if len(members) == 1 else merged(members, ship / "round5" / candidate, data_dir)
+        model = read_model_folder(folder)
+        metrics, cost = model.metrics, network_cost(folder)
+        last = metrics.get("last_weights")
+        rows.append({
+            "candidate": candidate,
+            "train_folds": model.recipe["train_folds"],
+            "validation_fold": model.recipe["validation_fold"],
+            "device": "CPU",
+            "seeds": [read_model_folder(member).recipe["seed"] for member in members],
+            "parameters": cost["parameters"],
+            "gflops": round(cost["gflops"], 3),
+            "seconds_per_epoch": metrics.get("seconds_per_epoch"),
+            "accuracy": {"mean": metrics["accuracy"], "std": 0.0, "n": 1},
+            "f1": {"mean": metrics["f1"], "std": 0.0, "n": 1},
+            "last_weights_accuracy": {"mean": last["accuracy"], "std": 0.0, "n": 1} if last else None,
+            "teachers": [],
+        })  # fmt: skip
+    return {"candidates": rows}
+
+
+def folders(runs: Path, data_dir: str, model: Path) -> None:
+    from esc50_hf.cli import main as cli
+    from esc50_hf.training.cross_validation import write_cross_validation_summary
+    from esc50_hf.training.model_folder import BASELINE_FILE
+
+    ship = runs / "ship"
+    cv = ship / "cv-pair"
+    for fold in CV_FOLDS:
+        merged([runs / f"cv-ft-s{seed}" / f"fold-{fold}" for seed in SHIPPED_SEEDS], cv / f"fold-{fold}", data_dir)
+    shipped = merged([runs / f"ft-s{seed}" for seed in SHIPPED_SEEDS], ship / model.name, data_dir)  # the card's name
+    if not (cv / "fold-5").is_dir():
+        shutil.copytree(shipped, cv / "fold-5")
+    write_cross_validation_summary(cv)
+    repeats = [
+        merged([runs / f"ft-s{a}", runs / f"ft-s{b}"], ship / f"pair-s{a}-s{b}", data_dir) for a, b in REPEATED_PAIRS
+    ]
+    selection = ship / "round5" / "selection.json"
+    selection.parent.mkdir(parents=True, exist_ok=True)
+    selection.write_text(json.dumps(selection_rows(runs, ship, data_dir), indent=2))
+
+    baseline = ship / BASELINE_FILE
+    if not baseline.is_file():  # the baseline's result stays the shipped folder's (`esc50-hf baseline`)
+        shutil.copy2(model / BASELINE_FILE, baseline)
+    shutil.rmtree(model)
+    shutil.copytree(shipped, model)
+    held_out = [str(cv / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
+    _run(sys.executable, "bench/calibration.py", "--model", model, "--held-out", *held_out, "--data-dir", data_dir)
+    card = ["card", "--model", str(model), "--cv", str(cv / "cv_results.json"), "--baseline", str(baseline)]
+    card += ["--repeated-runs", *map(str, repeats), "--selection", str(selection)]
+    assert cli(card) == 0
+
+
+def reports(runs: Path, data_dir: str, model: Path) -> None:
+    ship, python = runs / "ship", sys.executable
+    held_out = [str(ship / "cv-pair" / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
+    splits = sorted(map(str, (runs / "own").glob("pair-s*")))
+    inner = merged([runs / "ft-inner-s0", runs / "ft-inner-s1"], ship / "round5" / "ft-pair", data_dir)
+    _run(python, "bench/robustness.py", "--model", f"shipped={model}", "--data-dir", data_dir, "--fold", "5")
+    _run(python, "bench/unknown.py", "--model", model, "--held-out", *held_out, "--class-split-models", *splits,
+         "--data-dir", data_dir)  # fmt: skip
+    _run(python, "bench/events.py", "--model", model, "--held-out", inner, "--data-dir", data_dir)
+    for script in ("bench/run.py", "bench/live_latency.py", "bench/web.py"):  # timed: an idle machine
+        _run(python, script, "--model", model, "--data-dir", data_dir)
+
+
+def _run(*command: Any) -> None:
+    print("$", " ".join(map(str, command)), file=sys.stderr)
+    subprocess.run(list(map(str, command)), cwd=ROOT, check=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=("folders", "reports"))
+    parser.add_argument("--runs", type=Path, required=True, help="the folder of the trainings")
+    parser.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the shipped folder, replaced")
+    args = parser.parse_args(argv)
+    (folders if args.step == "folders" else reports)(args.runs, args.data_dir, args.model)
+
+
+if __name__ == "__main__":
+    main()
