@@ -3,14 +3,15 @@
     python bench/recipes.py RUN_FOLDER [RUN_FOLDER ...] [--cv CV_FOLDER] [--page docs/results.md]
     python bench/recipes.py --from-json bench/recipes.json [--page docs/results.md] [--print-readme-lines]
 
-Each RUN_FOLDER is a model folder written by `train.py` (`metrics.json`, `training_config.json`,
-`config.json`). Runs are grouped into candidates by folder name, a trailing `-s<seed>` removed
-(`stem-s0`, `stem-s1` -> `stem`), and by their split; runs grouped together must be the same recipe
-but for the seed, or the script stops. Per candidate: the network's cost (parameters, GFLOPs per 5-s
-clip from torch's flop counter), seconds per epoch, and accuracy / macro-F1 as mean ± population std
-over its seeds, for the saved model (the weight average when the recipe has one) and for the last
-weights. Candidates validated on fold 5 or trained on it are listed apart: they are the chosen
-recipe's test runs, never the basis of a choice.
+Each RUN_FOLDER is a model folder written by `train.py` or `esc50-hf merge` (`metrics.json`,
+`training_config.json`, `config.json`). Runs are grouped into candidates by folder name, a trailing `-s<seed>`
+removed (`stem-s0`, `stem-s1` -> `stem`), and by their split; runs grouped together must be the same recipe but for
+the seed (and a second stage's starting model), or the script stops. A merged model's seed is its networks' ("0+3").
+Per candidate: the network's cost (parameters, GFLOPs per 5-s clip from torch's flop counter), seconds per epoch,
+training time (a second stage's first stage included), and accuracy / macro-F1 as mean ± population std over its
+seeds, for the saved model (the weight average when the recipe has one) and for the last weights. Candidates
+validated on fold 5 or trained on it are listed apart: they are the chosen recipe's test runs, never the basis of a
+choice.
 
 Writes `RECIPES.md` and `recipes.json` into `--output-dir` (default `bench/`); with `--page`,
 replaces the block between `<!-- recipes:start -->` and `<!-- recipes:end -->` of that page (another
@@ -104,13 +105,19 @@ def read_run(folder: Path) -> dict[str, Any]:
         "folder": str(folder),
         "candidate": re.sub(r"-s\d+$", "", folder.name),
         "recipe": recipe,
-        "seed": recipe["seed"],
+        "seed": _seed(recipe, metrics),
         "validation_fold": validation_fold,
         "train_folds": train_folds,
         "metrics": metrics,
         "device": device(metrics.get("hardware")),
         **network_cost(folder),
     }
+
+
+def _seed(recipe: dict[str, Any], metrics: dict[str, Any]) -> int | str:
+    """The run's seed; a merged model's, its networks' seeds joined ("0+3": `esc50-hf merge`)."""
+    members = metrics.get("merged_from")
+    return "+".join(str(member["seed"]) for member in members) if members else recipe["seed"]
 
 
 def device(hardware: str | None) -> str:
@@ -159,7 +166,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "gflops": round(first["gflops"], 3),
             "ema_decay": first["recipe"].get("ema_decay", 0.0),
             "seconds_per_epoch": _mean([run["metrics"].get("seconds_per_epoch") for run in members]),
-            "train_minutes": _mean([run["metrics"].get("train_seconds", 0) / 60 for run in members]),
+            "train_minutes": _mean([_train_seconds(run["metrics"]) / 60 for run in members]),
             "threads": sorted({run["metrics"].get("torch_threads_per_process") for run in members}),
             "hardware": first["metrics"].get("hardware"),
             "epochs": first["recipe"].get("num_train_epochs"),
@@ -187,13 +194,13 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """A candidate's runs on different splits or devices are one recipe (but for the split and seed)."""
-    from esc50_hf.training.recipe import recipe_differences
+    from esc50_hf.training.recipe import repetition_differences
 
     first: dict[str, dict[str, Any]] = {}
     for (candidate, *_), members in groups.items():
         for other in members:
             run = first.setdefault(candidate, other)
-            differences = recipe_differences(run["recipe"], other["recipe"], ignore=("seed", *SPLIT_KEYS))
+            differences = repetition_differences(run["recipe"], other["recipe"], ignore=SPLIT_KEYS)
             if differences:
                 raise SystemExit(
                     f"{other['folder']} and {run['folder']} are both named {candidate!r} but differ in "
@@ -203,12 +210,11 @@ def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> Non
 
 def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """At most one recipe meets the test fold, and it is one of the candidates compared without it."""
-    from esc50_hf.training.recipe import recipe_differences
+    from esc50_hf.training.recipe import repetition_differences
 
     tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
     if len(tested) > 1:
         raise SystemExit(f"runs of several recipes touch fold {TEST_FOLD} ({sorted(tested)}): only the chosen one may")
-    split_keys = ("seed", *SPLIT_KEYS)
     for row in rows:
         if not row["sees_test_fold"]:
             continue
@@ -218,13 +224,16 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
                 other["candidate"]
                 for other in rows
                 if not other["sees_test_fold"]
-                and not recipe_differences(
-                    recipe,
-                    groups[_group_key(other)][0]["recipe"],
-                    ignore=split_keys,
-                )
+                and not repetition_differences(recipe, groups[_group_key(other)][0]["recipe"], ignore=SPLIT_KEYS)
             }
         )
+
+
+def _train_seconds(metrics: dict[str, Any]) -> float:
+    """A training's seconds, those of the first stage it started from included (a second stage's metrics.json)."""
+    from esc50_hf.training.reports import FIRST_STAGE_SECONDS
+
+    return metrics.get("train_seconds", 0) + metrics.get(FIRST_STAGE_SECONDS, 0)
 
 
 def _group_key(item: dict[str, Any]) -> tuple:

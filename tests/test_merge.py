@@ -199,6 +199,7 @@ def test_trainings_of_some_esc50_classes_merge_and_score_on_those_classes(esc50_
     assert metrics["num_clips"] == json.loads((members[0] / "metrics.json").read_text())["num_clips"] == 3
     config = json.loads((tmp_path / "pair" / "config.json").read_text())
     assert list(config["id2label"].values()) == classes and config["num_networks"] == 2
+    assert "siren, dog, rain" in (tmp_path / "pair" / "README.md").read_text()  # the card of a model of some classes
 
 
 def test_a_merged_model_is_calibrated_on_merged_runs_only(members, pair, esc50_dir, tmp_path):
@@ -223,9 +224,14 @@ def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pa
         kept = json.loads((stage2 / "starting_model_recipe.json").read_text())
         assert kept == json.loads((first / "training_config.json").read_text())
         assert "--config starting_model_recipe.json" in (stage2 / "README.md").read_text()
+    first_seconds = [json.loads((first / "metrics.json").read_text())["train_seconds"] for first in members]
+    for stage2, seconds in zip(second, first_seconds, strict=True):
+        assert json.loads((stage2 / "metrics.json").read_text())["first_stage_train_seconds"] == seconds
     pair = tmp_path / "pair"
     merge_models(second, pair, data_dir=str(esc50_dir))
+    assert json.loads((pair / "metrics.json").read_text())["first_stage_train_seconds"] == round(sum(first_seconds), 1)
     assert (pair / "starting_model_recipe.json").read_text() == (second[0] / "starting_model_recipe.json").read_text()
     card = (pair / "README.md").read_text()
     assert "--model_name_or_path <first stage>" in card and "esc50-hf merge <their folders>" in card
+    assert "s of\ntraining the first stages it started from" in card
     assert not (members[0] / "starting_model_recipe.json").exists()  # trained from scratch: nothing to keep

@@ -703,6 +703,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
         _edit_json(runs[name] / "metrics.json", accuracy=accuracy, f1=accuracy - 0.1, validation_fold=validation_fold)
     _edit_json(runs["gpu/stem-s0"] / "metrics.json", hardware="Some CPU, 16 cores, NVIDIA H200")  # same seed, a GPU
     _edit_json(runs["kd-s0"] / "training_config.json", teacher_models=["runs/a", "runs/b"])  # distilled
+    _edit_json(runs["chosen-s0"] / "metrics.json", train_seconds=60, first_stage_train_seconds=540)  # a second stage
     page = tmp_path / "docs" / "results.md"
     page.parent.mkdir()
     page.write_text("# title\n<!-- recipes:start -->\nold\n<!-- recipes:end -->\nrest\n")
@@ -744,6 +745,7 @@ def test_recipe_comparison_table_and_the_card_section_come_from_run_folders(smok
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("- Fold 5 (the test fold), the shipped recipe `chosen` trained once on folds 1,2,3,4")
     assert "accuracy **0.7000 ± 0.1000**, macro-F1 **0.6000 ± 0.0000**" in lines[1]
+    assert "GFLOPs per 5-s clip, 10 min per training" in lines[2]  # its first stage's 9 min included
     assert len(lines) == 3 and all(line.endswith("([results](docs/results.md)).") for line in lines)
 
     _edit_json(runs["stem-s1"] / "training_config.json", learning_rate=0.5)  # another recipe under the same name

@@ -11,31 +11,38 @@ candidates), `cv-ft-s0` and `cv-ft-s3` (the 5-fold CV's, `train.py --cv` over fo
 `folders` makes every model folder of the recipe with `esc50-hf merge`, in float16 as the shipped one, into
 `RUNS/ship/`: the shipped pair (`ft-s0` + `ft-s3`), the CV pairs (`cv-pair/fold-K`: seeds 0 and 3 of the CV's fold
 K; fold 5 is the shipped pair, and `cv-pair/cv_results.json` sums the five up), the repeated runs (rule 3's other
-pairs, seeds 1+4 and 2+5) and round 5's candidates (`ft-pair-shared`, `ft-pair`; `ft` is one training) for the
-card's selection table. Then the shipped pair is copied over `--model` (its baseline result kept), its calibration
-and unknown threshold fitted by `bench/calibration.py` on the CV's fold-3 and fold-4 pairs (never on fold 5), and
-its card rendered. Merges already made are kept, so a second call redoes only what is missing.
+pairs, seeds 1+4 and 2+5) and round 5's candidates (`ft-pair-shared`, `ft-pair`; `ft` is one training). Then
+`bench/recipes.py` over all of them writes the recipe's records (bench/robust_recipe/RECIPES.md and recipes.json:
+the README's results lines and the card's selection table) and docs/results.md's `ft-pair` block; the shipped pair
+is copied over `--model` (its baseline result kept), its calibration and unknown threshold fitted by
+`bench/calibration.py` on the CV's fold-3 and fold-4 pairs (never on fold 5), and its card rendered. Merges already
+made are kept, so a second call redoes only what is missing.
 
 `reports` regenerates every report of the shipped model from it (accuracy first, then the timed ones, which want an
 idle machine: `bench/run.py` marks its report PRELIMINARY otherwise).
 """
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from esc50_hf.paths import DEFAULT_MODEL_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402
 
 SHIPPED_SEEDS = (0, 3)  # rule 3's first pair: ft-s0 + ft-s3
 REPEATED_PAIRS = ((1, 4), (2, 5))  # rule 3's other pairs, fixed before any was trained
 CV_FOLDS = (1, 2, 3, 4)
 HELD_OUT_FOLDS = (3, 4)  # the calibration's out-of-fold pairs (the plan: the CV's fold-3 and fold-4 pairs)
+CHOICE = (
+    "Round 5 of bench/robust_recipe_choice.md, on the inner split (train 1-3, validate 4), rule written before its "
+    "runs: a pair qualifies with clean fold-4 accuracy at least 1 point above `ft` and corrupted accuracy at or above "
+    "`ft`'s; `ft-pair` (two independent two-stage trainings, their probabilities averaged) qualified, then passed "
+    "rule 3 on fold 5 (three pairs, mean >= 0.842, corrupted +5 points over the previous model)."
+)
 ROUND5 = {  # the card's selection: round 5's candidates on the inner split (train 1-3, validate 4)
     "ft": ("ft-inner-s0",),
     "ft-pair-shared": ("ft-inner-s0", "ft-inner-s0b"),
@@ -56,36 +63,6 @@ def merged(members: list[Path], output: Path, data_dir: str) -> Path:
     return output
 
 
-def selection_rows(runs: Path, ship: Path, data_dir: str) -> dict[str, Any]:
-    """Round 5's candidates in the form of `bench/recipes.py`'s recipes.json, for the card."""
-    from recipes import network_cost
-
-    from esc50_hf.training.model_folder import read_model_folder
-
-    rows = []
-    for candidate, names in ROUND5.items():
-        members = [runs / name for name in names]
-        folder = members[0] if len(members) == 1 else merged(members, ship / "round5" / candidate, data_dir)
-        model = read_model_folder(folder)
-        metrics, cost = model.metrics, network_cost(folder)
-        last = metrics.get("last_weights")
-        rows.append({
-            "candidate": candidate,
-            "train_folds": model.recipe["train_folds"],
-            "validation_fold": model.recipe["validation_fold"],
-            "device": "CPU",
-            "seeds": [read_model_folder(member).recipe["seed"] for member in members],
-            "parameters": cost["parameters"],
-            "gflops": round(cost["gflops"], 3),
-            "seconds_per_epoch": metrics.get("seconds_per_epoch"),
-            "accuracy": {"mean": metrics["accuracy"], "std": 0.0, "n": 1},
-            "f1": {"mean": metrics["f1"], "std": 0.0, "n": 1},
-            "last_weights_accuracy": {"mean": last["accuracy"], "std": 0.0, "n": 1} if last else None,
-            "teachers": [],
-        })  # fmt: skip
-    return {"candidates": rows}
-
-
 def folders(runs: Path, data_dir: str, model: Path) -> None:
     from esc50_hf.cli import main as cli
     from esc50_hf.training.cross_validation import write_cross_validation_summary
@@ -102,9 +79,21 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     repeats = [
         merged([runs / f"ft-s{a}", runs / f"ft-s{b}"], ship / f"pair-s{a}-s{b}", data_dir) for a, b in REPEATED_PAIRS
     ]
-    selection = ship / "round5" / "selection.json"
-    selection.parent.mkdir(parents=True, exist_ok=True)
-    selection.write_text(json.dumps(selection_rows(runs, ship, data_dir), indent=2))
+    # bench/recipes.py names a candidate after its folders (`ft-pair-s0` -> `ft-pair`): links under those names
+    named = {f"test/ft-pair-s{index}": folder for index, folder in enumerate([shipped, *repeats])}
+    for candidate, members in ROUND5.items():
+        folder = runs / members[0] if len(members) == 1 else None
+        folder = folder or merged([runs / name for name in members], ship / "round5" / candidate, data_dir)
+        named[f"inner/{candidate}-s0"] = folder
+    for name, folder in named.items():
+        link = ship / "named" / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(folder.resolve(), target_is_directory=True)
+    records = ROOT / "bench" / "robust_recipe"
+    _run(sys.executable, "bench/recipes.py", *(ship / "named" / name for name in named), "--cv", cv,
+         "--previous", model, "--output-dir", records, "--title", "The ft-pair recipe: round 5 and its test runs",
+         "--choice", CHOICE, "--page", "docs/results.md", "--page-block", "ft-pair")  # fmt: skip
 
     baseline = ship / BASELINE_FILE
     if not baseline.is_file():  # the baseline's result stays the shipped folder's (`esc50-hf baseline`)
@@ -114,7 +103,7 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     held_out = [str(cv / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
     _run(sys.executable, "bench/calibration.py", "--model", model, "--held-out", *held_out, "--data-dir", data_dir)
     card = ["card", "--model", str(model), "--cv", str(cv / "cv_results.json"), "--baseline", str(baseline)]
-    card += ["--repeated-runs", *map(str, repeats), "--selection", str(selection)]
+    card += ["--repeated-runs", *map(str, repeats), "--selection", str(records / "recipes.json")]
     assert cli(card) == 0
 
 

@@ -16,13 +16,10 @@ from typing import Any
 
 from ..errors import Esc50HfError, OutputExistsError
 from .model_folder import ModelFolder, read_model_folder
-from .recipe import recipe_differences
+from .recipe import repetition_differences
 
 # What must be the same in every member's config.json besides its labels: the shape of its networks.
 SHAPE_KEYS = ("num_mel_bins", "stem_channels", "block_channels")
-
-# What members of one recipe may differ in: each training has its seed and, for a second stage, its first stage.
-MEMBER_OPTIONS = ("seed", "model_name_or_path")
 
 
 class MergeError(Esc50HfError, ValueError):
@@ -32,7 +29,8 @@ class MergeError(Esc50HfError, ValueError):
 
 def check_members(folders: Sequence[ModelFolder]) -> None:
     """Raises `MergeError` unless `folders` (at least two, each given once) are single-network ESC-50 trainings of one
-    recipe (`MEMBER_OPTIONS` aside), label set, feature extractor, network shape (`SHAPE_KEYS`) and split."""
+    recipe (seeds and a second stage's starting models aside: `repetition_differences`), label set, feature
+    extractor, network shape (`SHAPE_KEYS`) and split."""
     if len(folders) < 2:
         raise MergeError(f"merging takes at least two models, got {len(folders)}")
     first = folders[0]
@@ -52,7 +50,7 @@ def check_members(folders: Sequence[ModelFolder]) -> None:
         differences = _differences(first.config, folder.config, SHAPE_KEYS)
         if folder.config["id2label"] != first.config["id2label"]:
             differences.append("labels (id2label)")
-        options = recipe_differences(first.recipe, folder.recipe, ignore=(*MEMBER_OPTIONS, "train_folds"))
+        options = repetition_differences(first.recipe, folder.recipe, ignore=("train_folds",))
         differences += _differences(first.recipe, folder.recipe, options)  # validation_fold among them
         if folder.esc50_folds != first.esc50_folds:  # train_folds, as the folds they stand for
             differences.append(f"training folds ({first.esc50_folds} vs {folder.esc50_folds})")
@@ -118,7 +116,7 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     from ..model.labels import model_labels
     from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
     from .fold_features import keep_classes
-    from .reports import write_model_folder_reports
+    from .reports import FIRST_STAGE_SECONDS, first_stage_seconds, write_model_folder_reports
 
     extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
     recipe = dict(folders[0].recipe)
@@ -162,6 +160,12 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     ]  # fmt: skip
     first = folders[0].metrics
     facts = {key: first[key] for key in MEMBER_FACTS if key in first}
+    first_stages = [
+        folder.metrics.get(FIRST_STAGE_SECONDS, first_stage_seconds(folder.recipe.get("model_name_or_path")))
+        for folder in folders
+    ]
+    if None not in first_stages:  # second stages: their first stages' time too
+        facts[FIRST_STAGE_SECONDS] = round(sum(first_stages), 1)
     facts.update(  # the networks' training together: one after the other on the first member's machine
         {key: round(sum(folder.metrics.get(key, 0.0) for folder in folders), 2) for key in SUMMED_FACTS},
         scored_from="audio",
@@ -173,7 +177,7 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
 
 # Facts of the first member's run that the card tells of the training (the members of one recipe share them), and
 # those the card gives for the networks together.
-MEMBER_FACTS = ("processes", "torch_threads_per_process", "device", "hardware")
+MEMBER_FACTS = ("processes", "torch_threads_per_process", "device", "hardware", "data")
 SUMMED_FACTS = ("seconds_per_epoch", "train_seconds")
 
 

@@ -118,6 +118,15 @@ def recipe_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: Seq
     return sorted(name for name in names if not is_run_setting(name) and mine.get(name) != theirs.get(name))
 
 
+def repetition_differences(mine: dict[str, Any], theirs: dict[str, Any], ignore: Sequence[str] = ()) -> list[str]:
+    """The options (`ignore` aside) in which two trainings differ beyond what repetitions of one recipe may: their
+    seeds, and for a second stage its starting model (each repetition starts from its own first stage)."""
+    allowed = {"seed", *ignore}
+    if mine.get("model_name_or_path") and theirs.get("model_name_or_path"):
+        allowed.add("model_name_or_path")
+    return recipe_differences(mine, theirs, ignore=tuple(allowed))
+
+
 # Recorded even at transformers' defaults: the model card states them.
 ALWAYS_RECORDED = ("optim", "seed", "gradient_accumulation_steps", "max_grad_norm")
 

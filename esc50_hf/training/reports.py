@@ -33,8 +33,10 @@ from .model_folder import (
     ModelFolder,
     read_model_folder,
 )
-from .recipe import recipe_differences
+from .recipe import repetition_differences
 
+# metrics.json's key for the seconds the model a second stage started from took to train (`first_stage_seconds`).
+FIRST_STAGE_SECONDS = "first_stage_train_seconds"
 CALIBRATION_TEST_FILE = "calibration_test.json"  # the test fold's calibration figures (`esc50-hf calibrate`)
 UNKNOWN_RESULTS_FILE = "unknown_results.json"  # the unknown answer's figures (`bench/unknown.py`)
 
@@ -69,6 +71,10 @@ def write_model_folder_reports(
     """Writes the reports of the final model's validation `scores` (`evaluation.scoring.score_predictions`), the recipe
     and the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
+    own = "data" in run_facts  # a model of the user's own classes: its card names the model it started from
+    if not own and FIRST_STAGE_SECONDS not in run_facts:  # a second stage: the time of the first counts too
+        seconds = first_stage_seconds(recipe.get("model_name_or_path"))
+        run_facts = run_facts if seconds is None else {**run_facts, FIRST_STAGE_SECONDS: seconds}
     results = {
         "validation_fold": recipe["validation_fold"],
         "accuracy": scores["accuracy"],
@@ -84,7 +90,6 @@ def write_model_folder_reports(
     }
     (folder / METRICS_FILE).write_text(metrics_json(results))
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
-    own = "data" in results  # a model of the user's own classes: its card names the model it started from
     _write_starting_recipe(folder, None if own else recipe.get("model_name_or_path"))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(
@@ -94,6 +99,15 @@ def write_model_folder_reports(
         plot_training_curves(log_history, folder / "training_curves.png")
     render_model_card(folder, results, recipe)
     return results
+
+
+def first_stage_seconds(start: str | None) -> float | None:
+    """The training seconds of the model folder at `start` (a second stage's `--model_name_or_path`), its own first
+    stages included; None when `start` is not a folder of a finished training."""
+    metrics = ModelFolder(Path(start)).optional(METRICS_FILE) if start and Path(start).is_dir() else None
+    if not metrics or "train_seconds" not in metrics:
+        return None
+    return round(metrics["train_seconds"] + metrics.get(FIRST_STAGE_SECONDS, 0.0), 1)
 
 
 def _write_starting_recipe(folder: Path, start: str | None) -> None:
@@ -268,10 +282,7 @@ def attach_companion_results(
 def _repeated_run(reference: ModelFolder, other: ModelFolder) -> dict[str, Any]:
     """The headline numbers of `other`, after checking that it trained the recipe of `reference` on the same split."""
     folder, results, other_results = reference.path, reference.metrics, other.metrics
-    ignore = ["seed"]
-    if reference.recipe.get("model_name_or_path") and other.recipe.get("model_name_or_path"):
-        ignore.append("model_name_or_path")  # a second stage, each repetition from its own first stage
-    differences = recipe_differences(reference.recipe, other.recipe, ignore=ignore)
+    differences = repetition_differences(reference.recipe, other.recipe)
     if differences:
         raise CompanionResultsError(
             f"{other.path} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}"
