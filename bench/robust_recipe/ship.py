@@ -14,15 +14,16 @@ K; fold 5 is the shipped pair, and `cv-pair/cv_results.json` sums the five up), 
 pairs, seeds 1+4 and 2+5) and round 5's candidates (`ft-pair-shared`, `ft-pair`; `ft` is one training). Then
 `bench/recipes.py` over all of them writes the recipe's records (bench/robust_recipe/RECIPES.md and recipes.json:
 the README's results lines and the card's selection table) and docs/results.md's `ft-pair` block; the shipped pair
-is copied over `--model` (its baseline result kept), its calibration and unknown threshold fitted by
-`bench/calibration.py` on the CV's fold-3 and fold-4 pairs (never on fold 5), and its card rendered. Merges already
-made are kept, so a second call redoes only what is missing.
+is copied over `--model` (the model it replaces kept in `RUNS/ship/previous`: the records' reference and the
+baseline result), its calibration and unknown threshold fitted by `bench/calibration.py` on the CV's fold-3 and
+fold-4 pairs (never on fold 5), and its card rendered. Merges already made are kept; a second call redoes the rest.
 
 `reports` regenerates every report of the shipped model from it (accuracy first, then the timed ones, which want an
 idle machine: `bench/run.py` marks its report PRELIMINARY otherwise).
 """
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,7 @@ CHOICE = (
     "`ft`'s; `ft-pair` (two independent two-stage trainings, their probabilities averaged) qualified, then passed "
     "rule 3 on fold 5 (three pairs, mean >= 0.842, corrupted +5 points over the previous model)."
 )
+RESULTS_PAGE, PAGE_BLOCK = "docs/results.md", "ft-pair"  # the page's block that bench/recipes.py writes
 ROUND5 = {  # the card's selection: round 5's candidates on the inner split (train 1-3, validate 4)
     "ft": ("ft-inner-s0",),
     "ft-pair-shared": ("ft-inner-s0", "ft-inner-s0b"),
@@ -69,6 +71,14 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     from esc50_hf.training.model_folder import BASELINE_FILE
 
     ship = runs / "ship"
+    page = (ROOT / RESULTS_PAGE).read_text()
+    if f"<!-- {PAGE_BLOCK}:start -->" not in page:
+        raise SystemExit(f"{RESULTS_PAGE} has no {PAGE_BLOCK} block for bench/recipes.py: add its section first")
+    previous = ship / "previous"  # the model being replaced, as it was: the records' reference and its baseline
+    if not previous.is_dir():
+        if "merged_from" in json.loads((model / "metrics.json").read_text()):
+            raise SystemExit(f"{model} is a merged model already and {previous} is gone: restore the previous model")
+        shutil.copytree(model, previous)
     cv = ship / "cv-pair"
     for fold in CV_FOLDS:
         merged([runs / f"cv-ft-s{seed}" / f"fold-{fold}" for seed in SHIPPED_SEEDS], cv / f"fold-{fold}", data_dir)
@@ -92,16 +102,14 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
         link.symlink_to(folder.resolve(), target_is_directory=True)
     records = ROOT / "bench" / "robust_recipe"
     _run(sys.executable, "bench/recipes.py", *(ship / "named" / name for name in named), "--cv", cv,
-         "--previous", model, "--output-dir", records, "--title", "The ft-pair recipe: round 5 and its test runs",
-         "--choice", CHOICE, "--page", "docs/results.md", "--page-block", "ft-pair")  # fmt: skip
+         "--previous", previous, "--output-dir", records, "--title", "The ft-pair recipe: round 5 and its test runs",
+         "--choice", CHOICE, "--page", RESULTS_PAGE, "--page-block", PAGE_BLOCK)  # fmt: skip
 
-    baseline = ship / BASELINE_FILE
-    if not baseline.is_file():  # the baseline's result stays the shipped folder's (`esc50-hf baseline`)
-        shutil.copy2(model / BASELINE_FILE, baseline)
     shutil.rmtree(model)
     shutil.copytree(shipped, model)
     held_out = [str(cv / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
     _run(sys.executable, "bench/calibration.py", "--model", model, "--held-out", *held_out, "--data-dir", data_dir)
+    baseline = previous / BASELINE_FILE  # the baseline's result stays (`esc50-hf baseline`)
     card = ["card", "--model", str(model), "--cv", str(cv / "cv_results.json"), "--baseline", str(baseline)]
     card += ["--repeated-runs", *map(str, repeats), "--selection", str(records / "recipes.json")]
     assert cli(card) == 0
@@ -132,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True, help="ESC-50 in the official layout")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the shipped folder, replaced")
     args = parser.parse_args(argv)
-    (folders if args.step == "folders" else reports)(args.runs, args.data_dir, args.model)
+    step = folders if args.step == "folders" else reports
+    step(args.runs.resolve(), str(Path(args.data_dir).resolve()), args.model.resolve())  # the scripts run in ROOT
 
 
 if __name__ == "__main__":
