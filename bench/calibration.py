@@ -2,9 +2,10 @@
 
     python bench/calibration.py --model models/esc50-mel-cnn --held-out RUNS/oof-f3 RUNS/oof-f4 --data-dir DIR
 
-`--held-out` are models of the shipped recipe trained without fold 5 and without their validation fold
-(`train.py --train_folds 1 2 4 --validation_fold 3`, `--train_folds 1 2 3 --validation_fold 4`): their predictions
-on their validation folds are the out-of-fold predictions everything here is fitted on.
+`--held-out` are models made as the shipped one (its recipe, its number of networks), validated on a fold other
+than 5: the 5-fold CV's fold-3 and fold-4 models, or models trained without fold 5 (`train.py --train_folds 1 2 4
+--validation_fold 3`, `--train_folds 1 2 3 --validation_fold 4`). Their predictions on their validation folds are
+the out-of-fold predictions everything here is fitted on; fold 5's clips are never fitted on.
 
 1. The method, chosen on the out-of-fold predictions only, by a rule fixed before the runs: each candidate is fitted
    on one held-out fold's predictions and scored on the other's (both ways); temperature scaling (one parameter)

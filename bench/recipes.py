@@ -88,10 +88,14 @@ def read_run(folder: Path) -> dict[str, Any]:
     from esc50_hf.data.esc50 import training_folds
     from esc50_hf.training.model_folder import (
         CONFIG_FILE,
+        FIRST_STAGE_SECONDS,
         METRICS_FILE,
         RECIPE_FILE,
         ModelFolderError,
+        first_stage_seconds,
+        model_form,
         read_model_folder,
+        run_seed,
     )
 
     try:
@@ -99,25 +103,23 @@ def read_run(folder: Path) -> dict[str, Any]:
         recipe, metrics = run.recipe, run.metrics
     except ModelFolderError as error:
         raise SystemExit(str(error)) from None
+    if "merged_from" in metrics and FIRST_STAGE_SECONDS not in metrics and recipe.get("model_name_or_path"):
+        raise SystemExit(f"{folder} was merged before merges recorded their first stages' time: merge it again")
     validation_fold = int(recipe["validation_fold"])
     train_folds = training_folds(validation_fold, recipe.get("train_folds"))
     return {
         "folder": str(folder),
         "candidate": re.sub(r"-s\d+$", "", folder.name),
         "recipe": recipe,
-        "seed": _seed(recipe, metrics),
+        "seed": run_seed(recipe, metrics),
+        "form": model_form(metrics),
+        "train_seconds": metrics.get("train_seconds", 0) + (first_stage_seconds(recipe, metrics) or 0),
         "validation_fold": validation_fold,
         "train_folds": train_folds,
         "metrics": metrics,
         "device": device(metrics.get("hardware")),
         **network_cost(folder),
     }
-
-
-def _seed(recipe: dict[str, Any], metrics: dict[str, Any]) -> int | str:
-    """The run's seed; a merged model's, its networks' seeds joined ("0+3": `esc50-hf merge`)."""
-    members = metrics.get("merged_from")
-    return "+".join(str(member["seed"]) for member in members) if members else recipe["seed"]
 
 
 def device(hardware: str | None) -> str:
@@ -166,7 +168,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "gflops": round(first["gflops"], 3),
             "ema_decay": first["recipe"].get("ema_decay", 0.0),
             "seconds_per_epoch": _mean([run["metrics"].get("seconds_per_epoch") for run in members]),
-            "train_minutes": _mean([_train_seconds(run["metrics"]) / 60 for run in members]),
+            "train_minutes": _mean([run["train_seconds"] / 60 for run in members]),
             "threads": sorted({run["metrics"].get("torch_threads_per_process") for run in members}),
             "hardware": first["metrics"].get("hardware"),
             "epochs": first["recipe"].get("num_train_epochs"),
@@ -201,6 +203,7 @@ def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> Non
         for other in members:
             run = first.setdefault(candidate, other)
             differences = repetition_differences(run["recipe"], other["recipe"], ignore=SPLIT_KEYS)
+            differences += [f"form ({run['form']} vs {other['form']})"] if run["form"] != other["form"] else []
             if differences:
                 raise SystemExit(
                     f"{other['folder']} and {run['folder']} are both named {candidate!r} but differ in "
@@ -218,22 +221,18 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
     for row in rows:
         if not row["sees_test_fold"]:
             continue
-        recipe = groups[_group_key(row)][0]["recipe"]
+        tested_run = groups[_group_key(row)][0]
         row["chosen_from"] = sorted(
             {
                 other["candidate"]
                 for other in rows
                 if not other["sees_test_fold"]
-                and not repetition_differences(recipe, groups[_group_key(other)][0]["recipe"], ignore=SPLIT_KEYS)
+                and groups[_group_key(other)][0]["form"] == tested_run["form"]
+                and not repetition_differences(
+                    tested_run["recipe"], groups[_group_key(other)][0]["recipe"], ignore=SPLIT_KEYS
+                )
             }
         )
-
-
-def _train_seconds(metrics: dict[str, Any]) -> float:
-    """A training's seconds, those of the first stage it started from included (a second stage's metrics.json)."""
-    from esc50_hf.training.reports import FIRST_STAGE_SECONDS
-
-    return metrics.get("train_seconds", 0) + metrics.get(FIRST_STAGE_SECONDS, 0)
 
 
 def _group_key(item: dict[str, Any]) -> tuple:

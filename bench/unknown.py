@@ -6,14 +6,14 @@
 Run after `bench/calibration.py` (the model's config then holds the temperature, the unknown score's quantiles and
 its threshold, all fitted on out-of-fold predictions of folds 3 and 4, never fold 5).
 
-1. **The selection data** of bench/unknown_choice.md: the out-of-fold models (`--held-out`, trained without fold 5
-   and without their validation fold) score their validation fold (known) against made-up sounds of seed 1
-   (unknown), with the maximum probability, the energy score, the atypicality alone and the shipped score (each
-   model's clips read against the other's quantiles).
+1. **The selection data** of bench/unknown_choice.md: the out-of-fold models (`--held-out`, each validated on a
+   fold other than 5 and made as the shipped model: the CV's fold-3 and fold-4 models of its recipe) score their
+   validation fold (known) against made-up sounds of seed 1 (unknown), with the maximum probability, the energy
+   score, the atypicality alone and the shipped score (each model's clips read against the other's quantiles).
 2. **Held-out classes**: each `--class-split-models` model was trained on 40 classes (folds 1-4,
-   `bench/own_classes.py base`); the fold-5 clips of its 40 classes are the known sounds, the fold-5 clips of the
-   other 10 the unknown ones. The shipped model's temperature, quantiles and threshold are used as they are (the
-   same recipe).
+   `bench/own_classes.py base`, or `pair` for a model of two networks); the fold-5 clips of its 40 classes are the
+   known sounds, the fold-5 clips of the other 10 the unknown ones. The shipped model's temperature, quantiles and
+   threshold are used as they are (the same recipe).
 3. **Sounds outside ESC-50** made here (seed 0): speech (espeak-ng), synthetic music, tones and sweeps, silence,
    white and pink noise, hard-clipped tones, music through an 8 kbit/s MP3; the shipped model, against its
    fold-5 clips.

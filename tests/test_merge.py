@@ -214,24 +214,39 @@ def test_a_merged_model_is_calibrated_on_merged_runs_only(members, pair, esc50_d
 
 
 def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pair(members, esc50_dir, tmp_path):
-    """A second stage (`--model_name_or_path` a first-stage folder) keeps that folder's recipe beside its own, so
-    its card can say how to make both; merged, the pair keeps the first member's and says to merge once per seed."""
-    second = [
-        _train(esc50_dir, tmp_path / f"stage2-{seed}", "--model_name_or_path", str(first), "--seed", str(seed))
-        for seed, first in zip((1, 2), members, strict=True)
-    ]
-    for stage2, first in zip(second, members, strict=True):
+    """A second stage (`--model_name_or_path` a first-stage folder) keeps that folder's recipe and training time
+    beside its own, so its card can say how to make both and what it cost; merged, the pair keeps them (a first stage
+    two members share counted once), and bench/recipes.py reads it as one run of seeds "1+2"."""
+    from esc50_hf.training.reports import CompanionResultsError, attach_companion_results
+
+    from .test_readme import _recipes
+
+    def second_stage(seed: int, first: Path) -> Path:
+        return _train(esc50_dir, tmp_path / f"stage2-{seed}", "--model_name_or_path", str(first), "--seed", str(seed))
+
+    second = [second_stage(seed, first) for seed, first in zip((1, 2), members, strict=True)]
+    first_seconds = [json.loads((first / "metrics.json").read_text())["train_seconds"] for first in members]
+    for stage2, first, seconds in zip(second, members, first_seconds, strict=True):
         kept = json.loads((stage2 / "starting_model_recipe.json").read_text())
         assert kept == json.loads((first / "training_config.json").read_text())
-        assert "--config starting_model_recipe.json" in (stage2 / "README.md").read_text()
-    first_seconds = [json.loads((first / "metrics.json").read_text())["train_seconds"] for first in members]
-    for stage2, seconds in zip(second, first_seconds, strict=True):
         assert json.loads((stage2 / "metrics.json").read_text())["first_stage_train_seconds"] == seconds
+        assert "--config starting_model_recipe.json" in (stage2 / "README.md").read_text()
+    assert not (members[0] / "starting_model_recipe.json").exists()  # trained from scratch: nothing to keep
+
     pair = tmp_path / "pair"
     merge_models(second, pair, data_dir=str(esc50_dir))
-    assert json.loads((pair / "metrics.json").read_text())["first_stage_train_seconds"] == round(sum(first_seconds), 1)
+    metrics = json.loads((pair / "metrics.json").read_text())
+    assert metrics["first_stage_train_seconds"] == round(sum(first_seconds), 1)
     assert (pair / "starting_model_recipe.json").read_text() == (second[0] / "starting_model_recipe.json").read_text()
     card = (pair / "README.md").read_text()
     assert "--model_name_or_path <first stage>" in card and "esc50-hf merge <their folders>" in card
     assert "s of\ntraining the first stages it started from" in card
-    assert not (members[0] / "starting_model_recipe.json").exists()  # trained from scratch: nothing to keep
+    run = _recipes().read_run(pair)
+    assert run["seed"] == "1+2" and run["form"] == "2 networks"
+    assert run["train_seconds"] == metrics["train_seconds"] + metrics["first_stage_train_seconds"]
+
+    shared = tmp_path / "shared"  # two second stages of one first stage: its time once, and another form
+    merge_models([second[0], second_stage(3, members[0])], shared, data_dir=str(esc50_dir))
+    assert json.loads((shared / "metrics.json").read_text())["first_stage_train_seconds"] == first_seconds[0]
+    with pytest.raises(CompanionResultsError, match="of 2 networks from one first stage, .* of 2 networks:"):
+        attach_companion_results(pair, repeated_runs=[shared])

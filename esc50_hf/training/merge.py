@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Esc50HfError, OutputExistsError
-from .model_folder import ModelFolder, read_model_folder
+from .model_folder import FIRST_STAGE_SECONDS, ModelFolder, first_stage_seconds, read_model_folder
 from .recipe import repetition_differences
 
 # What must be the same in every member's config.json besides its labels: the shape of its networks.
@@ -116,7 +116,7 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     from ..model.labels import model_labels
     from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
     from .fold_features import keep_classes
-    from .reports import FIRST_STAGE_SECONDS, first_stage_seconds, write_model_folder_reports
+    from .reports import write_model_folder_reports
 
     extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
     recipe = dict(folders[0].recipe)
@@ -155,17 +155,17 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     recipe["output_dir"] = str(output)
     merged_from = [
         {"path": str(folder.path), "seed": folder.recipe.get("seed"), "weights_digest": folder.weights_digest,
-         "accuracy": folder.metrics.get("accuracy")}
+         "accuracy": folder.metrics.get("accuracy"), "model_name_or_path": folder.recipe.get("model_name_or_path")}
         for folder in folders
     ]  # fmt: skip
     first = folders[0].metrics
     facts = {key: first[key] for key in MEMBER_FACTS if key in first}
-    first_stages = [
-        folder.metrics.get(FIRST_STAGE_SECONDS, first_stage_seconds(folder.recipe.get("model_name_or_path")))
+    first_stages = {  # second stages: the time of their first stages too, each counted once (members may share one)
+        folder.recipe.get("model_name_or_path"): first_stage_seconds(folder.recipe, folder.metrics)
         for folder in folders
-    ]
-    if None not in first_stages:  # second stages: their first stages' time too
-        facts[FIRST_STAGE_SECONDS] = round(sum(first_stages), 1)
+    }
+    if None not in first_stages.values():
+        facts[FIRST_STAGE_SECONDS] = round(sum(first_stages.values()), 1)
     facts.update(  # the networks' training together: one after the other on the first member's machine
         {key: round(sum(folder.metrics.get(key, 0.0) for folder in folders), 2) for key in SUMMED_FACTS},
         scored_from="audio",

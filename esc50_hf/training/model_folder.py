@@ -35,8 +35,10 @@ BASELINE_FILE = "baseline_metrics.json"
 CROSS_VALIDATION_FILE = "cv_results.json"
 REPEATED_RUNS_FILE = "repeated_runs.json"
 SELECTION_FILE = "recipe_selection.json"
-# A second stage's record of its first: the recipe of the model it started from (`--model_name_or_path`, a folder).
+# A second stage's record of its first: the recipe of the model it started from (`--model_name_or_path`, a folder),
+# and (metrics.json's key) the seconds that model took to train, its own first stages included.
 STARTING_RECIPE_FILE = "starting_model_recipe.json"
+FIRST_STAGE_SECONDS = "first_stage_train_seconds"
 # What every message about a folder that is not one asks for.
 PASS_A_MODEL_FOLDER = "pass a model folder written by train.py"
 
@@ -97,7 +99,7 @@ class ModelFolder:
         """The ESC-50 folds the model trained on (its recipe's `validation_fold` and `train_folds`); `None` for a
         model of the user's own sounds (`train_dir` or `dataset_name`), whose folds are not ESC-50's."""
         recipe = self.recipe
-        if recipe.get("train_dir") or recipe.get("dataset_name"):
+        if is_own_sounds(recipe):
             return None
         return training_folds(recipe["validation_fold"], recipe.get("train_folds"))
 
@@ -212,3 +214,51 @@ __all__ = [
     "finished_model_recipe",
     "read_model_folder",
 ]
+
+
+def is_own_sounds(recipe: dict[str, Any]) -> bool:
+    """Whether a recipe trains on the user's own sounds (`train_dir` or `dataset_name`) rather than ESC-50."""
+    return bool(recipe.get("train_dir") or recipe.get("dataset_name"))
+
+
+def run_seed(recipe: dict[str, Any], metrics: dict[str, Any]) -> int | str:
+    """A training's seed; a merged model's, its networks' seeds joined ("0+3", `merged_from` of its metrics)."""
+    members = metrics.get("merged_from")
+    return "+".join(str(member["seed"]) for member in members) if members else recipe["seed"]
+
+
+def model_form(metrics: dict[str, Any]) -> str:
+    """How a model is made beyond its recipe: one network, or several merged, from one shared first stage or each
+    from its own (`merged_from` of its metrics). Repetitions of a model are made in the same form."""
+    members = metrics.get("merged_from")
+    if not members:
+        return "1 network"
+    starts = [member.get("model_name_or_path") for member in members]
+    shared = None not in starts and len(set(starts)) < len(starts)
+    return f"{len(members)} networks" + (" from one first stage" if shared else "")
+
+
+def starting_folder(recipe: dict[str, Any]) -> ModelFolder | None:
+    """The model folder a recipe started from (`model_name_or_path`), when it is a local folder with a recipe of its
+    own; None for a training from scratch, from a Hub model, or from a folder that is gone."""
+    start = recipe.get("model_name_or_path")
+    folder = ModelFolder(Path(start)) if start and Path(start).is_dir() else None
+    return folder if folder is not None and (folder.path / RECIPE_FILE).is_file() else None
+
+
+def first_stage_seconds(recipe: dict[str, Any], metrics: dict[str, Any] | None = None) -> float | None:
+    """The seconds the model a training started from took to train, its own first stages included: `metrics`'
+    record (`FIRST_STAGE_SECONDS`) when it has one, else read from that model's folder (`starting_folder`); None
+    when neither says (trained from scratch, from a Hub model, or the folder is gone).
+
+    Args:
+        recipe (`dict`): The training's recipe (`training_config.json`).
+        metrics (`dict`, *optional*): Its metrics.json, when it has been written.
+    """
+    if metrics and FIRST_STAGE_SECONDS in metrics:
+        return metrics[FIRST_STAGE_SECONDS]
+    start = starting_folder(recipe)
+    start_metrics = start.optional(METRICS_FILE) if start is not None else None
+    if not start_metrics or "train_seconds" not in start_metrics:
+        return None
+    return round(start_metrics["train_seconds"] + (first_stage_seconds(start.recipe, start_metrics) or 0.0), 1)

@@ -24,6 +24,7 @@ from ..publish import is_hub_id
 from .model_folder import (
     BASELINE_FILE,
     CROSS_VALIDATION_FILE,
+    FIRST_STAGE_SECONDS,
     METRICS_FILE,
     RECIPE_FILE,
     REPEATED_RUNS_FILE,
@@ -31,12 +32,15 @@ from .model_folder import (
     STARTING_RECIPE_FILE,
     WEIGHTS_FILE,
     ModelFolder,
+    first_stage_seconds,
+    is_own_sounds,
+    model_form,
     read_model_folder,
+    run_seed,
+    starting_folder,
 )
 from .recipe import repetition_differences
 
-# metrics.json's key for the seconds the model a second stage started from took to train (`first_stage_seconds`).
-FIRST_STAGE_SECONDS = "first_stage_train_seconds"
 CALIBRATION_TEST_FILE = "calibration_test.json"  # the test fold's calibration figures (`esc50-hf calibrate`)
 UNKNOWN_RESULTS_FILE = "unknown_results.json"  # the unknown answer's figures (`bench/unknown.py`)
 
@@ -71,9 +75,9 @@ def write_model_folder_reports(
     """Writes the reports of the final model's validation `scores` (`evaluation.scoring.score_predictions`), the recipe
     and the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
-    own = "data" in run_facts  # a model of the user's own classes: its card names the model it started from
-    if not own and FIRST_STAGE_SECONDS not in run_facts:  # a second stage: the time of the first counts too
-        seconds = first_stage_seconds(recipe.get("model_name_or_path"))
+    own = is_own_sounds(recipe)  # a model of the user's own sounds: its card names the model it started from
+    if not own and "merged_from" not in run_facts:  # a second stage: the time of its first counts too (a merge
+        seconds = first_stage_seconds(recipe)  # gives its members' first stages itself)
         run_facts = run_facts if seconds is None else {**run_facts, FIRST_STAGE_SECONDS: seconds}
     results = {
         "validation_fold": recipe["validation_fold"],
@@ -90,7 +94,11 @@ def write_model_folder_reports(
     }
     (folder / METRICS_FILE).write_text(metrics_json(results))
     (folder / RECIPE_FILE).write_text(json.dumps(recipe, indent=2))
-    _write_starting_recipe(folder, None if own else recipe.get("model_name_or_path"))
+    starting = None if own else _starting_recipe(recipe, run_facts.get("merged_from"))
+    if starting is None:  # trained from scratch, from a Hub model (its own card has its recipe), or own sounds
+        (folder / STARTING_RECIPE_FILE).unlink(missing_ok=True)
+    else:  # without it, a second stage's recipe names a folder of the machine it trained on, and no way to make it
+        (folder / STARTING_RECIPE_FILE).write_text(json.dumps(starting, indent=2))
     write_per_class_report(folder / "per_class_report.csv", scores["per_class"])
     plot_confusion_matrix(
         np.array(scores["confusion_matrix"]), folder / "confusion_matrix.png", list(scores["per_class"])
@@ -101,23 +109,15 @@ def write_model_folder_reports(
     return results
 
 
-def first_stage_seconds(start: str | None) -> float | None:
-    """The training seconds of the model folder at `start` (a second stage's `--model_name_or_path`), its own first
-    stages included; None when `start` is not a folder of a finished training."""
-    metrics = ModelFolder(Path(start)).optional(METRICS_FILE) if start and Path(start).is_dir() else None
-    if not metrics or "train_seconds" not in metrics:
-        return None
-    return round(metrics["train_seconds"] + metrics.get(FIRST_STAGE_SECONDS, 0.0), 1)
-
-
-def _write_starting_recipe(folder: Path, start: str | None) -> None:
-    """Keeps the recipe of the model folder a run started from beside its own (`STARTING_RECIPE_FILE`): without it,
-    a second stage's training_config.json names a folder of the machine it trained on and no way to make it again."""
-    starting = ModelFolder(Path(start)).optional(RECIPE_FILE) if start and Path(start).is_dir() else None
-    if starting is None:  # trained from scratch, or from a Hub model (its own card has its recipe)
-        (folder / STARTING_RECIPE_FILE).unlink(missing_ok=True)
-    else:
-        (folder / STARTING_RECIPE_FILE).write_text(json.dumps(starting, indent=2))
+def _starting_recipe(recipe: dict[str, Any], merged_from: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The recipe of the model a training started from: a merge's first member's record of it, else read from the
+    starting folder (`starting_folder`)."""
+    if merged_from:
+        kept = ModelFolder(Path(merged_from[0]["path"])).optional(STARTING_RECIPE_FILE)
+        if kept is not None:
+            return kept
+    start = starting_folder(recipe)
+    return start.recipe if start is not None else None
 
 
 def metrics_json(results: dict[str, Any]) -> str:
@@ -239,6 +239,7 @@ def render_model_card(folder: Path, results: dict[str, Any], recipe: dict[str, A
         repeated_runs=_repeated_runs_with_spread(companions, results),
         selection=companions.optional(SELECTION_FILE),
         starting_recipe=STARTING_RECIPE_FILE if companions.optional(STARTING_RECIPE_FILE) is not None else None,
+        seed=run_seed(recipe, results),
         calibration=calibration_section(folder),
     )
 
@@ -287,18 +288,18 @@ def _repeated_run(reference: ModelFolder, other: ModelFolder) -> dict[str, Any]:
         raise CompanionResultsError(
             f"{other.path} is not a run of the recipe in {folder}: it differs in {', '.join(differences)}"
         )
-    networks = reference.config.get("num_networks", 1), other.config.get("num_networks", 1)
-    if networks[0] != networks[1]:
+    forms = model_form(results), model_form(other_results)
+    if forms[0] != forms[1]:
         raise CompanionResultsError(
-            f"{other.path} is a model of {networks[1]} network(s), {folder} of {networks[0]}: repeat the runs as "
-            "the model was made (for a merged model, merge each repetition's trainings)"
+            f"{other.path} is a model of {forms[1]}, {folder} of {forms[0]}: repeat the runs as the model was made "
+            "(for a merged model, merge each repetition's trainings)"
         )
     if other_results["validation_fold"] != results["validation_fold"]:
         raise CompanionResultsError(
             f"{other.path} was validated on fold {other_results['validation_fold']}, {folder} on fold "
             f"{results['validation_fold']}: their scores are not comparable"
         )
-    return {"run": other.path.name, "seed": other.recipe["seed"], **_run_summary(other_results)}
+    return {"run": other.path.name, "seed": run_seed(other.recipe, other_results), **_run_summary(other_results)}
 
 
 def _run_summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -388,6 +389,7 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
         labels=list(folder_labels(folder)),
         per_class=per_class,
         is_hub_model=hub_base,
+        seed=run_seed(recipe, results),
         calibration=calibration_section(folder),
     )
 
