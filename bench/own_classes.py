@@ -127,11 +127,7 @@ def train_pair(split: int, data_dir: str, runs: Path, feature_cache_dir: str, to
         members.append(
             _train_known(split, data_dir, runs / f"ft-s{split}-seed{seed}", feature_cache_dir, torch_threads, flags)
         )
-    if (output / "metrics.json").is_file():
-        print(f"{output}: merged earlier, kept", file=sys.stderr)
-    else:
-        shutil.rmtree(output, ignore_errors=True)  # a merge cut short
-        merge_models(members, output, data_dir=data_dir, float16=True)
+    merge_models(members, output, data_dir=data_dir, float16=True, keep_existing=True)
     return output
 
 

@@ -250,3 +250,13 @@ def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pa
     assert json.loads((shared / "metrics.json").read_text())["first_stage_train_seconds"] == first_seconds[0]
     with pytest.raises(CompanionResultsError, match="of 2 networks from one first stage, .* of 2 networks:"):
         attach_companion_results(pair, repeated_runs=[shared])
+
+
+def test_keep_existing_keeps_a_finished_merge_of_the_same_models_only(members, pair, esc50_dir):
+    before = (pair / "model.safetensors").stat().st_mtime_ns
+    kept = merge_models(members, pair, data_dir=str(esc50_dir), keep_existing=True)
+    assert kept == json.loads((pair / "metrics.json").read_text())
+    assert (pair / "model.safetensors").stat().st_mtime_ns == before  # not merged again
+    for others, float16 in ((members[::-1], False), (members, True)):  # another order, another storage: refused
+        with pytest.raises(OutputExistsError):
+            merge_models(others, pair, data_dir=str(esc50_dir), float16=float16, keep_existing=True)

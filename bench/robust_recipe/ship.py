@@ -53,15 +53,11 @@ ROUND5 = {  # the card's selection: round 5's candidates on the inner split (tra
 
 
 def merged(members: list[Path], output: Path, data_dir: str) -> Path:
-    """`esc50-hf merge MEMBERS --float16` into `output`, unless a finished merge is there already."""
+    """`esc50-hf merge MEMBERS --float16` into `output` (a finished merge of them there is kept)."""
     from esc50_hf.training.merge import merge_models
 
-    if (output / "metrics.json").is_file():
-        print(f"{output}: merged earlier, kept", file=sys.stderr)
-        return output
-    shutil.rmtree(output, ignore_errors=True)
     output.parent.mkdir(parents=True, exist_ok=True)
-    merge_models(members, output, data_dir=data_dir, float16=True)
+    merge_models(members, output, data_dir=data_dir, float16=True, keep_existing=True)
     return output
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Esc50HfError, OutputExistsError
-from .model_folder import FIRST_STAGE_SECONDS, ModelFolder, first_stage_seconds, read_model_folder
+from .model_folder import FIRST_STAGE_SECONDS, METRICS_FILE, ModelFolder, first_stage_seconds, read_model_folder
 from .recipe import repetition_differences
 
 # What must be the same in every member's config.json besides its labels: the shape of its networks.
@@ -73,7 +73,11 @@ def _features(folder: ModelFolder) -> dict[str, Any]:
 
 
 def merge_models(
-    paths: Sequence[str | Path], output_dir: str | Path, data_dir: str | None = None, float16: bool = False
+    paths: Sequence[str | Path],
+    output_dir: str | Path,
+    data_dir: str | None = None,
+    float16: bool = False,
+    keep_existing: bool = False,
 ) -> dict[str, Any]:
     """Writes one model folder whose networks are those of the models at `paths`, in that order.
 
@@ -84,18 +88,27 @@ def merge_models(
             on the members' validation fold; `None` downloads it.
         float16 (`bool`, *optional*, defaults to `False`): Store the weights in float16 (half the bytes; they load
             as float32, and are scored here as they are stored).
+        keep_existing (`bool`, *optional*, defaults to `False`): When `output_dir` holds a finished merge of these
+            models (the same weights, in this order, stored as `float16` says), keep it and return its metrics
+            instead of refusing the folder; scripts that are run again redo only what is missing.
 
     Returns:
         `dict`: What `metrics.json` holds: the validation fold's accuracy and macro-F1, and the members.
 
     Raises:
         `MergeError`: the models cannot answer together (`check_members`).
-        `OutputExistsError`: `output_dir` exists.
+        `OutputExistsError`: `output_dir` exists (and, with `keep_existing`, is not a finished merge of these
+            models).
     """
     output = Path(output_dir)
-    if output.exists():
-        raise OutputExistsError(f"{output} already exists: name a new folder for the merged model")
     folders = [read_model_folder(path) for path in paths]
+    if output.exists():
+        existing = ModelFolder(output).optional(METRICS_FILE) if keep_existing else None
+        digests = [member.get("weights_digest") for member in (existing or {}).get("merged_from", [])]
+        dtype = "float16" if float16 else "float32"
+        if digests == [folder.weights_digest for folder in folders] and existing.get("weights_dtype") == dtype:
+            return existing
+        raise OutputExistsError(f"{output} already exists: name a new folder for the merged model")
     check_members(folders)
     try:
         return _write(folders, output, data_dir, float16)
