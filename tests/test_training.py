@@ -1007,3 +1007,15 @@ def test_calibrate_refuses_a_run_validated_on_the_test_fold(smoke_run, esc50_dir
     with pytest.raises(SystemExit, match="validated on fold 5, the test fold"):
         main(["calibrate", "--model", str(target), "--held-out", str(smoke_run), "--data-dir", str(esc50_dir)])
     assert (target / "config.json").read_text() == before
+
+
+def test_evaluate_scores_a_model_of_some_esc50_classes_on_those_classes(esc50_dir, tmp_path, capsys):
+    """A model of some of ESC-50's classes (`--classes`) is scored on their clips; the others are not its classes."""
+    from esc50_hf.cli import main
+    from esc50_hf.training.trainer import train
+
+    model = tmp_path / "some"
+    argv = ["--config", str(SMOKE), "--data_dir", str(esc50_dir), "--report_to", "none", "--output_dir", str(model)]
+    train(parse_args([*argv, "--ema_decay", "0", "--classes", "rain", "dog"]))
+    assert main(["evaluate", "--model", str(model), "--data-dir", str(esc50_dir), "--fold", "5"]) == 0
+    assert "fold 5: 2 clips of the model's 2 classes" in capsys.readouterr().out

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ..data.esc50 import load_esc50, split_folds
+    from ..data.esc50 import fold_clips, load_esc50
     from ..evaluation.calibration import DEFAULT_ACCEPT, calibrate_model_folder, measure_calibration
     from ..evaluation.scoring import labelled_logits
     from ..inference.classifier import explain_load_failure
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     fitted_on = "out-of-fold predictions of the same recipe: " + "; ".join(sources)
     accept = DEFAULT_ACCEPT if args.accept is None else args.accept
     test_logits, test_references, test_atypicality = labelled_logits(  # raw: before the calibration is in the config
-        model, extractor, split_folds(dataset, args.test_fold)["validation"], atypicality=True
+        model, extractor, fold_clips(dataset, args.test_fold, model_labels(model.config)), atypicality=True
     )
     calibration = calibrate_model_folder(
         args.model, model.config, logits, references, fitted_on, accept, atypicality=atypicality
@@ -109,7 +109,7 @@ def out_of_fold_logits(
     """
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ..data.esc50 import FOLDS, split_folds
+    from ..data.esc50 import FOLDS, fold_clips
     from ..errors import Esc50HfError
     from ..evaluation.scoring import labelled_logits
     from ..inference.classifier import explain_load_failure
@@ -138,7 +138,7 @@ def out_of_fold_logits(
                 "merge each held-out fold's trainings with `esc50-hf merge`)"
             )
         logits, references, atypicality = labelled_logits(
-            model, extractor, split_folds(dataset, fold)["validation"], atypicality=True
+            model, extractor, fold_clips(dataset, fold, labels), atypicality=True
         )
         all_logits.append(logits)
         all_references.append(references)

@@ -19,16 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ..data.esc50 import load_esc50, split_folds
+    from ..data.esc50 import fold_clips, load_esc50
     from ..evaluation.scoring import evaluate_model
     from ..inference.classifier import explain_load_failure
+    from ..model.labels import ESC50_LABELS, model_labels
 
     with explain_load_failure(args.model):
         model = AutoModelForAudioClassification.from_pretrained(args.model)
         extractor = AutoFeatureExtractor.from_pretrained(args.model)
-    fold = split_folds(load_esc50(args.data_dir, extractor.sampling_rate), args.fold)["validation"]
+    labels = model_labels(model.config)
+    fold = fold_clips(load_esc50(args.data_dir, extractor.sampling_rate), args.fold, labels)
     scores = evaluate_model(model, extractor, fold)
-    print(f"ESC-50 fold {args.fold}: {scores['num_clips']} clips")
+    some = f" of the model's {len(labels)} classes" if set(labels) < set(ESC50_LABELS) else ""
+    print(f"ESC-50 fold {args.fold}: {scores['num_clips']} clips{some}")
     print(f"accuracy  {scores['accuracy']:.4f}")
     print(f"macro-F1  {scores['f1']:.4f}")
     print("per-class F1:")

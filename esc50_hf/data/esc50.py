@@ -272,6 +272,29 @@ def split_folds(
     return DatasetDict(train=dataset.select(train), validation=dataset.select(validation))
 
 
+def keep_classes(dataset: Dataset, names: Sequence[str]) -> Dataset:
+    """The clips of `names` only, their `label` a `ClassLabel` of `names` (in that order): ESC-50's clips of a
+    model of some of its classes (`train.py --classes`)."""
+    old, names = dataset.features["label"].names, list(names)
+    kept = dataset.filter(lambda label: old[label] in names, input_columns="label")
+    kept = kept.map(lambda label: {"label": names.index(old[label])}, input_columns="label")
+    return kept.cast_column("label", ClassLabel(names=names))
+
+
+def fold_clips(dataset: Dataset, fold: int, labels: Sequence[str] = ESC50_LABELS) -> Dataset:
+    """The clips of ESC-50 `fold` that a model of `labels` is scored on: all of them, or, for a model of some of
+    ESC-50's classes (`train.py --classes`), those classes' clips (`keep_classes`).
+
+    Args:
+        dataset (`Dataset`): ESC-50 as `load_esc50` gives it.
+        fold (`int`): The fold, 1-5.
+        labels (`Sequence[str]`, *optional*): The model's labels (`model_labels(config)`); default ESC-50's.
+    """
+    clips = split_folds(dataset, fold)["validation"]
+    some = set(labels) < set(ESC50_LABELS)  # a model of other labels is refused by the scoring, naming them
+    return keep_classes(clips, labels) if some else clips
+
+
 def read_metadata(root: Path) -> list[dict[str, str]]:
     """Rows of `meta/esc50.csv`, after checking columns, labels, folds and that each clip exists.
 

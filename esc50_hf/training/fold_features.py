@@ -1,7 +1,6 @@
 """The log-mels one run trains and validates on: from the cache built from the audio (clean clips and the
 recipe's augmented variants) or from a feature file, as `torch` datasets that draw a variant per epoch."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from datasets import Dataset
 
 from ..data.augmentation import BackgroundNoise, Mixup, SpecAugment
 from ..data.degradations import AMBIENT_CLASSES
-from ..data.esc50 import decoded_mono, split_folds
+from ..data.esc50 import decoded_mono, keep_classes, split_folds
 from ..data.feature_file import FeatureFileError, read_feature_file, write_feature_file
 from ..data.features import cached_log_mels, variant_settings
 from ..data.labelled import EVALUATION_FOLD, TRAINING_FOLD, LabelledAudio
@@ -299,14 +298,3 @@ def _select_classes(classes: list[str], labels: torch.Tensor) -> tuple[tuple[str
         mapping[index[name]] = position
     new_labels = mapping[labels.long()]
     return tuple(classes), new_labels >= 0, new_labels.clamp(min=0).to(labels.dtype)
-
-
-def keep_classes(dataset: Dataset, names: Sequence[str]) -> Dataset:
-    """The clips of `names` only, their `label` a `ClassLabel` of `names` (in that order): a `--classes` run's
-    clips, from ESC-50's."""
-    from datasets import ClassLabel
-
-    old, names = dataset.features["label"].names, list(names)
-    kept = dataset.filter(lambda label: old[label] in names, input_columns="label")
-    kept = kept.map(lambda label: {"label": names.index(old[label])}, input_columns="label")
-    return kept.cast_column("label", ClassLabel(names=names))

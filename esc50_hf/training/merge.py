@@ -121,28 +121,24 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     import torch
     from transformers import AutoFeatureExtractor
 
-    from ..data.esc50 import load_esc50, split_folds
+    from ..data.esc50 import fold_clips, load_esc50
     from ..evaluation.calibration import calibrate_model_folder
     from ..evaluation.scoring import labelled_logits, score_predictions
     from ..inference.classifier import explain_load_failure
     from ..model.configuration_esc50_cnn import UNCALIBRATED, Esc50CnnConfig
     from ..model.labels import model_labels
     from ..model.modeling_esc50_cnn import Esc50CnnForAudioClassification
-    from .fold_features import keep_classes
     from .reports import write_model_folder_reports
 
     extractor = AutoFeatureExtractor.from_pretrained(folders[0].path)
+    config = Esc50CnnConfig.from_pretrained(folders[0].path, num_networks=len(folders), **UNCALIBRATED)
     recipe = dict(folders[0].recipe)
     fold = recipe["validation_fold"]
-    dataset = split_folds(load_esc50(data_dir, extractor.sampling_rate), fold, recipe.get("train_folds"))
-    validation = dataset["validation"]
-    if recipe.get("classes"):  # trained on some of ESC-50's classes: scored on those
-        validation = keep_classes(validation, recipe["classes"])
+    validation = fold_clips(load_esc50(data_dir, extractor.sampling_rate), fold, model_labels(config))
     members = []
     for folder in folders:
         with explain_load_failure(folder.path):
             members.append(Esc50CnnForAudioClassification.from_pretrained(folder.path))
-    config = Esc50CnnConfig.from_pretrained(folders[0].path, num_networks=len(members), **UNCALIBRATED)
     model = Esc50CnnForAudioClassification(config).eval()
     for target, source in zip(model.networks(), members, strict=True):
         target_names, source_names = _own_state(target), _own_state(source)
