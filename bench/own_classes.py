@@ -56,6 +56,7 @@ SCRATCH_EPOCHS = 100  # 2.5x transfer's 40: a network learning from nothing gets
 SCRATCH_LEARNING_RATE = 2e-3  # the shipped recipe's
 # `pair`: the ft-pair recipe (bench/robust_recipe_choice.md, round 5): two trainings of the shipped recipe, seeds 0
 # and 3 as the shipped pair's, each followed by the second stage `ft-lr1e-3`.
+BASE_RECIPE: list[str] = []  # flags of the base models' recipe: none, train.py's defaults (the shipped first stage)
 PAIR_SEEDS = (0, 3)
 PAIR_STAGE2 = [
     "--config",
@@ -109,7 +110,8 @@ def train_base(
     seed than 0 `RUNS/base-s<split>-seed<seed>`); returns the model folder. `inner`: folds 1-3, fold 4 validating
     (`RUNS/inner-s<split>`), for choices that must not see fold 5 (bench/unknown_choice.md)."""
     name = f"{'inner' if inner else 'base'}-s{split}" + (f"-seed{seed}" if seed else "")
-    flags = ["--seed", str(seed)] + (["--train_folds", "1", "2", "3", "--validation_fold", "4"] if inner else [])
+    flags = [*BASE_RECIPE, "--seed", str(seed)]
+    flags += ["--train_folds", "1", "2", "3", "--validation_fold", "4"] if inner else []
     return _train_known(split, data_dir, runs / name, feature_cache_dir, torch_threads, flags)
 
 

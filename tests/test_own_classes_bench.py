@@ -54,3 +54,28 @@ def test_stages_write_a_report_of_every_method_and_k(saved_model_dir, tmp_path, 
     markdown = (tmp_path / "report" / "OWN_CLASSES.md").read_text()
     assert "| transfer (configs/own-classes.yaml) |" in markdown and "fold-4 accuracy" in markdown
     assert not Path(runs / "fine-tuning" / "compare-s0-k2-seed0-transfer" / "model" / "feature_cache").exists()
+
+
+def test_the_pair_stage_trains_two_two_stage_networks_per_split_and_merges_them_once(tmp_path, monkeypatch):
+    """`pair`: per split, a base model per seed of `PAIR_SEEDS`, a second stage from each, the two merged in float16
+    on the 40 known classes; run again, it keeps what is done."""
+    from bench import own_classes
+
+    smoke = str(Path(own_classes.ROOT) / "configs" / "smoke.yaml")
+    data = write_fake_esc50(tmp_path / "esc50" / "ESC-50", clips_per_class_per_fold=1)
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(own_classes, "BASE_RECIPE", ["--config", smoke, "--ema_decay", "0"])
+    monkeypatch.setattr(own_classes, "PAIR_STAGE2", ["--config", smoke, "--ema_decay", "0", "--num_train_epochs", "1"])
+    command = ["pair", "--data-dir", str(data), "--runs", str(runs), "--splits", "1", "--torch-threads", "1"]
+    own_classes.main(command)
+    pair = runs / "pair-s1"
+    config = json.loads((pair / "config.json").read_text())
+    assert config["num_networks"] == 2 and list(config["id2label"].values()) == own_classes.known_classes(1)
+    metrics = json.loads((pair / "metrics.json").read_text())
+    assert metrics["num_clips"] == 40 and metrics["weights_dtype"] == "float16"  # the known classes' fold-5 clips
+    members = [Path(member["path"]).name for member in metrics["merged_from"]]
+    assert members == ["ft-s1-seed0", "ft-s1-seed3"] and metrics["first_stage_train_seconds"] > 0
+    assert json.loads((runs / "base-s1-seed3" / "training_config.json").read_text())["seed"] == 3
+    written = {path: path.stat().st_mtime_ns for path in runs.rglob("model.safetensors")}
+    own_classes.main(command)
+    assert {path: path.stat().st_mtime_ns for path in runs.rglob("model.safetensors")} == written
