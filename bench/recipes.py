@@ -96,6 +96,7 @@ def read_run(folder: Path) -> dict[str, Any]:
         model_form,
         read_model_folder,
         run_seed,
+        training_seconds,
     )
 
     try:
@@ -113,7 +114,7 @@ def read_run(folder: Path) -> dict[str, Any]:
         "recipe": recipe,
         "seed": run_seed(recipe, metrics),
         "form": model_form(metrics),
-        "train_seconds": metrics.get("train_seconds", 0) + (first_stage_seconds(recipe, metrics) or 0),
+        "train_seconds": training_seconds(metrics) + (first_stage_seconds(recipe, metrics) or 0),
         "validation_fold": validation_fold,
         "train_folds": train_folds,
         "metrics": metrics,

@@ -1019,3 +1019,12 @@ def test_evaluate_scores_a_model_of_some_esc50_classes_on_those_classes(esc50_di
     train(parse_args([*argv, "--ema_decay", "0", "--classes", "rain", "dog"]))
     assert main(["evaluate", "--model", str(model), "--data-dir", str(esc50_dir), "--fold", "5"]) == 0
     assert "fold 5: 2 clips of the model's 2 classes" in capsys.readouterr().out
+
+
+def test_a_resumed_runs_training_time_is_scaled_to_all_its_epochs():
+    """Only the last process's seconds are recorded; the cost of the whole run is estimated from its share of epochs."""
+    from esc50_hf.training.model_folder import training_seconds
+
+    resumed = {"train_seconds": 100.0, "epochs": 200, "epochs_in_this_process": 50, "resumed_from": "checkpoint-6"}
+    assert training_seconds(resumed) == 400.0
+    assert training_seconds({**resumed, "resumed_from": None, "epochs_in_this_process": 200}) == 100.0

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Esc50HfError, OutputExistsError
-from .model_folder import FIRST_STAGE_SECONDS, METRICS_FILE, ModelFolder, first_stage_seconds, read_model_folder
+from .model_folder import (
+    FIRST_STAGE_SECONDS,
+    METRICS_FILE,
+    ModelFolder,
+    first_stage_seconds,
+    read_model_folder,
+    training_seconds,
+)
 from .recipe import repetition_differences
 
 # What must be the same in every member's config.json besides its labels: the shape of its networks.
@@ -175,8 +182,9 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     }
     if None not in first_stages.values():
         facts[FIRST_STAGE_SECONDS] = round(sum(first_stages.values()), 1)
-    facts.update(  # the networks' training together: one after the other on the first member's machine
-        {key: round(sum(folder.metrics.get(key, 0.0) for folder in folders), 2) for key in SUMMED_FACTS},
+    facts.update(  # the networks' training together, one after the other (a resumed one's in full: training_seconds)
+        seconds_per_epoch=round(sum(folder.metrics.get("seconds_per_epoch", 0.0) for folder in folders), 2),
+        train_seconds=round(sum(training_seconds(folder.metrics) for folder in folders), 1),
         scored_from="audio",
         merged_from=merged_from,
         weights_dtype="float16" if float16 else "float32",
@@ -184,10 +192,8 @@ def _write(folders: list[ModelFolder], output: Path, data_dir: str | None, float
     return write_model_folder_reports(output, model, scores, recipe, [], facts)
 
 
-# Facts of the first member's run that the card tells of the training (the members of one recipe share them), and
-# those the card gives for the networks together.
+# Facts of the first member's run that the card tells of the training (the members of one recipe share them).
 MEMBER_FACTS = ("processes", "torch_threads_per_process", "device", "hardware", "data")
-SUMMED_FACTS = ("seconds_per_epoch", "train_seconds")
 
 
 def _own_state(network: Any) -> dict[str, Any]:

@@ -246,10 +246,19 @@ def starting_folder(recipe: dict[str, Any]) -> ModelFolder | None:
     return folder if folder is not None and (folder.path / RECIPE_FILE).is_file() else None
 
 
+def training_seconds(metrics: dict[str, Any]) -> float:
+    """A run's training seconds (`train_seconds`); for a run resumed from a checkpoint, its last process's seconds
+    scaled to all its epochs: an estimate, as the earlier processes' time is not recorded."""
+    seconds, epochs = metrics.get("train_seconds", 0.0), metrics.get("epochs_in_this_process")
+    if metrics.get("resumed_from") and epochs and metrics.get("epochs"):
+        return round(seconds * metrics["epochs"] / epochs, 1)
+    return seconds
+
+
 def first_stage_seconds(recipe: dict[str, Any], metrics: dict[str, Any] | None = None) -> float | None:
-    """The seconds the model a training started from took to train, its own first stages included: `metrics`'
-    record (`FIRST_STAGE_SECONDS`) when it has one, else read from that model's folder (`starting_folder`); None
-    when neither says (trained from scratch, from a Hub model, or the folder is gone).
+    """The seconds the model a training started from took to train (`training_seconds`), its own first stages
+    included: `metrics`' record (`FIRST_STAGE_SECONDS`) when it has one, else read from that model's folder
+    (`starting_folder`); None when neither says (trained from scratch, from a Hub model, or the folder is gone).
 
     Args:
         recipe (`dict`): The training's recipe (`training_config.json`).
@@ -261,4 +270,4 @@ def first_stage_seconds(recipe: dict[str, Any], metrics: dict[str, Any] | None =
     start_metrics = start.optional(METRICS_FILE) if start is not None else None
     if not start_metrics or "train_seconds" not in start_metrics:
         return None
-    return round(start_metrics["train_seconds"] + (first_stage_seconds(start.recipe, start_metrics) or 0.0), 1)
+    return round(training_seconds(start_metrics) + (first_stage_seconds(start.recipe, start_metrics) or 0.0), 1)
