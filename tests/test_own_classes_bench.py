@@ -76,6 +76,8 @@ def test_the_pair_stage_trains_two_two_stage_networks_per_split_and_merges_them_
     members = [Path(member["path"]).name for member in metrics["merged_from"]]
     assert members == ["ft-s1-seed0", "ft-s1-seed3"] and metrics["first_stage_train_seconds"] > 0
     assert json.loads((runs / "base-s1-seed3" / "training_config.json").read_text())["seed"] == 3
+    card = (runs / "ft-s1-seed3" / "README.md").read_text()  # a second stage of the same 40 classes
+    assert "of these classes, its classifier head kept" in card and "new classifier head" not in card
     written = {path: path.stat().st_mtime_ns for path in runs.rglob("model.safetensors")}
     own_classes.main(command)
     assert {path: path.stat().st_mtime_ns for path in runs.rglob("model.safetensors")} == written

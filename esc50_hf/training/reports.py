@@ -23,6 +23,7 @@ from ..paths import TEMPLATES_DIR
 from ..publish import is_hub_id
 from .model_folder import (
     BASELINE_FILE,
+    CONFIG_FILE,
     CROSS_VALIDATION_FILE,
     FIRST_STAGE_SECONDS,
     METRICS_FILE,
@@ -373,6 +374,9 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
             dataset_split="evaluation",
         ),
     )
+    labels = list(folder_labels(folder))
+    start = starting_folder(recipe)  # a second stage of the same classes keeps its first stage's head
+    kept_head = start is not None and (start.path / CONFIG_FILE).is_file() and list(folder_labels(start.path)) == labels
     per_class = {}
     report = folder / "per_class_report.csv"
     if report.is_file():
@@ -386,9 +390,10 @@ def _render_own_classes_card(folder: Path, results: dict[str, Any], recipe: dict
         results,
         recipe,
         data=data,
-        labels=list(folder_labels(folder)),
+        labels=labels,
         per_class=per_class,
         is_hub_model=hub_base,
+        kept_head=kept_head,
         seed=run_seed(recipe, results),
         calibration=calibration_section(folder),
     )
