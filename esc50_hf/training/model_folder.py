@@ -3,12 +3,15 @@
 A finished folder holds the weights and configs (`config.json`, `model.safetensors`, `preprocessor_config.json`) and
 the record of the run that made them: `training_config.json` (the recipe) and `metrics.json` (its scores, and the
 teachers a distilled student learned from, each with the digest of the weights it had). Beside them may lie results
-measured elsewhere (`baseline_metrics.json`, `cv_results.json`, ...: `optional`). Everything here is read on demand,
-so a folder being written, or only partly there, can still be asked what it holds.
+measured elsewhere (`baseline_metrics.json`, `cv_results.json`, ...: `optional`) and, for a second stage, the recipe
+and time of the folder it started from (`starting_model_recipe.json`, `first_stage_seconds`); for a merged model,
+its members (`run_seed`, `model_form`). Everything here is read on demand, so a folder being written, or only partly
+there, can still be asked what it holds.
 
 Every part of the project that reads such a folder reads it here: resuming and publishing (`run_folder`),
 cross-validation's finished folds and teacher checks, the teachers and starting models (`distillation`, `transfer`:
-a Hub model is fetched whole by `local_model_folder`), the model card (`reports`) and `bench/recipes.py`.
+a Hub model is fetched whole by `local_model_folder`), merging (`merge`), the model card (`reports`) and
+`bench/recipes.py`.
 """
 
 import hashlib
@@ -206,16 +209,6 @@ def finished_model_recipe(path: str | Path) -> dict[str, Any] | None:
     return folder.recipe if folder.complete else None
 
 
-__all__ = [
-    "MODEL_FILES",
-    "ModelFolder",
-    "ModelFolderError",
-    "local_model_folder",
-    "finished_model_recipe",
-    "read_model_folder",
-]
-
-
 def is_own_sounds(recipe: dict[str, Any]) -> bool:
     """Whether a recipe trains on the user's own sounds (`train_dir` or `dataset_name`) rather than ESC-50."""
     return bool(recipe.get("train_dir") or recipe.get("dataset_name"))
@@ -271,3 +264,19 @@ def first_stage_seconds(recipe: dict[str, Any], metrics: dict[str, Any] | None =
     if not start_metrics or "train_seconds" not in start_metrics:
         return None
     return round(training_seconds(start_metrics) + (first_stage_seconds(start.recipe, start_metrics) or 0.0), 1)
+
+
+__all__ = [
+    "MODEL_FILES",
+    "ModelFolder",
+    "ModelFolderError",
+    "local_model_folder",
+    "finished_model_recipe",
+    "read_model_folder",
+    "first_stage_seconds",
+    "is_own_sounds",
+    "model_form",
+    "run_seed",
+    "starting_folder",
+    "training_seconds",
+]

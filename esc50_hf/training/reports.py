@@ -77,8 +77,8 @@ def write_model_folder_reports(
     and the model card; `run_facts` (timing, hardware, how it was scored) go into metrics.json as they are."""
     epochs = [entry for entry in log_history if "eval_accuracy" in entry]
     own = is_own_sounds(recipe)  # a model of the user's own sounds: its card names the model it started from
-    if not own and "merged_from" not in run_facts:  # a second stage: the time of its first counts too (a merge
-        seconds = first_stage_seconds(recipe)  # gives its members' first stages itself)
+    if not own and "merged_from" not in run_facts:  # a second stage counts its first stage's time (a merge sums its
+        seconds = first_stage_seconds(recipe)  # members' first stages itself)
         run_facts = run_facts if seconds is None else {**run_facts, FIRST_STAGE_SECONDS: seconds}
     results = {
         "validation_fold": recipe["validation_fold"],
@@ -255,10 +255,9 @@ def attach_companion_results(
     """Stores headline numbers measured outside the folder's own run beside it (a few kB).
 
     `repeated_runs` are other training folders of the same recipe and validation fold (their seeds, and a second
-    stage's starting models, may differ): their scores show how much one fold's score moves from one training to
-    the next. `selection` is the
-    `recipes.json` of `bench/recipes.py`: the candidates compared without the test fold, from which
-    this recipe was chosen.
+    stage's starting models, may differ), made as the model was (`model_form`): their scores show how much one
+    fold's score moves from one training to the next. `selection` is the `recipes.json` of `bench/recipes.py`: the
+    candidates compared without the test fold, from which this recipe was chosen.
     """
     if selection is not None:
         candidates = [row for row in selection.get("candidates", []) if not row.get("sees_test_fold")]
