@@ -197,14 +197,11 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """A candidate's runs on different splits or devices are one recipe (but for the split and seed)."""
-    from esc50_hf.training.recipe import repetition_differences
-
     first: dict[str, dict[str, Any]] = {}
     for (candidate, *_), members in groups.items():
         for other in members:
             run = first.setdefault(candidate, other)
-            differences = repetition_differences(run["recipe"], other["recipe"], ignore=SPLIT_KEYS)
-            differences += [f"form ({run['form']} vs {other['form']})"] if run["form"] != other["form"] else []
+            differences = _run_differences(run, other)
             if differences:
                 raise SystemExit(
                     f"{other['folder']} and {run['folder']} are both named {candidate!r} but differ in "
@@ -214,8 +211,6 @@ def _check_one_recipe_per_name(groups: dict[tuple, list[dict[str, Any]]]) -> Non
 
 def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
     """At most one recipe meets the test fold, and it is one of the candidates compared without it."""
-    from esc50_hf.training.recipe import repetition_differences
-
     tested = {row["candidate"] for row in rows if row["sees_test_fold"]}
     if len(tested) > 1:
         raise SystemExit(f"runs of several recipes touch fold {TEST_FOLD} ({sorted(tested)}): only the chosen one may")
@@ -227,13 +222,18 @@ def _check_the_test_runs(rows: list[dict[str, Any]], groups: dict[tuple, list[di
             {
                 other["candidate"]
                 for other in rows
-                if not other["sees_test_fold"]
-                and groups[_group_key(other)][0]["form"] == tested_run["form"]
-                and not repetition_differences(
-                    tested_run["recipe"], groups[_group_key(other)][0]["recipe"], ignore=SPLIT_KEYS
-                )
+                if not other["sees_test_fold"] and not _run_differences(tested_run, groups[_group_key(other)][0])
             }
         )
+
+
+def _run_differences(run: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """What makes two runs (`read_run`) trainings of different recipes, their splits aside: the recipe's options
+    beyond those repetitions may differ in, and the form of the model (`model_form`)."""
+    from esc50_hf.training.recipe import repetition_differences
+
+    differences = repetition_differences(run["recipe"], other["recipe"], ignore=SPLIT_KEYS)
+    return differences + ([f"form ({run['form']} vs {other['form']})"] if run["form"] != other["form"] else [])
 
 
 def _group_key(item: dict[str, Any]) -> tuple:

@@ -88,9 +88,9 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     # bench/recipes.py names a candidate after its folders (`ft-pair-s0` -> `ft-pair`): links under those names
     named = {f"test/ft-pair-s{index}": folder for index, folder in enumerate([shipped, *repeats])}
     for candidate, members in ROUND5.items():
-        folder = runs / members[0] if len(members) == 1 else None
-        folder = folder or merged([runs / name for name in members], ship / "round5" / candidate, data_dir)
-        named[f"inner/{candidate}-s0"] = folder
+        one = len(members) == 1  # `ft`: one training, nothing to merge
+        paths = [runs / name for name in members]
+        named[f"inner/{candidate}-s0"] = paths[0] if one else merged(paths, ship / "round5" / candidate, data_dir)
     for name, folder in named.items():
         link = ship / "named" / name
         link.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ..data.esc50 import fold_clips, load_esc50
+    from ..data.esc50 import fold_clips, load_esc50, some_esc50_classes
     from ..evaluation.scoring import evaluate_model
     from ..inference.classifier import explain_load_failure
-    from ..model.labels import ESC50_LABELS, model_labels
+    from ..model.labels import model_labels
 
     with explain_load_failure(args.model):
         model = AutoModelForAudioClassification.from_pretrained(args.model)
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     labels = model_labels(model.config)
     fold = fold_clips(load_esc50(args.data_dir, extractor.sampling_rate), args.fold, labels)
     scores = evaluate_model(model, extractor, fold)
-    some = f" of the model's {len(labels)} classes" if set(labels) < set(ESC50_LABELS) else ""
+    some = f" of the model's {len(labels)} classes" if some_esc50_classes(labels) else ""
     print(f"ESC-50 fold {args.fold}: {scores['num_clips']} clips{some}")
     print(f"accuracy  {scores['accuracy']:.4f}")
     print(f"macro-F1  {scores['f1']:.4f}")

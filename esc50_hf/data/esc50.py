@@ -291,8 +291,12 @@ def fold_clips(dataset: Dataset, fold: int, labels: Sequence[str] = ESC50_LABELS
         labels (`Sequence[str]`, *optional*): The model's labels (`model_labels(config)`); default ESC-50's.
     """
     clips = split_folds(dataset, fold)["validation"]
-    some = set(labels) < set(ESC50_LABELS)  # a model of other labels is refused by the scoring, naming them
-    return keep_classes(clips, labels) if some else clips
+    return keep_classes(clips, labels) if some_esc50_classes(labels) else clips  # other labels: refused by scoring
+
+
+def some_esc50_classes(labels: Sequence[str]) -> bool:
+    """Whether `labels` are some of ESC-50's classes, not all (a model trained with `train.py --classes`)."""
+    return set(labels) < set(ESC50_LABELS)
 
 
 def read_metadata(root: Path) -> list[dict[str, str]]:
