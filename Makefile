@@ -29,8 +29,10 @@ test-deps: setup
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	$(PY) -c "from esc50_hf.serving.web import fetch_onnxruntime_web; print(fetch_onnxruntime_web())"
 
+# Two worker processes (pytest-xdist), a test file each at a time: servers, browsers and fresh processes wait on
+# I/O and start-up, so a second file runs meanwhile. A file's module fixtures (a training, a server) stay in one worker.
 test: test-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: test-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"

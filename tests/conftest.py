@@ -1,12 +1,16 @@
 """Shared fixtures: a small synthetic ESC-50 folder in the official layout, and a saved random model.
 
-The environment is made offline and isolated before any Hugging Face library is imported.
+The environment is made offline and isolated before any Hugging Face library is imported; its cache folder goes
+when the run ends.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _HF_HOME = tempfile.mkdtemp(prefix="esc50-hf-tests-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)  # its datasets cache is ~130 MB a run
 os.environ.update(
     HF_HUB_OFFLINE="1",
     HF_DATASETS_OFFLINE="1",

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,27 @@ from .conftest import synthetic_clip
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
 
 
-def _train(esc50_dir: Path, output: Path, *flags: str) -> Path:
-    argv = ["--config", str(SMOKE), "--data_dir", str(esc50_dir), "--report_to", "none", "--output_dir", str(output)]
-    train(parse_args([*argv, *flags]))
-    return output
+@pytest.fixture(scope="module")
+def train_smoke(esc50_dir, tmp_path_factory) -> Callable[..., Path]:
+    """`train_smoke(output, *flags)` trains the smoke recipe on the fixtures into `output`. This module's trainings
+    share one feature cache (keyed by the clips, features, augmentation and seed): a seed's log-mels are computed
+    once, not once per training."""
+    cache = tmp_path_factory.mktemp("feature-cache")
+
+    def train_into(output: Path, *flags: str) -> Path:
+        argv = ["--config", str(SMOKE), "--data_dir", str(esc50_dir), "--report_to", "none", "--output_dir"]
+        argv += [str(output), "--feature_cache_dir", str(cache)]
+        train(parse_args([*argv, *flags]))
+        return output
+
+    return train_into
 
 
 @pytest.fixture(scope="module")
-def members(esc50_dir, tmp_path_factory) -> list[Path]:
+def members(train_smoke, tmp_path_factory) -> list[Path]:
     """Two trainings of the smoke recipe (seeds 1 and 2): folds 1-4, fold 5 validates."""
     root = tmp_path_factory.mktemp("members")
-    return [_train(esc50_dir, root / f"seed-{seed}", "--seed", str(seed)) for seed in (1, 2)]
+    return [train_smoke(root / f"seed-{seed}", "--seed", str(seed)) for seed in (1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +200,10 @@ def test_a_single_training_is_not_a_repeated_run_of_a_merged_model(members, pair
         attach_companion_results(pair, repeated_runs=[members[0]])
 
 
-def test_trainings_of_some_esc50_classes_merge_and_score_on_those_classes(esc50_dir, tmp_path):
+def test_trainings_of_some_esc50_classes_merge_and_score_on_those_classes(train_smoke, esc50_dir, tmp_path):
     classes = ["siren", "dog", "rain"]  # not ESC-50's order: the merged model keeps the members' label order
     members = [
-        _train(esc50_dir, tmp_path / f"seed-{seed}", "--seed", str(seed), "--ema_decay", "0", "--classes", *classes)
+        train_smoke(tmp_path / f"seed-{seed}", "--seed", str(seed), "--ema_decay", "0", "--classes", *classes)
         for seed in (1, 2)
     ]
     metrics = merge_models(members, tmp_path / "pair", data_dir=str(esc50_dir))
@@ -213,7 +224,9 @@ def test_a_merged_model_is_calibrated_on_merged_runs_only(members, pair, esc50_d
     assert (target / "config.json").read_text() == before
 
 
-def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pair(members, esc50_dir, tmp_path):
+def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pair(
+    members, train_smoke, esc50_dir, tmp_path
+):
     """A second stage (`--model_name_or_path` a first-stage folder) keeps that folder's recipe and training time
     beside its own, so its card can say how to make both and what it cost; merged, the pair keeps them (a first stage
     two members share counted once), and bench/recipes.py reads it as one run of seeds "1+2"."""
@@ -222,7 +235,7 @@ def test_second_stages_keep_their_first_stage_recipe_and_merge_as_the_shipped_pa
     from .test_readme import _recipes
 
     def second_stage(seed: int, first: Path) -> Path:
-        return _train(esc50_dir, tmp_path / f"stage2-{seed}", "--model_name_or_path", str(first), "--seed", str(seed))
+        return train_smoke(tmp_path / f"stage2-{seed}", "--model_name_or_path", str(first), "--seed", str(seed))
 
     second = [second_stage(seed, first) for seed, first in zip((1, 2), members, strict=True)]
     first_seconds = [json.loads((first / "metrics.json").read_text())["train_seconds"] for first in members]
