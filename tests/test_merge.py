@@ -22,6 +22,8 @@ from .conftest import synthetic_clip
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
 
+pytestmark = pytest.mark.slow  # every test here reads trainings of the smoke recipe
+
 
 @pytest.fixture(scope="module")
 def train_smoke(esc50_dir, tmp_path_factory) -> Callable[..., Path]:

@@ -85,6 +85,7 @@ def test_a_reordered_model_answers_with_its_own_configs_names(saved_model_dir, r
     assert [row["label"] for row in piped] == expected[:3]
 
 
+@pytest.mark.slow
 def test_remote_code_in_a_fresh_process_uses_the_folders_labels(five_class_dir, reordered_dir, saved_model_dir, clip):
     """`pipeline(..., trust_remote_code=True)` runs the folder's own code, without this package."""
     script = (
@@ -108,6 +109,7 @@ def test_remote_code_in_a_fresh_process_uses_the_folders_labels(five_class_dir, 
     assert answers[str(reordered_dir)] == [REVERSED[ESC50_LABELS.index(name)] for name in original]
 
 
+@pytest.mark.slow
 def test_cli_predict_answers_with_the_five_labels(five_class_dir, clip):
     run = subprocess.run(
         [

@@ -273,6 +273,7 @@ def test_every_feature_and_model_option_reaches_the_saved_configs():
     assert build_model(arguments).blocks[0].conv1.in_channels == 1  # --stem_channels 0: no stem
 
 
+@pytest.mark.slow
 def test_the_smoke_config_builds_features_only_for_the_clips_it_uses(tmp_path, capsys):
     """Issue 26: configs/smoke.yaml on the real ESC-50 spent ~8 min building features for all 2000 clips (x variants)
     to train 2 epochs. With `max_clips_per_class_and_fold: 1` it uses, and featurizes, one clip of each class in each

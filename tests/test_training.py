@@ -544,6 +544,7 @@ def test_weight_average_is_an_exponential_moving_average_that_resumes(tmp_path):
         WeightAverage(1.0)
 
 
+@pytest.mark.slow
 def test_train_folds_choose_the_training_clips(esc50_dir, tmp_path):
     from esc50_hf.data.esc50 import load_esc50
     from esc50_hf.training.arguments import build_feature_extractor
@@ -1009,6 +1010,7 @@ def test_calibrate_refuses_a_run_validated_on_the_test_fold(smoke_run, esc50_dir
     assert (target / "config.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_model_of_some_esc50_classes_on_those_classes(esc50_dir, tmp_path, capsys):
     """A model of some of ESC-50's classes (`--classes`) is scored on their clips; the others are not its classes."""
     from esc50_hf.cli import main

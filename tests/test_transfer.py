@@ -47,6 +47,7 @@ def _train(smoke: list[str], *flags: str) -> dict:
     return train(parse_args([*smoke, "--num_train_epochs", "3", *flags]))
 
 
+@pytest.mark.slow
 def test_a_folder_of_classes_trains_a_model_of_those_labels(smoke, my_sounds, tmp_path, capsys):
     output = tmp_path / "mine"
     results = _train(smoke, "--train_dir", str(my_sounds), "--output_dir", str(output))
@@ -72,6 +73,7 @@ def test_a_folder_of_classes_trains_a_model_of_those_labels(smoke, my_sounds, tm
     assert {row["label"] for row in answer} == set(CLASSES)
 
 
+@pytest.mark.slow
 def test_transfer_keeps_the_starting_models_features_and_statistics(smoke, my_sounds, saved_model_dir, tmp_path):
     """A new head for the new labels; the starting model's log-mel normalisation and batch-norm statistics kept; with
     a body learning rate of 0 (a linear probe) the network below the head is the starting model's, weight for
@@ -93,6 +95,7 @@ def test_transfer_keeps_the_starting_models_features_and_statistics(smoke, my_so
     assert f"It starts from [`{saved_model_dir}`]" in card and "linear probe" in card
 
 
+@pytest.mark.slow
 def test_transfer_trains_the_body_slower_and_keeps_batch_norm_statistics(smoke, my_sounds, saved_model_dir, tmp_path):
     output = tmp_path / "tuned"
     _train(
