@@ -23,8 +23,8 @@ def test_readme_results_lines_are_what_bench_recipes_computes():
     results = (REPO / "README.md").read_text().split("\n## Results\n", 1)[1].splitlines()
     missing = [line for line in expected if line not in results]
     assert len(expected) == 3 and not missing, (
-        "README.md's results lines differ from what "
-        "`python bench/recipes.py --from-json bench/robust_recipe/recipes.json --print-readme-lines` prints; expected:\n"
+        "README.md's results lines differ from what `python bench/recipes.py --from-json "
+        "bench/robust_recipe/recipes.json --print-readme-lines` prints; expected:\n"
         + "\n".join(missing)
     )
 
