@@ -24,8 +24,7 @@ def test_readme_results_lines_are_what_bench_recipes_computes():
     missing = [line for line in expected if line not in results]
     assert len(expected) == 3 and not missing, (
         "README.md's results lines differ from what `python bench/recipes.py --from-json "
-        "bench/robust_recipe/recipes.json --print-readme-lines` prints; expected:\n"
-        + "\n".join(missing)
+        "bench/robust_recipe/recipes.json --print-readme-lines` prints; expected:\n" + "\n".join(missing)
     )
 
 
