@@ -15,9 +15,10 @@ K; fold 5 is the shipped pair, and `cv-pair/cv_results.json` sums the five up), 
 pairs, seeds 1+4 and 2+5) and round 5's candidates (`ft-pair-shared`, `ft-pair`; `ft` is one training). Then
 `bench/recipes.py` over all of them writes the recipe's records (bench/robust_recipe/RECIPES.md and recipes.json:
 the README's results lines and the card's selection table) and docs/results.md's `ft-pair` block; the shipped pair
-is copied over `--model` (the model it replaces kept in `RUNS/ship/previous`: the records' reference and the
-baseline result), its calibration and unknown threshold fitted by `bench/calibration.py` on the CV's fold-3 and
-fold-4 pairs (never on fold 5), and its card rendered. Merges already made are kept; a second call redoes the rest.
+is copied over `--model` (the model it replaces kept in `RUNS/ship/previous` for its baseline result; its reports
+are bench/stem_long_recipe, the records' reference), its calibration and unknown threshold fitted by
+`bench/calibration.py` on the CV's fold-3 and fold-4 pairs (trained on the other four folds, fold 5 among them; the fit
+never sees a fold-5 clip), and its card rendered. Merges already made are kept; a second call redoes the rest.
 
 `reports` regenerates the shipped model's accuracy reports (corruptions, "none of these", events, test-time
 averaging; UNKNOWN.md's held-out classes once all five 40-class pairs are finished), `timed` its timed ones (speed,
@@ -49,6 +50,7 @@ CHOICE = (
     "`ft`'s; `ft-pair` (two independent two-stage trainings, their probabilities averaged) qualified, then passed "
     "rule 3 on fold 5 (three pairs, mean >= 0.842, corrupted +5 points over the previous model)."
 )
+PREVIOUS_RECIPE = "bench/stem_long_recipe"  # the reports of the model replaced (`stem-long`), kept for the records
 RESULTS_PAGE, PAGE_BLOCK = "docs/results.md", "ft-pair"  # the page's block that bench/recipes.py writes
 ROUND5 = {  # the card's selection: round 5's candidates on the inner split (train 1-3, validate 4)
     "ft": ("ft-inner-s0",),
@@ -69,6 +71,7 @@ def merged(members: list[Path], output: Path, data_dir: str) -> Path:
 def folders(runs: Path, data_dir: str, model: Path) -> None:
     from esc50_hf.training.cross_validation import write_cross_validation_summary
     from esc50_hf.training.model_folder import METRICS_FILE, WEIGHTS_FILE
+    from esc50_hf.training.reports import CALIBRATION_TEST_FILE
 
     ship = runs / "ship"
     page = (ROOT / RESULTS_PAGE).read_text()
@@ -105,16 +108,20 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
         link.unlink(missing_ok=True)
         link.symlink_to(folder.resolve(), target_is_directory=True)
     records = ROOT / "bench" / "robust_recipe"
+    title = "The ft-pair recipe: round 5 and its test runs"
     _run(sys.executable, "bench/recipes.py", *(ship / "named" / name for name in named), "--cv", cv,
-         "--previous", previous, "--output-dir", records, "--title", "The ft-pair recipe: round 5 and its test runs",
+         "--previous", PREVIOUS_RECIPE, "--output-dir", records, "--title", title,
          "--choice", CHOICE, "--page", RESULTS_PAGE, "--page-block", PAGE_BLOCK)  # fmt: skip
 
-    # the shipped weights are copied (and calibrated) once: a second call keeps what the reports added to the folder
-    # (the unknown figures, the event thresholds) and only renders the card again
-    if not filecmp.cmp(model / WEIGHTS_FILE, shipped / WEIGHTS_FILE, shallow=False):
+    # the shipped pair is copied and calibrated once (its calibration_test.json says so: `esc50-hf calibrate` wrote it):
+    # a second call keeps what the reports added to the folder (the unknown figures, the event thresholds)
+    held_out = [cv / f"fold-{fold}" for fold in HELD_OUT_FOLDS]
+    if not all((folder / METRICS_FILE).is_file() for folder in held_out):
+        raise SystemExit(f"the calibration's out-of-fold pairs {', '.join(map(str, held_out))} are not all finished")
+    calibrated = (model / CALIBRATION_TEST_FILE).is_file()
+    if not (calibrated and filecmp.cmp(model / WEIGHTS_FILE, shipped / WEIGHTS_FILE, shallow=False)):
         shutil.rmtree(model)
         shutil.copytree(shipped, model)
-        held_out = [str(cv / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
         _run(sys.executable, "bench/calibration.py", "--model", model, "--held-out", *held_out, "--data-dir", data_dir)
     card(runs, model)
 
