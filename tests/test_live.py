@@ -167,6 +167,27 @@ def test_the_recent_window_is_shown_only_when_surer_of_another_label(classifier,
             LiveClassifier(classifier, recent_seconds=wrong)
 
 
+def test_a_floor_shows_the_recent_window_when_sure_enough_whatever_the_whole_window(classifier, tmp_path, monkeypatch):
+    """With `recent_min_score`, the newest seconds' answer is also shown when it names another label with at least
+    that score, though the whole window is surer; below the floor (or for the same label) the whole window's."""
+    whole = [0.9, 0.05, 0.05]
+    recent_rows = iter([[0.3, 0.7, 0.0], [0.35, 0.45, 0.2], [0.95, 0.05, 0.0]])  # above the floor; below; same label
+
+    def scores(windows):
+        rows = [whole] + [next(recent_rows) for _ in windows[1:]]
+        return np.array([row + [0.0] * (len(classifier.labels) - 3) for row in rows]), None
+
+    monkeypatch.setattr(classifier, "window_scores", scores)
+    live = LiveClassifier(classifier, max_streams=1, recent_seconds=2.0, recent_min_score=0.5)
+    rate = classifier.sampling_rate
+    live.update("page", _chunk(tmp_path, np.zeros(rate), rate))  # 1 s heard: one window, no recent one
+    shown = [live.update("page", _chunk(tmp_path, np.zeros(s * rate), rate)).prediction.label for s in (5, 1, 1)]
+    assert shown == [classifier.labels[1], classifier.labels[0], classifier.labels[0]]
+    for wrong in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="recent_min_score"):
+            LiveClassifier(classifier, recent_min_score=wrong)
+
+
 def test_the_live_unknown_answer_reads_the_atypicality(classifier, tmp_path, monkeypatch):
     """With a model's unknown quantiles, an update and the history say unknown when the window is more atypical
     than every held-out clip, whatever its top score; known when it is less."""
