@@ -50,7 +50,7 @@ CHOICE = (
     "`ft`'s; `ft-pair` (two independent two-stage trainings, their probabilities averaged) qualified, then passed "
     "rule 3 on fold 5 (three pairs, mean >= 0.842, corrupted +5 points over the previous model)."
 )
-SHIPPED_ROW = "ft-pair, shipped (the seed 0+3 pair, float16)"  # its row in bench/ROBUSTNESS.md
+SHIPPED_ROW = "ft-pair, shipped now (the seed 0+3 pair, float16)"  # its row in bench/ROBUSTNESS.md
 PREVIOUS_RECIPE = "bench/stem_long_recipe"  # the reports of the model replaced (`stem-long`), kept for the records
 RESULTS_PAGE, PAGE_BLOCK = "docs/results.md", "ft-pair"  # the page's block that bench/recipes.py writes
 ROUND5 = {  # the card's selection: round 5's candidates on the inner split (train 1-3, validate 4)
@@ -157,7 +157,16 @@ def reports(runs: Path, data_dir: str, model: Path) -> None:
         print("bench/unknown.py: the 40-class pairs are not all finished, its held-out classes stay pending")
         splits = []
     inner = merged([runs / "ft-inner-s0", runs / "ft-inner-s1"], ship / "round5" / "ft-pair", data_dir)
-    _run(python, "bench/robustness.py", "--model", f"{SHIPPED_ROW}={model}", "--data-dir", data_dir, "--fold", "5")
+    _run(
+        python,
+        "bench/robustness.py",
+        "--model",
+        f"{SHIPPED_ROW}={_in_root(model)}",
+        "--data-dir",
+        data_dir,
+        "--fold",
+        "5",
+    )
     _run(python, "bench/unknown.py", "--model", model, "--held-out", *held_out, "--class-split-models", *splits,
          "--data-dir", data_dir)  # fmt: skip
     _run(python, "bench/events.py", "--model", model, "--held-out", inner, "--data-dir", data_dir)
@@ -173,8 +182,10 @@ def timed(runs: Path, data_dir: str, model: Path) -> None:
 
 
 def _run(*command: Any) -> None:
-    print("$", " ".join(map(str, command)), file=sys.stderr)
-    subprocess.run(list(map(str, command)), cwd=ROOT, check=True)
+    """Runs a script in ROOT; paths inside the checkout are given relative to it (the reports print them)."""
+    words = [_in_root(part) if isinstance(part, Path) else str(part) for part in command]
+    print("$", " ".join(words), file=sys.stderr)
+    subprocess.run(words, cwd=ROOT, check=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,6 +198,10 @@ def main(argv: list[str] | None = None) -> None:
     STEPS[args.step](
         args.runs.resolve(), str(Path(args.data_dir).resolve()), args.model.resolve()
     )  # the scripts run in ROOT
+
+
+def _in_root(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 STEPS = {"folders": folders, "reports": reports, "timed": timed}
