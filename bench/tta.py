@@ -20,6 +20,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 ROOT = Path(__file__).resolve().parent.parent
+from esc50_hf.data.esc50 import TEST_FOLD  # noqa: E402
 from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402  (the one default model folder)
 
 VIEWS = (1, 2, 4, 8)
@@ -119,11 +120,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         delta = row["accuracy"] - plain["accuracy"]
         lines.append(f"| {row['kind']} | {row['views']} | {row['accuracy']:.4f} | {row['f1']:.4f} | {delta:+.4f} |")
     best = max(report["results"], key=lambda row: row["accuracy"])
-    verdict = (
-        "No averaging beats the plain model: the shipped model and the app use none."
-        if best is plain
-        else f"Best: {best['kind']} over {best['views']} views."
-    )
+    if best is plain:
+        verdict = "No averaging beats the plain model: the shipped model and the app use none."
+    else:
+        gained = round((best["accuracy"] - plain["accuracy"]) * report["clips"])
+        verdict = f"Best here: {best['kind']} over {best['views']} views, {gained} clip(s) of {report['clips']} more."
+        if report["fold"] == TEST_FOLD:
+            verdict += (
+                f" Fold {TEST_FOLD} is the test fold and chooses nothing: averaging would be chosen on another fold "
+                "(`--fold 4` with a model trained without it); the shipped model and the app use none."
+            )
     return "\n".join([*lines, "", verdict, ""])
 
 

@@ -78,12 +78,13 @@ def test_a_nonexistent_folder_lacks_everything(tmp_path):
 
 
 def test_the_shipped_model_folder_reads_as_finished():
-    """A folder written by an earlier version, with its card companions: what old folders hold still reads, as a
-    finished run of today's recipe (train.py's defaults), so resuming and cross-validation recognise it."""
+    """The shipped folder, with its card companions, reads as a finished run of today's recipe (a merged pair of
+    second stages: configs/esc50-stage2.yaml from its first stage), so resuming and cross-validation recognise it."""
     folder = read_model_folder(SHIPPED)
     assert folder.complete and folder.recipe["validation_fold"] == folder.metrics["validation_fold"] == 5
     assert folder.teachers is None  # trained without teachers
-    todays_recipe = parse_args(["--config", str(REPO / "configs" / "esc50.yaml")]).recipe()
+    start = ["--model_name_or_path", folder.recipe["model_name_or_path"]]
+    todays_recipe = parse_args(["--config", str(REPO / "configs" / "esc50-stage2.yaml"), *start]).recipe()
     assert fingerprint(finished_model_recipe(SHIPPED)) == fingerprint(todays_recipe)
     assert folder.config["model_type"] == "esc50_cnn"
     assert set(folder.optional("cv_results.json")["summary"]) >= {"accuracy", "f1"}

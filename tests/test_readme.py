@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES_JSON = REPO / "bench" / "recipes.json"
+RECIPES_JSON = REPO / "bench" / "robust_recipe" / "recipes.json"  # the shipped recipe's records
 SHIPPED = REPO / "models" / "esc50-mel-cnn"
 
 
@@ -23,14 +23,13 @@ def test_readme_results_lines_are_what_bench_recipes_computes():
     results = (REPO / "README.md").read_text().split("\n## Results\n", 1)[1].splitlines()
     missing = [line for line in expected if line not in results]
     assert len(expected) == 3 and not missing, (
-        "README.md's results lines differ from what "
-        "`python bench/recipes.py --from-json bench/recipes.json --print-readme-lines` prints; expected:\n"
-        + "\n".join(missing)
+        "README.md's results lines differ from what `python bench/recipes.py --from-json "
+        "bench/robust_recipe/recipes.json --print-readme-lines` prints; expected:\n" + "\n".join(missing)
     )
 
 
 def test_the_records_behind_the_readme_lines_are_the_shipped_models():
-    """The fold-5 trainings and the CV in bench/recipes.json are the shipped model's own reports."""
+    """The fold-5 trainings and the CV in bench/robust_recipe/recipes.json are the shipped model's own reports."""
     document = json.loads(RECIPES_JSON.read_text())
     (tested,) = [row for row in document["candidates"] if row["sees_test_fold"] and row["device"] == "CPU"]
     first, *others = tested["per_seed"]
@@ -45,20 +44,20 @@ def test_the_records_behind_the_readme_lines_are_the_shipped_models():
 
 
 def test_results_page_blocks_are_what_bench_recipes_writes_from_the_committed_json(tmp_path):
-    """docs/results.md's generated blocks, rewritten from bench/recipes.json and bench/gpu/recipes.json, are unchanged
-    (a hand edit inside a block, or a JSON changed without regenerating the page, fails here)."""
+    """docs/results.md's generated blocks, rewritten from the recipes.json of bench/robust_recipe, bench and bench/gpu,
+    are unchanged (a hand edit inside a block, or a JSON changed without regenerating the page, fails here)."""
     recipes = _recipes()
     page = tmp_path / "docs" / "results.md"
     page.parent.mkdir()
     shutil.copy(REPO / "docs" / "results.md", page)
-    for folder in ("bench", "bench/gpu"):  # the records and the plots beside them (the page links the plots)
+    blocks = {"bench/robust_recipe": ["--page-block", "ft-pair"], "bench": [], "bench/gpu": ["--page-block", "gpu",
+              "--page-brief"]}  # fmt: skip
+    for folder, options in blocks.items():  # the records and the plots beside them (the page links the plots)
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
         for name in ("recipes.json", recipes.INNER_PLOT, recipes.SPLIT_PLOT):
             if (REPO / folder / name).is_file():
                 shutil.copy(REPO / folder / name, tmp_path / folder / name)
-    recipes.main(["--from-json", str(tmp_path / "bench" / "recipes.json"), "--page", str(page)])
-    recipes.main(["--from-json", str(tmp_path / "bench/gpu/recipes.json"), "--page", str(page), "--page-block", "gpu",
-                  "--page-brief"])  # fmt: skip
+        recipes.main(["--from-json", str(tmp_path / folder / "recipes.json"), "--page", str(page), *options])
     assert page.read_text() == (REPO / "docs" / "results.md").read_text()
 
 

@@ -61,6 +61,20 @@ def test_the_defaults_are_the_shipped_recipe():
     assert augmentation.time_shift_max_fraction == 0.5
 
 
+def test_the_stage2_config_is_the_shipped_second_stage():
+    """configs/esc50-stage2.yaml, from a first-stage model, reproduces the shipped model's own recipe (the shipped
+    model is a second stage; the test above checks its first stage against the defaults)."""
+    shipped = json.loads((SHIPPED / "training_config.json").read_text())
+    start = ["--model_name_or_path", shipped["model_name_or_path"]]
+    setup = parse_args(["--config", str(REPO / "configs" / "esc50-stage2.yaml"), *start])
+    recipe = setup.recipe()
+    compared = sorted(key for key in set(shipped) | set(recipe) if not is_run_setting(key))
+    assert {"num_train_epochs", "learning_rate", "codec_p", "model_name_or_path"} <= set(compared)
+    for key in compared:
+        ours = recipe[key] if key in recipe else getattr(setup.training, key)
+        assert key in shipped and ours == shipped[key], key
+
+
 def test_a_saved_recipe_reads_back_to_the_same_run(tmp_path):
     setup = parse_args(["--config", str(SMOKE), "--gradient_accumulation_steps", "3", "--max_grad_norm", "0.5"])
     saved = tmp_path / "training_config.json"

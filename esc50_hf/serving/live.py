@@ -182,6 +182,9 @@ class LiveClassifier:
             when it names another label with a higher top score, so a new sound shows before the old one has left
             the window. `"auto"`: `LIVE_RECENT_SECONDS` for a model whose clip is longer, else none; `None`: the
             whole window only.
+        recent_min_score (`float`, *optional*): The newest seconds' answer is also shown when it names another
+            label with a top score of at least this (a calibrated probability), however sure the whole window is.
+            `None`: only when surer than the whole window.
     """
 
     def __init__(
@@ -192,6 +195,7 @@ class LiveClassifier:
         idle_seconds: float = LIVE_IDLE_SECONDS,
         top_k: int = 5,
         recent_seconds: float | str | None = "auto",
+        recent_min_score: float | None = None,
     ) -> None:
         self.classifier, self.unknown_threshold, self.top_k = classifier, unknown_threshold, top_k
         rate, clip = classifier.sampling_rate, classifier.clip_samples
@@ -203,6 +207,9 @@ class LiveClassifier:
                 f"recent_seconds must be positive and shorter than the model's clip ({clip / rate:g} s), "
                 f"got {recent_seconds}"
             )
+        if recent_min_score is not None and not 0 < recent_min_score <= 1:
+            raise ValueError(f"recent_min_score must be a probability in (0, 1], got {recent_min_score}")
+        self.recent_min_score = recent_min_score
         history_updates = round(LIVE_HISTORY_SECONDS / LIVE_UPDATE_SECONDS)
         # Browsers send what they recorded every ~0.1 s (Gradio's audio recorder), whatever `stream_every` says:
         # the window is classified once `LIVE_UPDATE_SECONDS` of new audio have arrived, the first chunk at once.
@@ -239,7 +246,9 @@ class LiveClassifier:
             rows, atypical = self.classifier.window_scores([window])
         else:
             rows, atypical = self.classifier.window_scores([window, window[-self.recent_samples :]])
-            if rows[1].argmax() != rows[0].argmax() and rows[1].max() > rows[0].max():
+            surer = rows[1].max() > rows[0].max()
+            sure = self.recent_min_score is not None and rows[1].max() >= self.recent_min_score
+            if rows[1].argmax() != rows[0].argmax() and (surer or sure):
                 rows, atypical, window = (
                     rows[1:],
                     None if atypical is None else atypical[1:],
