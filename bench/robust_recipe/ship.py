@@ -71,7 +71,7 @@ def merged(members: list[Path], output: Path, data_dir: str) -> Path:
 
 def folders(runs: Path, data_dir: str, model: Path) -> None:
     from esc50_hf.training.cross_validation import write_cross_validation_summary
-    from esc50_hf.training.model_folder import METRICS_FILE, WEIGHTS_FILE
+    from esc50_hf.training.model_folder import WEIGHTS_FILE, ModelFolder
     from esc50_hf.training.reports import CALIBRATION_TEST_FILE
 
     ship = runs / "ship"
@@ -86,7 +86,7 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     cv = ship / "cv-pair"
     for fold in CV_FOLDS:
         members = [runs / f"cv-ft-s{seed}" / f"fold-{fold}" for seed in SHIPPED_SEEDS]
-        if all((member / METRICS_FILE).is_file() for member in members):
+        if all(ModelFolder(member).complete for member in members):
             merged(members, cv / f"fold-{fold}", data_dir)
         else:  # still training: cv_results.json lists the fold as missing, a second call merges it
             print(f"CV fold {fold}: its trainings are not finished, left out for now")
@@ -117,7 +117,7 @@ def folders(runs: Path, data_dir: str, model: Path) -> None:
     # the shipped pair is copied and calibrated once (its calibration_test.json says so: `esc50-hf calibrate` wrote it):
     # a second call keeps what the reports added to the folder (the unknown figures, the event thresholds)
     held_out = [cv / f"fold-{fold}" for fold in HELD_OUT_FOLDS]
-    if not all((folder / METRICS_FILE).is_file() for folder in held_out):
+    if not all(ModelFolder(folder).complete for folder in held_out):
         raise SystemExit(f"the calibration's out-of-fold pairs {', '.join(map(str, held_out))} are not all finished")
     calibrated = (model / CALIBRATION_TEST_FILE).is_file()
     if not (calibrated and filecmp.cmp(model / WEIGHTS_FILE, shipped / WEIGHTS_FILE, shallow=False)):
@@ -147,13 +147,13 @@ def card(runs: Path, model: Path) -> None:
 
 def reports(runs: Path, data_dir: str, model: Path) -> None:
     from bench.own_classes import NUM_SPLITS
-    from esc50_hf.training.model_folder import METRICS_FILE
+    from esc50_hf.training.model_folder import ModelFolder
 
     ship, python = runs / "ship", sys.executable
     held_out = [str(ship / "cv-pair" / f"fold-{fold}") for fold in HELD_OUT_FOLDS]
     # the held-out-classes section of UNKNOWN.md wants all five 40-class pairs; until then it says it is pending
     splits = [runs / "own" / f"pair-s{split}" for split in range(NUM_SPLITS)]
-    if not all((split / METRICS_FILE).is_file() for split in splits):
+    if not all(ModelFolder(split).complete for split in splits):
         print("bench/unknown.py: the 40-class pairs are not all finished, its held-out classes stay pending")
         splits = []
     inner = merged([runs / "ft-inner-s0", runs / "ft-inner-s1"], ship / "round5" / "ft-pair", data_dir)
