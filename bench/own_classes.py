@@ -115,20 +115,35 @@ def train_base(
     return _train_known(split, data_dir, runs / name, feature_cache_dir, torch_threads, flags)
 
 
-def train_pair(split: int, data_dir: str, runs: Path, feature_cache_dir: str, torch_threads: int | None) -> Path:
+def train_pair(
+    split: int,
+    data_dir: str,
+    runs: Path,
+    feature_cache_dir: str,
+    torch_threads: int | None,
+    seeds: tuple[int, ...] = PAIR_SEEDS,
+) -> Path | None:
     """The `ft-pair` recipe (bench/robust_recipe_choice.md) on the 40 known classes of `split`, folds 1-4: for each
     of `PAIR_SEEDS`, the shipped recipe (`base`), then `PAIR_STAGE2` from it (`RUNS/ft-s<split>-seed<seed>`); the
-    two merged in float16 as the shipped pair is (`RUNS/pair-s<split>`). Returns the pair's folder."""
+    two merged in float16 as the shipped pair is (`RUNS/pair-s<split>`). `seeds`: the members this process trains
+    (two processes may share a split's members); the pair is merged once every member is finished. Returns the
+    pair's folder, or `None` while a member another process trains is unfinished."""
     from esc50_hf.training.merge import merge_models
+    from esc50_hf.training.model_folder import ModelFolder
 
+    unknown = sorted(set(seeds) - set(PAIR_SEEDS))
+    if unknown:
+        raise ValueError(f"seeds must be among the pair's {PAIR_SEEDS}, got {unknown}")
     output = runs / f"pair-s{split}"
-    members = []
-    for seed in PAIR_SEEDS:
-        first = train_base(split, data_dir, runs, feature_cache_dir, torch_threads, seed=seed)
-        flags = [*PAIR_STAGE2, "--model_name_or_path", str(first), "--seed", str(seed)]
-        members.append(
-            _train_known(split, data_dir, runs / f"ft-s{split}-seed{seed}", feature_cache_dir, torch_threads, flags)
-        )
+    members = [runs / f"ft-s{split}-seed{seed}" for seed in PAIR_SEEDS]
+    for seed, member in zip(PAIR_SEEDS, members):
+        if seed in seeds:
+            first = train_base(split, data_dir, runs, feature_cache_dir, torch_threads, seed=seed)
+            flags = [*PAIR_STAGE2, "--model_name_or_path", str(first), "--seed", str(seed)]
+            _train_known(split, data_dir, member, feature_cache_dir, torch_threads, flags)
+    if not all(ModelFolder(member).complete for member in members):
+        print(f"{output}: waiting for the members another process trains", file=sys.stderr)
+        return None
     merge_models(members, output, data_dir=data_dir, float16=True, keep_existing=True)
     return output
 
@@ -422,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--splits", type=int, nargs="+", default=list(range(NUM_SPLITS)))
         command.add_argument("--feature-cache-dir", default=None, help="shared log-mel cache (RUNS/feature_cache)")
         command.add_argument("--torch-threads", type=int, default=None, help="threads of this process (default: all)")
+    pair.add_argument("--seeds", type=int, nargs="+", default=list(PAIR_SEEDS), help="the members this process trains")
     base.add_argument("--inner", action="store_true", help="train folds 1-3, validate fold 4 (RUNS/inner-s<split>)")
     for stage, function in (("select", select), ("compare", compare), ("time", time_one_run)):
         command = stages.add_parser(stage, help=function.__doc__.split("\n")[0])
@@ -439,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
         cache = args.feature_cache_dir or str(args.runs / "feature_cache")
         for split in args.splits:
             if args.stage == "pair":
-                train_pair(split, args.data_dir, args.runs, cache, args.torch_threads)
+                train_pair(split, args.data_dir, args.runs, cache, args.torch_threads, tuple(args.seeds))
             else:
                 train_base(split, args.data_dir, args.runs, cache, args.torch_threads, args.inner)
     elif args.stage == "select":
