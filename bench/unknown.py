@@ -2,6 +2,7 @@
 
     python bench/unknown.py --model models/esc50-mel-cnn --held-out RUNS/oof-f3 RUNS/oof-f4 \
         --class-split-models RUNS/base-s0 ... RUNS/base-s4 --data-dir DIR
+    python bench/unknown.py --model models/esc50-mel-cnn --class-split-models RUNS/pair-s3 --add-splits --data-dir DIR
 
 Run after `bench/calibration.py` (the model's config then holds the temperature, the unknown score's quantiles and
 its threshold, all fitted on out-of-fold predictions of folds 3 and 4, never fold 5).
@@ -19,6 +20,11 @@ its threshold, all fitted on out-of-fold predictions of folds 3 and 4, never fol
    white and pink noise, hard-clipped tones, music through an 8 kbit/s MP3; the shipped model, against its
    fold-5 clips.
 
+Without `--held-out`, part 1 is carried over from the existing report (the out-of-fold models are not at hand),
+and with `--add-splits` the class splits measured earlier stay beside the ones given: both only when the earlier
+report used the model's temperature, quantiles and threshold as they are now (a split takes ~1.5 h of training per
+network, more than one session of this project has for all five).
+
 Reports AUROC (of the shipped score, and of the maximum probability beside it) and the share of known sounds
 accepted and unknown ones rejected at the fitted threshold. Writes `UNKNOWN.md` and `unknown.json` into
 `--output-dir`, and `unknown_results.json` (the card's summary) into the model.
@@ -30,6 +36,7 @@ import json
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +46,9 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from own_classes import NUM_SPLITS as CLASS_SPLITS  # noqa: E402
+
 from esc50_hf.paths import DEFAULT_MODEL_DIR  # noqa: E402
 
 SOUNDS_PER_KIND = 24
@@ -65,9 +75,9 @@ def _fit(wave: np.ndarray, samples: int) -> np.ndarray:
 
 
 def speech(rng: np.random.Generator, rate: int, count: int) -> list[np.ndarray]:
-    """Sentences spoken by espeak-ng in several voices and speeds (none when espeak-ng is not installed)."""
-    if shutil.which("espeak-ng") is None:
-        return []
+    """Sentences spoken by espeak-ng in several voices and speeds."""
+    if shutil.which("espeak-ng") is None:  # a report without its speech row would read as the same measurement
+        raise SystemExit("the speech clips are spoken by espeak-ng, which is not installed: apt-get install espeak-ng")
     clips = []
     with tempfile.TemporaryDirectory() as folder:
         for index in range(count):
@@ -200,13 +210,11 @@ KINDS: dict[str, Callable[[np.random.Generator, int, int], list[np.ndarray]]] = 
 
 
 def made_up_sounds(seed: int, rate: int, count: int = SOUNDS_PER_KIND) -> dict[str, list[np.ndarray]]:
-    """Every kind of sound outside ESC-50, `count` clips each (a kind that cannot be made here is left out)."""
-    sounds = {}
-    for number, (kind, make) in enumerate(KINDS.items()):
-        clips = make(np.random.default_rng([seed, number]), rate, count)
-        if clips:
-            sounds[kind] = clips
-    return sounds
+    """Every kind of sound outside ESC-50, `count` clips each."""
+    return {
+        kind: make(np.random.default_rng([seed, number]), rate, count)
+        for number, (kind, make) in enumerate(KINDS.items())
+    }
 
 
 # --- scoring ---------------------------------------------------------------------------------------------------
@@ -281,8 +289,9 @@ def separation(known: np.ndarray, unknown: np.ndarray, threshold: float | None) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--held-out", nargs=2, required=True, metavar="RUN")
+    parser.add_argument("--held-out", nargs=2, metavar="RUN", help="none: part 1 is the earlier report's")
     parser.add_argument("--class-split-models", nargs="*", default=[], metavar="RUN", help="none: pending")
+    parser.add_argument("--add-splits", action="store_true", help="keep the earlier report's other class splits")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--output-dir", default=str(ROOT / "bench"))
     args = parser.parse_args(argv)
@@ -298,13 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     if quantiles is None:
         print(f"{args.model} has no unknown_quantiles: run `esc50-hf calibrate` with its out-of-fold runs first.")
         return 1
+    today = datetime.date.today().isoformat()
+    earlier = earlier_report(Path(args.output_dir) / "unknown.json", config)
+    if earlier is None and not args.held_out:
+        print(f"{args.output_dir}/unknown.json was not made with {args.model}'s calibration as it is now: give "
+              "--held-out (the out-of-fold models) to measure the selection data again.")  # fmt: skip
+        return 1
+    if earlier is None and args.add_splits:
+        print("--add-splits: the earlier report used another calibration, none of its class splits is kept")
     dataset = load_esc50(args.data_dir, SAMPLING_RATE)
 
     # 1. the selection data (bench/unknown_choice.md): the out-of-fold models against made-up sounds of seed 1; the
     # unknown score reads each model's clips against the quantiles of the *other* model's known clips (cross-fitted)
     selection_kinds = made_up_sounds(1, SAMPLING_RATE)
     runs = []
-    for run in args.held_out:
+    for run in args.held_out or []:
         known_waves, _ = fold_waveforms(dataset, validation_fold(run))
         made_up = {kind: raw_scores(run, waves) for kind, waves in selection_kinds.items()}
         runs.append((raw_scores(run, known_waves), made_up))
@@ -320,8 +337,15 @@ def main(argv: list[str] | None = None) -> int:
             row["all"].append(separation(known_scores[name], every, None)["auroc"])
             for kind, by_kind in unknown_scores_by_kind.items():
                 row.setdefault(kind, []).append(separation(known_scores[name], by_kind[name], None)["auroc"])
-    selection_auroc = {name: {key: float(np.mean(v)) for key, v in row.items()} for name, row in selection.items()}
-    print("selection AUROC:", {name: round(row["all"], 3) for name, row in selection_auroc.items()})
+    if args.held_out:
+        selection_report = {
+            "runs": [str(Path(run).name) for run in args.held_out],
+            "auroc": {name: {key: float(np.mean(v)) for key, v in row.items()} for name, row in selection.items()},
+            "date": today,
+        }
+    else:
+        selection_report = {"date": earlier["date"], **earlier["selection"]}
+    print("selection AUROC:", {name: round(row["all"], 3) for name, row in selection_report["auroc"].items()})
 
     # 2. held-out classes, fold 5: the shipped model's temperature, quantiles and threshold (the same recipe)
     splits = []
@@ -337,8 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         row["unknown_classes"] = sorted({name for name in names if name not in known_classes})
         row["split"] = Path(run).name
         row["num_networks"] = json.loads((Path(run) / "config.json").read_text()).get("num_networks", 1)
+        row["date"] = today
         splits.append(row)
         print(row["split"], f"AUROC {row['auroc']:.3f} (max probability {row['max_probability_auroc']:.3f})")
+    if args.add_splits and earlier is not None:
+        measured = {row["split"] for row in splits}
+        kept = [row for row in earlier["held_out_classes"]["splits"] if row["split"] not in measured]
+        splits = sorted(kept + splits, key=lambda row: row["split"])
 
     # 3. sounds outside ESC-50 against the shipped model's fold 5
     known_waves, _ = fold_waveforms(dataset, TEST_FOLD)
@@ -370,13 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         else {}
     )
     report = {
-        "date": datetime.date.today().isoformat(),
+        "date": today,
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "temperature": temperature,
         "threshold": threshold,
         "atypicality_tail": atypicality_tail(quantiles),
         "fitted_on": config["calibration"]["fitted_on"],
-        "selection": {"runs": [str(Path(run).name) for run in args.held_out], "auroc": selection_auroc},
+        "quantiles": quantiles,
+        "selection": selection_report,
         "held_out_classes": {"splits": splits, **summary_split},
         "outside_esc50": {"all": outside, "kinds": kinds, "per_kind": SOUNDS_PER_KIND},
     }
@@ -385,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     (output / "UNKNOWN.md").write_text(render(report))
     held_out_summary = summary_split and (
         f"telling fold-5 clips of 10 classes a 40-class model of this recipe never heard from the other 40 classes' "
-        f"clips, AUROC {summary_split['auroc_mean']:.3f} ± {summary_split['auroc_std']:.3f} over {len(splits)} class "
-        f"splits ({summary_split['unknown_rejected_mean']:.0%} of them rejected, "
+        f"clips, AUROC {summary_split['auroc_mean']:.3f} ± {summary_split['auroc_std']:.3f} over {len(splits)} of the "
+        f"{CLASS_SPLITS} class splits ({summary_split['unknown_rejected_mean']:.0%} of them rejected, "
         f"{summary_split['known_accepted_mean']:.0%} of known clips accepted); "
     )
     card = {
@@ -402,6 +432,21 @@ def main(argv: list[str] | None = None) -> int:
     (Path(args.model) / "unknown_results.json").write_text(json.dumps(card, indent=2))
     print((output / "UNKNOWN.md").read_text())
     return 0
+
+
+def earlier_report(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The report at `path` if it was made with the calibration `config` holds now (temperature, quantiles,
+    threshold and what they were fitted on): its measurements then still read the same scores."""
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    same = (
+        report.get("temperature") == config["calibration_temperature"]
+        and report.get("threshold") == config["unknown_threshold"]
+        and report.get("quantiles") == config.get("unknown_quantiles")
+        and report.get("fitted_on") == config["calibration"]["fitted_on"]
+    )
+    return report if same else None
 
 
 SCORE_NAMES = {
@@ -429,7 +474,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## The score, on the selection data (no fold 5)",
         "",
-        f"The out-of-fold models ({', '.join(selection['runs'])}) score their validation clips (known) against "
+        f"The out-of-fold models ({', '.join(selection['runs'])}; measured {selection.get('date', report['date'])}) "
+        "score their validation clips (known) against "
         "made-up sounds of seed 1 (unknown); the unknown score reads each model's clips against the other model's "
         "quantiles. AUROC, mean of the two models (the choice: bench/unknown_choice.md):",
         "",
@@ -473,7 +519,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         "- AUROC >= 0.85 on held-out classes: "
         + (
-            f"{held['auroc_mean']:.3f}, {'met' if held['auroc_mean'] >= 0.85 else 'missed'}."
+            f"{held['auroc_mean']:.3f}{_so_far(held)}, {'met' if held['auroc_mean'] >= 0.85 else 'missed'}."
             if held["splits"]
             else "pending."
         ),
@@ -491,24 +537,36 @@ def held_out_classes(held: dict[str, Any]) -> list[str]:
     networks = {row.get("num_networks", 1) for row in held["splits"]}
     stage = "pair" if networks == {2} else "base" if networks == {1} else "base/pair"
     lines = [
-        f"{len(held['splits'])} 40-class models of the shipped recipe (folds 1-4, `bench/own_classes.py {stage}`); the "
-        "known sounds are the fold-5 clips of their 40 classes (320), the unknown ones the fold-5 clips of the other "
-        "10 (80). The shipped model's temperature, quantiles and threshold, as they are (the same recipe).",
+        f"{len(held['splits'])} 40-class models of the shipped recipe (folds 1-4, `bench/own_classes.py {stage}`)"
+        f"{_so_far(held)}; the known sounds are the fold-5 clips of their 40 classes (320), the unknown ones the "
+        "fold-5 clips of the other 10 (80). The shipped model's temperature, quantiles and threshold, as they are "
+        "(the same recipe).",
         "",
-        "| split | unknown classes | AUROC | max probability AUROC | known accepted | unknown rejected |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| split | unknown classes | AUROC | max probability AUROC | known accepted | unknown rejected | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in held["splits"]:
         lines.append(
             f"| {row['split']} | {', '.join(row['unknown_classes'])} | {row['auroc']:.3f} | "
-            f"{row['max_probability_auroc']:.3f} | {row['known_accepted']:.1%} | {row['unknown_rejected']:.1%} |"
+            f"{row['max_probability_auroc']:.3f} | {row['known_accepted']:.1%} | {row['unknown_rejected']:.1%} | "
+            f"{row.get('date', '-')} |"
         )
     lines.append(
         f"| **mean** | | **{held['auroc_mean']:.3f} ± {held['auroc_std']:.3f}** | "
         f"{held['max_probability_auroc_mean']:.3f} | {held['known_accepted_mean']:.1%} | "
-        f"{held['unknown_rejected_mean']:.1%} |"
+        f"{held['unknown_rejected_mean']:.1%} | |"
     )
     return lines
+
+
+def _so_far(held: dict[str, Any]) -> str:
+    """Says how many of the five class splits the figure covers while some are still training."""
+    count = len(held["splits"])
+    return (
+        f" (so far {count} of the {CLASS_SPLITS} class splits; the others are still training)"
+        if count < CLASS_SPLITS
+        else ""
+    )
 
 
 if __name__ == "__main__":

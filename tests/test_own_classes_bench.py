@@ -58,7 +58,8 @@ def test_stages_write_a_report_of_every_method_and_k(saved_model_dir, tmp_path, 
 
 def test_the_pair_stage_trains_two_two_stage_networks_per_split_and_merges_them_once(tmp_path, monkeypatch):
     """`pair`: per split, a base model per seed of `PAIR_SEEDS`, a second stage from each, the two merged in float16
-    on the 40 known classes; run again, it keeps what is done."""
+    on the 40 known classes, by two processes (`--seeds`: the second to finish merges); run again, it keeps what is
+    done."""
     from bench import own_classes
 
     smoke = str(Path(own_classes.ROOT) / "configs" / "smoke.yaml")
@@ -67,8 +68,11 @@ def test_the_pair_stage_trains_two_two_stage_networks_per_split_and_merges_them_
     monkeypatch.setattr(own_classes, "BASE_RECIPE", ["--config", smoke, "--ema_decay", "0"])
     monkeypatch.setattr(own_classes, "PAIR_STAGE2", ["--config", smoke, "--ema_decay", "0", "--num_train_epochs", "1"])
     command = ["pair", "--data-dir", str(data), "--runs", str(runs), "--splits", "1", "--torch-threads", "1"]
-    own_classes.main(command)
+    own_classes.main([*command, "--seeds", "3"])  # one member: no pair yet
     pair = runs / "pair-s1"
+    assert (runs / "ft-s1-seed3" / "model.safetensors").is_file() and not pair.exists()
+    assert not (runs / "base-s1").exists()  # seed 0's member is the other process's
+    own_classes.main([*command, "--seeds", "0"])
     config = json.loads((pair / "config.json").read_text())
     assert config["num_networks"] == 2 and list(config["id2label"].values()) == own_classes.known_classes(1)
     metrics = json.loads((pair / "metrics.json").read_text())
