@@ -97,8 +97,8 @@ def build_parser(default_model: str | Path | None = None) -> argparse.ArgumentPa
     parser.add_argument(
         "--no-unknown",
         action="store_true",
-        help="never answer 'not one of the known sounds' (default: when the top score is below the model's fitted "
-        "unknown_threshold)",
+        help="never answer 'not one of the known sounds' (default: when the unknown score, docs/scores.md, is below "
+        "the model's fitted unknown_threshold)",
     )
     return parser
 
