@@ -12,7 +12,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 
 setup: system-deps $(VENV)/.installed
 
-# FFmpeg: shared libraries for torchcodec (datasets' Audio decoding), binary for the pipeline's file input.
+# FFmpeg: shared libraries for torchcodec (every audio decode), the binary for the tests' and benchmarks' files.
 system-deps:
 	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
 

@@ -1,7 +1,9 @@
 """esc50-hf: an ESC-50 environmental-sound classifier native to the Hugging Face ecosystem.
 
-Importing the package registers the model with the `transformers` Auto classes, so
-`pipeline("audio-classification", model=<saved folder>)` works without `trust_remote_code`.
+Importing the package registers the model with the `transformers` Auto classes, so `AutoConfig`,
+`AutoFeatureExtractor` and `AutoModelForAudioClassification` load a saved folder without `trust_remote_code`;
+`transformers.pipeline` still asks for it (the folder names its own pipeline class), and `audio_pipeline` runs
+the installed pipeline class instead.
 The import itself stays light (no torch, no transformers): the classes load on first use, and the
 registration happens as soon as transformers' model code is loaded (see `auto_registration`), so
 `esc50-hf --help` answers at once.

@@ -4,9 +4,10 @@ Loading transformers' model machinery imports torch (1-2 s), which `esc50-hf --h
 for. So `import esc50_hf` registers at once when that machinery is already loaded, and otherwise
 installs a small import hook that registers as soon as it is: after the first import of
 transformers' configuration, feature-extraction or modeling code has finished (never in the middle
-of one, where the classes it needs may be half-built). Either way `pipeline("audio-classification",
-model=<saved folder>)` finds the package's classes after `import esc50_hf`, without
-`trust_remote_code`, and saved folders carry the code (`register_for_auto_class`).
+of one, where the classes it needs may be half-built). Either way the Auto classes load a saved folder with the
+package's classes after `import esc50_hf`, without `trust_remote_code` (`esc50_hf.audio_pipeline` for the
+pipeline, whose class a folder names in `custom_pipelines`), and saved folders carry the code
+(`register_for_auto_class`).
 """
 
 import sys

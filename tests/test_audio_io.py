@@ -1,5 +1,6 @@
 """`esc50_hf.model.audio_io.load_audio`: every input kind gives the same waveform; every bad input its own message."""
 
+import io
 import subprocess
 
 import numpy as np
@@ -235,6 +236,25 @@ def test_header_that_understates_the_length_is_caught_while_decoding(tmp_path):
     sf.write(path, np.zeros(8000 * 30, np.int16), 8000, subtype="VORBIS")
     with pytest.raises(AudioInputError, match="too long"):
         load_audio(path, limits=AudioLimits(max_seconds=10.0))
+
+
+def test_a_flac_written_to_a_pipe_has_no_stated_length_and_is_measured_as_decoded():
+    """FLAC streamed to a pipe never writes its length: libsndfile reads "2**63 - 1 frames" (it was refused as
+    millions of minutes) and cannot seek to its end, so FFmpeg decodes it; the decoded length meets both limits."""
+    from esc50_hf.model.audio_io import audio_blocks
+
+    def piped_flac(seconds: float) -> bytes:
+        command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                   f"sine=frequency=440:duration={seconds}", "-ar", "22050", "-f", "flac", "pipe:1"]  # fmt: skip
+        return subprocess.run(command, check=True, capture_output=True).stdout
+
+    three = piped_flac(3.0)
+    assert sf.info(io.BytesIO(three)).frames == 2**63 - 1  # what libsndfile says of its length
+    assert load_audio(three).size == 3 * SAMPLING_RATE
+    with pytest.raises(AudioInputError, match=r"more than 2\.0 s were decoded although no length"):
+        load_audio(three, limits=AudioLimits(max_seconds=2.0))
+    with pytest.raises(AudioInputError, match="too short: 0.050 s"):
+        list(audio_blocks(piped_flac(0.05)))  # the streaming path of the pipeline and SoundClassifier
 
 
 def test_an_ffmpeg_stream_whose_length_is_understated_is_stopped_at_the_limit(tmp_path):

@@ -127,6 +127,7 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path, capsys):
         ),
         (["--ema_decay", "1"], "--ema_decay must be in [0, 1) (0: no averaging), got 1.0"),
         (["--load_best_model_at_end", "true"], "cannot be combined with --load_best_model_at_end or --save_strategy"),
+        (["--cv", "--train_folds", "1", "2", "3"], "--cv trains each fold on all the other folds: leave --train_folds"),
     ],
 )
 def test_invalid_augmentation_and_data_options_fail_at_once_naming_the_flag(arguments, message, capsys):

@@ -178,7 +178,9 @@ class Calibration:
         temperature (`float`): Divides the logits before the softmax.
         unknown_threshold (`float`): Unknown scores below this are "none of these".
         accept (`float`): The share of the held-out known clips the threshold was fitted to accept.
-        fitted_on (`str`): What the held-out predictions were, in words (never the clips the model is tested on).
+        fitted_on (`str`): What the held-out predictions were, in words: clips the network did not train on (a
+            training fits its own evaluation split, whose accuracy the temperature does not change; the shipped
+            model's calibration is fitted on out-of-fold runs, never on the test fold).
         num_clips (`int`): How many held-out clips.
         before (`dict`): `ece` and `nll` of the held-out clips at temperature 1.
         after (`dict`): `ece` and `nll` after calibration, cross-fitted (each half of the clips scored with the

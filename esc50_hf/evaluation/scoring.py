@@ -128,7 +128,9 @@ def most_confused_pairs(matrix: np.ndarray, labels: Sequence[str], top: int = 10
 def evaluate_model(
     model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor, dataset: Dataset
 ) -> dict[str, Any]:
-    """Scores `model` on the clips of `dataset`, featurised as the pipeline does (`score_predictions`).
+    """Scores `model` on the clips of `dataset` (`score_predictions`), each featurised by the model's feature extractor
+    as one clip: a clip longer than the model's clip length is scored on its start, where the pipeline would pool
+    windows over all of it (ESC-50's clips are one window long, so both agree there).
 
     Args:
         model (`torch.nn.Module`): An `Esc50CnnForAudioClassification` (put in evaluation mode here).

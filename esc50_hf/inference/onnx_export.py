@@ -220,7 +220,7 @@ def _trace(
     output.parent.mkdir(parents=True, exist_ok=True)
     module.eval()  # the exporter restores the wrapper's mode afterwards, recursively
     with warnings.catch_warnings():
-        # Shape checks (`pooled_embedding`) and the temperature are constants of the model: safe to trace.
+        # Shape checks (`_check_input`) and the temperature are constants of the model: safe to trace.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # The TorchScript exporter is chosen on purpose (no onnxscript dependency): silence its deprecation notes.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")

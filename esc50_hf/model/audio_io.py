@@ -109,8 +109,8 @@ def stream_audio(
     """A file path or encoded bytes -> consecutive mono float32 blocks at `sampling_rate`.
 
     The header is checked when the first block is asked for; NaN/inf samples and a length past
-    `limits.max_seconds` raise `AudioInputError` as soon as a block shows them. Together the
-    blocks equal `load_audio(source)` (the minimum length is checked there, at the end).
+    `limits.max_seconds` raise `AudioInputError` as soon as a block shows them; a stream whose header gives no
+    length is checked against `limits.min_seconds` at the end. Together the blocks equal `load_audio(source)`.
     """
     reader = open_audio(source, limits, sampling_rate)
     resampler = StreamingResampler(reader.output_rate, sampling_rate)
@@ -120,10 +120,10 @@ def stream_audio(
     for block in reader.blocks():  # (frames, channels) float32
         decoded += block.shape[0]
         if limits.max_seconds is not None and decoded / reader.output_rate > limits.max_seconds:
+            stated = f"its header says {_format_seconds(reader.duration)}" if reader.duration else "no length"
             raise AudioInputError(
                 f"The audio is too long: more than {_format_seconds(limits.max_seconds)} were decoded although "
-                f"its header says {_format_seconds(reader.duration or 0.0)}; the limit is "
-                f"{_format_seconds(limits.max_seconds)}."
+                f"{stated}; the limit is {_format_seconds(limits.max_seconds)}."
             )
         # NaN and inf survive the mix, so the checks below see them
         mono = to_float32(block[:, 0] if reader.output_channels == 1 else block @ mix, limits)
@@ -134,9 +134,11 @@ def stream_audio(
             produced = True
             yield out
     tail = resampler.flush()
+    if decoded == 0:
+        raise AudioInputError("The audio is empty (0 samples).")
+    if not reader.duration:  # the header gave no length: the decoded one is checked
+        _check_duration(decoded / reader.output_rate, limits)
     if tail.size or not produced:
-        if decoded == 0:
-            raise AudioInputError("The audio is empty (0 samples).")
         yield tail
 
 
@@ -277,8 +279,13 @@ class AudioReader:
         return max(1024, BLOCK_BYTES // (4 * self.output_channels))
 
 
+# libsndfile's frame count of a stream that never stated its length (SF_COUNT_MAX: a FLAC written to a pipe)
+SF_UNKNOWN_FRAMES = 2**63 - 1
+
+
 class _LengthUnderstated(Exception):
-    """An MP3 whose header states fewer samples than its frames hold: libsndfile would stop where the header says."""
+    """An MP3 whose header states fewer samples than its frames hold (libsndfile would stop where the header says),
+    or a stream that states no length at all (libsndfile fails before its end): FFmpeg reads it instead."""
 
 
 class _SoundfileReader(AudioReader):
@@ -293,6 +300,9 @@ class _SoundfileReader(AudioReader):
     def __init__(self, source: str | Path | io.BytesIO, limits: AudioLimits) -> None:
         self._sound = sf.SoundFile(source)
         self.sample_rate, self.num_channels = self._sound.samplerate, self._sound.channels
+        if self._sound.frames == SF_UNKNOWN_FRAMES:  # libsndfile cannot seek through it to the end: FFmpeg can
+            self._sound.close()
+            raise _LengthUnderstated("the header gives no length")
         self.duration = self._sound.frames / self.sample_rate if self.sample_rate else None
         if self._sound.format == "MP3":
             if isinstance(source, io.BytesIO):  # libsndfile reads from it too: a view of its own

@@ -72,7 +72,8 @@ def resolve_unknown_threshold(config: Any, threshold: "bool | float | str") -> f
         if fitted is None:
             raise ValueError(
                 "This model has no fitted unknown threshold (its config.json has no unknown_threshold): give one "
-                "as a number in [0, 1], or calibrate the model first (esc50-hf calibrate)"
+                "as a number in [0, 1]. Training fits one on the evaluation split when it holds enough clips "
+                "(docs/scores.md); an ESC-50 model can also be calibrated on out-of-fold runs (esc50-hf calibrate)"
             )
         return float(fitted)
     try:

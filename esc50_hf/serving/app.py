@@ -1,4 +1,5 @@
-"""The Gradio web demo and its REST API: `build_demo(classifier)` and the `app.py` entry point `main`.
+"""The Gradio web demo and its REST API: `build_demo(classifier)` (the `app.py` entry point, `main`, is in
+`serving/server.py`).
 
 One endpoint is public, `/predict`: audio file in; the clip-level top-5 (a `gr.Label`) and
 the per-window timeline (a table) out. When the model has a fitted unknown threshold
@@ -105,7 +106,7 @@ def build_demo(
     unknown_answer: bool = True,
     max_live_streams: int = DEFAULT_MAX_LIVE_STREAMS,
 ) -> gr.Blocks:
-    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `main`).
+    """The demo page; call `.queue(...)` and `.launch(...)` on the result (see `server.main`).
 
     Args:
         classifier (`SoundClassifier`): What classifies; its `limits` are the server's.
@@ -120,7 +121,7 @@ def build_demo(
     """
     threshold = getattr(classifier.config, "unknown_threshold", None) if unknown_answer else None
     # delete_cache: Gradio deletes what is left when the server stops. Its periodic sweep (the first number)
-    # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `main`).
+    # is pushed out of reach because it breaks under load; `UploadJanitor` does that work (see `server.main`).
     name = Path(classifier.model.rstrip("/")).name or classifier.model
     labels = classifier.labels
     with gr.Blocks(title=f"{name}: sound classifier", delete_cache=(10**9, max(1, int(keep_uploads)))) as demo:

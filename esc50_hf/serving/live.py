@@ -3,7 +3,7 @@
 The browser sends what it recorded since its last send (`gr.Audio(streaming=True)`; Gradio's recorder sends every
 ~0.1 s while the server keeps up), as a short WAV upload. Each chunk is decoded by the one input path
 (`esc50_hf.model.audio_io.stream_audio`: checked, mono, at the model's rate), deleted from the upload folder, and
-pushed into the stream's ring buffer of one clip (5 s). Once `LIVE_UPDATE_SECONDS` of new audio have arrived, that
+pushed into the stream's buffer of the last clip (5 s). Once `LIVE_UPDATE_SECONDS` of new audio have arrived, that
 window is classified by `SoundClassifier.window_scores` (the same features, network and batching as every
 other request: the windows of all live streams and uploads share forward passes) and answered as an upload is
 (`Prediction`, the unknown answer below the model's threshold). A short history (`LIVE_HISTORY_SECONDS`) keeps the
@@ -37,7 +37,7 @@ from ..model.audio_io import AudioInputError, stream_audio
 from ..model.prediction import Prediction, unknown_score
 from ..model.windows import window_power
 
-LIVE_UPDATE_SECONDS = 1.0  # the browser sends a chunk this often (Gradio's stream_every): one update each
+LIVE_UPDATE_SECONDS = 1.0  # one update per this much new audio, however often the browser sends (~0.1 s)
 LIVE_HISTORY_SECONDS = 30.0  # the history strip covers this much
 LIVE_SMOOTHING_UPDATES = 3  # the history's label: the mean of this many updates' probabilities
 LIVE_IDLE_SECONDS = 10.0  # a stream silent (no chunk) this long is dropped
@@ -63,7 +63,8 @@ class LiveStreamsFull(Exception):
 
 @dataclass
 class LiveStream:
-    """One microphone's state: the last clip of samples (a ring buffer of fixed size) and the recent updates.
+    """One microphone's state: the last clip of samples (a buffer of fixed size, shifted as samples arrive) and the
+    recent updates.
 
     Args:
         clip_samples (`int`): Samples in the window (5 s at the model's rate); the buffer never holds more.

@@ -3,8 +3,9 @@
     python train.py --config configs/esc50.yaml --learning_rate 1e-3 --gradient_accumulation_steps 2
 
 A YAML (or JSON) file gives the defaults, command-line flags override them, and an unknown flag or
-key is an error that names it. With no file at all, the dataclass defaults are the recipe of the
-shipped model (`models/esc50-mel-cnn`). Feature and model defaults are read from
+key is an error that names it. With no file at all, the dataclass defaults are the first stage of the
+shipped model's recipe (`models/esc50-mel-cnn`: two seeds of that stage, each followed by
+`configs/esc50-stage2.yaml`, merged). Feature and model defaults are read from
 `Esc50FeatureExtractor` and `Esc50CnnConfig`, so each has one source.
 
 The recipe a run records (`training_config.json`, and a fingerprint of it in every checkpoint) is
@@ -606,7 +607,8 @@ def build_parser() -> HfArgumentParser:
     parser = HfArgumentParser(
         ARGUMENT_CLASSES,
         prog="train.py",
-        description="Train the ESC-50 log-mel CNN. Without --config the defaults are the shipped model's recipe.",
+        description="Train the ESC-50 log-mel CNN. Without --config the defaults are the shipped model's first stage "
+        "(configs/esc50-stage2.yaml is its second).",
         allow_abbrev=False,  # a mistyped flag is an error, never silently another option
     )
     parser.add_argument("--config", default=None, help="YAML or JSON file of option defaults, e.g. configs/esc50.yaml")
@@ -652,6 +654,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainingSetup:
             "--cv, --export_features and --features_file work on ESC-50's folds; with --train_dir or --dataset_name, "
             "train once (the evaluation split scores the model)"
         )
+    if extra.cv and groups[0].train_folds is not None:
+        parser.error("--cv trains each fold on all the other folds: leave --train_folds unset (--cv_folds picks folds)")
     if extra.export_features and (extra.cv or groups[0].features_file):
         parser.error("--export_features writes a feature file from the audio and stops: drop --cv and --features_file")
     return TrainingSetup(*groups, cross_validate=extra.cv, export_features=extra.export_features)

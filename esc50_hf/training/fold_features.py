@@ -88,7 +88,8 @@ class FoldFeatures:
         validation (`tuple[torch.Tensor, torch.Tensor]`): the clean log-mels `(clips, 1, mels, frames)` of the
             validation clips and their labels.
         validation_audio (`Dataset`, *optional*): the validation clips' audio, when the run has it: the final model
-            is then scored from the audio, as the pipeline hears it; without it (a feature file), from `validation`.
+            is then scored from the audio, through the feature extractor (`evaluate_model`); without it (a feature
+            file), from `validation`.
         labels (`tuple[str, ...]`): the class names, in the id order of the label tensors: the model's labels.
         own (`LabelledAudio`, *optional*): the user's audio, when the run trains on it (not ESC-50).
     """
@@ -104,7 +105,7 @@ class FoldFeatures:
         return "audio" if self.validation_audio is not None else "features_file"
 
     def score(self, model: torch.nn.Module, feature_extractor: Esc50FeatureExtractor) -> dict[str, Any]:
-        """Scores `model` on the validation fold: from the audio, as the pipeline hears it, when there is audio."""
+        """Scores `model` on the validation fold: from the audio through the feature extractor, when there is audio."""
         logits, references = self.logits(model, feature_extractor)
         return score_predictions(logits.argmax(axis=-1), references, self.labels)
 
