@@ -38,3 +38,16 @@ def test_the_committed_report_reads_with_the_shipped_calibration():
 
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert earlier_report(ROOT / "bench" / "unknown.json", config) is not None
+
+
+def test_the_card_shows_the_committed_reports_figures():
+    """The shipped folder's unknown_results.json (the card's sentence) is what bench/unknown.json says."""
+    from bench.unknown import ROOT, card_results
+
+    report = json.loads((ROOT / "bench" / "unknown.json").read_text())
+    assert json.loads((DEFAULT_MODEL_DIR / "unknown_results.json").read_text()) == json.loads(
+        json.dumps(card_results(report))
+    )
+    one_split = {**report["held_out_classes"], "splits": report["held_out_classes"]["splits"][:1]}
+    if one_split["splits"]:
+        assert " ± " not in card_results({**report, "held_out_classes": one_split})["summary"].split("AUROC")[1]
