@@ -22,8 +22,8 @@ its threshold, all fitted on out-of-fold predictions of folds 3 and 4, never fol
 
 Without `--held-out`, part 1 is carried over from the existing report (the out-of-fold models are not at hand),
 and with `--add-splits` the class splits measured earlier stay beside the ones given: both only when the earlier
-report used the model's temperature, quantiles and threshold as they are now (a split takes ~1.5 h of training per
-network, more than one session of this project has for all five).
+report used the model's temperature, quantiles and threshold as they are now (a split's pair takes about an hour of
+one core per network, two side by side: five splits take longer than one session of this project).
 
 Reports AUROC (of the shipped score, and of the maximum probability beside it) and the share of known sounds
 accepted and unknown ones rejected at the fitted threshold. Writes `UNKNOWN.md` and `unknown.json` into
