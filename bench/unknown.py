@@ -576,7 +576,7 @@ def _so_far(held: dict[str, Any]) -> str:
     """Says how many of the five class splits the figure covers while some are still training."""
     count = len(held["splits"])
     return (
-        f" (so far {count} of the {CLASS_SPLITS} class splits; the others are still training)"
+        f" (so far {count} of the {CLASS_SPLITS} class splits; the others are not measured yet)"
         if count < CLASS_SPLITS
         else ""
     )
